@@ -1,0 +1,263 @@
+// The uotflow command-line tool: train, sample, data, eval, info. Exit codes: 0 ok, 1 runtime error,
+// 2 usage or config error.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+#include "uotflow/core/error.h"
+#include "uotflow/core/rng.h"
+#include "uotflow/data/dataset.h"
+#include "uotflow/io/npy.h"
+#include "uotflow/metrics/metrics.h"
+#include "uotflow/nets/nets.h"
+#include "uotflow/ot/phi.h"
+#include "uotflow/train/trainer.h"
+#include "uotflow_build_info.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_stop_signal(int signal) {
+  g_stop.store(true);
+  // A second signal ends the process the default way.
+  std::signal(signal, SIG_DFL);
+}
+
+std::string join_args(int argc, char** argv) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) {
+    out += (i ? " " : "") + std::string(argv[i]);
+  }
+  return out;
+}
+
+struct TrainArgs {
+  std::string config_file;
+  std::vector<std::string> sets;
+  std::string out = "runs";
+  std::string name;
+  std::optional<uint64_t> seed;
+  std::optional<int64_t> steps;
+  std::optional<int64_t> threads;
+  std::optional<std::string> device;
+  std::string resume;
+  bool dry_run = false;
+};
+
+int run_train(const TrainArgs& a, const std::string& command_line) {
+  using uotflow::Json;
+  std::vector<std::pair<std::string, Json>> flags;
+  if (a.seed) {
+    flags.emplace_back("seed", *a.seed);
+  }
+  if (a.steps) {
+    flags.emplace_back("train.steps", *a.steps);
+  }
+  if (a.threads) {
+    flags.emplace_back("threads", *a.threads);
+  }
+  if (a.device) {
+    flags.emplace_back("device", *a.device);
+  }
+  Json config;
+  if (!a.resume.empty()) {
+    if (!a.config_file.empty() || !a.sets.empty() || a.seed) {
+      throw uotflow::ConfigError(
+          "--resume continues a run with its own config: --config, --set and --seed are not allowed");
+    }
+    config = uotflow::load_run_config(a.resume);
+    for (const auto& [key, value] : flags) {
+      uotflow::apply_set(config, key + "=" + value.dump());
+    }
+  } else {
+    Json file = a.config_file.empty() ? Json() : uotflow::read_json_file(a.config_file);
+    config = uotflow::resolve_config(file, a.sets, flags);
+  }
+  if (a.dry_run) {
+    std::cout << config.dump(2) << std::endl;
+    return 0;
+  }
+  const auto threads = uotflow::get<int64_t>(config, "threads");
+  if (threads <= 0) {
+    throw uotflow::ConfigError("threads must be > 0, got " + std::to_string(threads));
+  }
+  torch::set_num_threads(static_cast<int>(threads));
+
+  uotflow::TrainOptions options;
+  options.out_root = a.out;
+  options.name = a.name;
+  options.resume_dir = a.resume;
+  options.command_line = command_line;
+  options.stop = &g_stop;
+  options.progress = &std::cerr;
+  options.progress_is_terminal = isatty(STDERR_FILENO) != 0;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  auto result = uotflow::train(config, options);
+  if (result.interrupted) {
+    std::cerr << "interrupted at step " << result.step << "; checkpoint written; resume with "
+              << "uotflow train --resume " << result.run_dir << "\n";
+  } else {
+    std::cerr << "finished " << result.step << " steps\n";
+  }
+  std::cout << result.run_dir << std::endl;
+  return 0;
+}
+
+void print_registry(const std::string& title,
+                    const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::cout << title << ":\n";
+  for (const auto& [name, description] : entries) {
+    std::cout << "  " << name << std::string(name.size() < 14 ? 14 - name.size() : 1, ' ')
+              << description << "\n";
+  }
+}
+
+template <typename R>
+std::vector<std::pair<std::string, std::string>> describe(const R& registry) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, entry] : registry.entries()) {
+    out.emplace_back(name, entry.description);
+  }
+  return out;
+}
+
+int run_info() {
+  std::cout << "uotflow " << UOTFLOW_VERSION << " (LibTorch " << TORCH_VERSION << ")\n";
+  print_registry("methods", describe(uotflow::method_registry()));
+  print_registry("phi (Psi* conjugates)", describe(uotflow::phi_registry()));
+  print_registry("costs", {{"quadratic", "cost_scale * sum|mean_i (x_i - y_i)^2"}});
+  print_registry("data sets", describe(uotflow::dataset_registry()));
+  print_registry("generator networks", describe(uotflow::generator_registry()));
+  print_registry("potential networks", describe(uotflow::potential_registry()));
+  print_registry("metrics", describe(uotflow::metric_registry()));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"uotflow: generative modeling and Wasserstein gradient flows with unbalanced OT"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(UOTFLOW_VERSION));
+
+  TrainArgs train_args;
+  auto* train = app.add_subcommand("train", "train a model (writes a run directory)");
+  train->add_option("--config", train_args.config_file, "JSON config file (comments allowed)");
+  train->add_option("--set", train_args.sets, "override a config key: key.path=value (repeatable)");
+  train->add_option("--out", train_args.out, "parent folder of run directories")->capture_default_str();
+  train->add_option("--name", train_args.name, "run name (default: method-dataset)");
+  train->add_option("--seed", train_args.seed, "master seed (random when omitted; recorded)");
+  train->add_option("--steps", train_args.steps, "total training steps (with --resume: continue to N)");
+  train->add_option("--threads", train_args.threads, "intra-op CPU threads (default 1)");
+  train->add_option("--device", train_args.device, "cpu | cuda | cuda:N (default cpu)");
+  train->add_option("--resume", train_args.resume, "continue this run directory from its newest checkpoint");
+  train->add_flag("--dry-run", train_args.dry_run, "print the resolved config and exit");
+
+  std::string sample_run;
+  int64_t sample_n = 1000;
+  std::string sample_out;
+  uint64_t sample_seed = 0;
+  bool no_ema = false;
+  auto* sample = app.add_subcommand("sample", "draw samples from a trained run's final weights");
+  sample->add_option("--run", sample_run, "run directory")->required();
+  sample->add_option("--n", sample_n, "number of samples")->capture_default_str();
+  sample->add_option("--out", sample_out, "output .npy file")->required();
+  sample->add_option("--seed", sample_seed, "sampling seed")->capture_default_str();
+  sample->add_flag("--no-ema", no_ema, "use the raw generator instead of its EMA");
+
+  std::string data_name;
+  std::string data_params = "{}";
+  int64_t data_n = 1000;
+  std::string data_out;
+  uint64_t data_seed = 0;
+  auto* data = app.add_subcommand("data", "dump samples of a registered data set as .npy");
+  data->add_option("--dataset", data_name, "data set name (see `uotflow info`)")->required();
+  data->add_option("--params", data_params, "data set parameters as a JSON object")->capture_default_str();
+  data->add_option("--n", data_n, "number of samples")->capture_default_str();
+  data->add_option("--out", data_out, "output .npy file")->required();
+  data->add_option("--seed", data_seed, "seed")->capture_default_str();
+
+  std::string eval_samples;
+  std::string eval_reference;
+  std::string eval_metrics = "sw2,energy,mean_error,cov_error";
+  uint64_t eval_seed = 0;
+  int64_t eval_projections = 1000;
+  auto* eval = app.add_subcommand("eval", "compare two sample sets; prints one JSON object");
+  eval->add_option("--samples", eval_samples, "samples .npy [N, D]")->required();
+  eval->add_option("--reference", eval_reference, "reference .npy [M, D]")->required();
+  eval->add_option("--metrics", eval_metrics, "comma-separated metric names")->capture_default_str();
+  eval->add_option("--seed", eval_seed, "seed of random projections")->capture_default_str();
+  eval->add_option("--projections", eval_projections, "L for sliced metrics")->capture_default_str();
+
+  app.add_subcommand("info", "list every registry (methods, phi, costs, data sets, nets, metrics)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  try {
+    torch::set_num_threads(1);
+    if (*train) {
+      return run_train(train_args, join_args(argc, argv));
+    }
+    if (*sample) {
+      auto x = uotflow::sample_run(sample_run, sample_n, sample_seed, !no_ema);
+      uotflow::save_npy(sample_out, x.to(torch::kFloat32).contiguous());
+      std::cout << sample_out << std::endl;
+      return 0;
+    }
+    if (*data) {
+      if (data_n <= 0) {
+        throw uotflow::ConfigError("--n must be > 0");
+      }
+      uotflow::Json section = uotflow::default_data_section();
+      section["name"] = data_name;
+      section["params"] = uotflow::parse_json(data_params, "--params");
+      auto set = uotflow::make_dataset(section);
+      auto gen = uotflow::make_stream(data_seed, "data");
+      uotflow::save_npy(data_out, set->sample(data_n, gen));
+      std::cout << data_out << std::endl;
+      return 0;
+    }
+    if (*eval) {
+      auto x = uotflow::load_npy(eval_samples);
+      auto y = uotflow::load_npy(eval_reference);
+      auto as_2d = [](torch::Tensor t) { return t.dim() == 1 ? t.unsqueeze(1) : t; };
+      x = as_2d(x);
+      y = as_2d(y);
+      uotflow::MetricContext context;
+      context.seed = eval_seed;
+      context.n_projections = eval_projections;
+      uotflow::Json out = uotflow::Json::object();
+      std::stringstream list(eval_metrics);
+      std::string name;
+      while (std::getline(list, name, ',')) {
+        if (!name.empty()) {
+          out[name] = uotflow::compute_metric(name, x, y, context);
+        }
+      }
+      std::cout << out.dump() << std::endl;
+      return 0;
+    }
+    return run_info();
+  } catch (const uotflow::ConfigError& e) {
+    std::cerr << "uotflow: error: " << e.what() << std::endl;
+    return 2;
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    std::cerr << "uotflow: error: " << what.substr(0, what.find('\n')) << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "uotflow: error: " << e.what() << std::endl;
+    return 1;
+  }
+}

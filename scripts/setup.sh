@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages uotflow needs to build, test and benchmark. Idempotent: apt runs only when a
+# package is missing. Set UOTFLOW_SETUP_SKIP=1 to skip (e.g. on a machine without apt).
+set -euo pipefail
+[ "${UOTFLOW_SETUP_SKIP:-0}" = 1 ] && exit 0
+packages=(
+  # build
+  cmake ninja-build g++ make pkg-config
+  libtorch-dev libopenblas0-openmp
+  libcli11-dev nlohmann-json3-dev libstb-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # test oracles and the side-by-side benchmark scripts
+  python3 python3-numpy python3-scipy python3-pot python3-torch
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,170 @@
+// Strict JSON configs: comments allowed, duplicate keys rejected, typed merges over defaults.
+#include "uotflow/core/config.h"
+
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "uotflow/core/error.h"
+
+namespace uotflow {
+namespace {
+
+std::string type_name(const Json& j) {
+  if (j.is_number_integer()) {
+    return "integer";
+  }
+  if (j.is_number_float()) {
+    return "number";
+  }
+  return j.type_name();
+}
+
+bool compatible(const Json& def, const Json& value) {
+  if (def.is_null()) {
+    return true;
+  }
+  if (def.is_number_float()) {
+    return value.is_number();
+  }
+  if (def.is_number_integer()) {
+    return value.is_number_integer();
+  }
+  if (def.is_array()) {
+    return value.is_array();
+  }
+  return def.type() == value.type();
+}
+
+}  // namespace
+
+Json parse_json(const std::string& text, const std::string& origin) {
+  std::vector<std::vector<std::string>> keys;  // keys seen in each open object
+  Json::parser_callback_t check_duplicates = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == Json::parse_event_t::object_end) {
+      keys.pop_back();
+    } else if (event == Json::parse_event_t::key) {
+      const std::string key = parsed.get<std::string>();
+      for (const auto& k : keys.back()) {
+        if (k == key) {
+          throw ConfigError(origin + ": duplicate key '" + key + "'");
+        }
+      }
+      keys.back().push_back(key);
+    }
+    return true;
+  };
+  try {
+    return Json::parse(text, check_duplicates, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const Json::parse_error& e) {
+    std::string what = e.what();
+    if (auto pos = what.find("] "); pos != std::string::npos) {
+      what = what.substr(pos + 2);
+    }
+    throw ConfigError(origin + ": invalid JSON: " + what);
+  }
+}
+
+Json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    throw ConfigError("cannot read config file '" + path + "'");
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_json(buffer.str(), path);
+}
+
+void merge_checked(Json& base, const Json& overrides, const std::string& path) {
+  if (!overrides.is_object()) {
+    throw ConfigError("config " + (path.empty() ? std::string("root") : "'" + path + "'") +
+                      " must be a JSON object, got " + type_name(overrides));
+  }
+  const bool open_object = base.is_object() && base.empty();
+  for (const auto& [key, value] : overrides.items()) {
+    const std::string full = path.empty() ? key : path + "." + key;
+    if (!base.contains(key)) {
+      if (open_object) {
+        base[key] = value;
+        continue;
+      }
+      std::string known;
+      for (const auto& [k, v] : base.items()) {
+        known += (known.empty() ? "" : ", ") + k;
+      }
+      throw ConfigError("unknown config key '" + full + "' (known at this level: " + known + ")");
+    }
+    Json& slot = base[key];
+    if (slot.is_object() && !slot.empty()) {
+      merge_checked(slot, value, full);
+    } else if (!compatible(slot, value)) {
+      throw ConfigError("config key '" + full + "' expects " + type_name(slot) + ", got " +
+                        type_name(value) + " (" + value.dump() + ")");
+    } else if (slot.is_number_float() && value.is_number()) {
+      slot = value.get<double>();
+    } else {
+      slot = value;
+    }
+  }
+}
+
+void apply_set(Json& config, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set expects key.path=value, got '" + assignment + "'");
+  }
+  const std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  Json value;
+  try {
+    value = Json::parse(text);
+  } catch (const Json::parse_error&) {
+    value = text;
+  }
+  // Build {"a": {"b": value}} and merge it so the same checks apply.
+  Json patch = value;
+  std::string rest = key;
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    parts.push_back(key.substr(start, dot - start));
+    if (dot == std::string::npos) {
+      break;
+    }
+    start = dot + 1;
+  }
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (it->empty()) {
+      throw ConfigError("--set has an empty key segment in '" + key + "'");
+    }
+    patch = Json{{*it, patch}};
+  }
+  merge_checked(config, patch);
+}
+
+const Json& at_path(const Json& config, const std::string& key) {
+  const Json* node = &config;
+  size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    const std::string part = key.substr(start, dot - start);
+    if (!node->is_object() || !node->contains(part)) {
+      throw ConfigError("missing config key '" + key + "'");
+    }
+    node = &(*node)[part];
+    if (dot == std::string::npos) {
+      return *node;
+    }
+    start = dot + 1;
+  }
+}
+
+void throw_type_error(const std::string& key, const Json& node) {
+  throw ConfigError("config key '" + key + "' has the wrong type: " + type_name(node) + " (" +
+                    node.dump() + ")");
+}
+
+}  // namespace uotflow

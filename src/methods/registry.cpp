@@ -1,0 +1,16 @@
+// The method registry: one registration line per method.
+#include "uotflow/methods/uotm.h"
+#include "uotflow/train/method.h"
+
+namespace uotflow {
+
+MethodRegistry& method_registry() {
+  static MethodRegistry registry = [] {
+    MethodRegistry r("method");
+    register_uotm(r);
+    return r;
+  }();
+  return registry;
+}
+
+}  // namespace uotflow

@@ -1,0 +1,600 @@
+// The training loop: resolved config -> run directory -> steps with logging, evaluation, snapshots and
+// atomic checkpoints; exact resume from the newest checkpoint.
+#include "uotflow/train/trainer.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <regex>
+#include <sstream>
+
+#include "uotflow/core/error.h"
+#include "uotflow/core/rng.h"
+#include "uotflow/data/dataset.h"
+#include "uotflow/io/files.h"
+#include "uotflow/io/npy.h"
+#include "uotflow/io/plot.h"
+#include "uotflow/io/safetensors.h"
+#include "uotflow/metrics/metrics.h"
+#include "uotflow/nets/nets.h"
+#include "uotflow_build_info.h"
+
+namespace fs = std::filesystem;
+
+namespace uotflow {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string zero_pad(int64_t value, int width) {
+  std::ostringstream s;
+  s << std::setw(width) << std::setfill('0') << value;
+  return s.str();
+}
+
+std::string iso_time() {
+  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::ostringstream s;
+  s << std::put_time(std::gmtime(&now), "%Y-%m-%dT%H:%M:%SZ");
+  return s.str();
+}
+
+// Creates out_root/NNNNN-name with the next free number; mkdir fails on an existing folder, so two runs
+// can never share one.
+std::string create_run_dir(const std::string& out_root, const std::string& name) {
+  std::error_code ec;
+  fs::create_directories(out_root, ec);
+  if (ec) {
+    throw ConfigError("cannot create output folder '" + out_root + "': " + ec.message());
+  }
+  int64_t next = 0;
+  for (const auto& entry : fs::directory_iterator(out_root)) {
+    const std::string base = entry.path().filename().string();
+    size_t digits = 0;
+    while (digits < base.size() && std::isdigit(static_cast<unsigned char>(base[digits]))) {
+      ++digits;
+    }
+    if (digits > 0 && digits < 19) {
+      next = std::max<int64_t>(next, std::stoll(base.substr(0, digits)) + 1);
+    }
+  }
+  for (int attempt = 0; attempt < 1000; ++attempt, ++next) {
+    const fs::path dir = fs::path(out_root) / (zero_pad(next, 5) + "-" + name);
+    if (fs::create_directory(dir, ec)) {
+      return dir.string();
+    }
+  }
+  throw RuntimeError("cannot create a run directory under '" + out_root + "'");
+}
+
+void save_generator_state(torch::serialize::OutputArchive& archive, const std::string& key,
+                          at::Generator& gen) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  archive.write(key, gen.get_state());
+}
+
+void load_generator_state(torch::serialize::InputArchive& archive, const std::string& key,
+                          at::Generator& gen) {
+  torch::Tensor state;
+  archive.read(key, state);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// Running means of the losses between two log ticks.
+class LossMeter {
+ public:
+  void add(const std::map<std::string, double>& losses) {
+    for (const auto& [k, v] : losses) {
+      sums_[k] += v;
+    }
+    ++count_;
+  }
+  std::map<std::string, double> means() const {
+    std::map<std::string, double> out;
+    for (const auto& [k, v] : sums_) {
+      out[k] = v / std::max<int64_t>(count_, 1);
+    }
+    return out;
+  }
+  void reset() {
+    sums_.clear();
+    count_ = 0;
+  }
+
+ private:
+  std::map<std::string, double> sums_;
+  int64_t count_ = 0;
+};
+
+std::string format_losses(const std::map<std::string, double>& losses) {
+  std::ostringstream s;
+  s << std::setprecision(4);
+  for (const auto& [k, v] : losses) {
+    s << " " << k << "=" << v;
+  }
+  return s.str();
+}
+
+std::string format_duration(double seconds) {
+  const auto total = static_cast<int64_t>(std::max(0.0, seconds));
+  std::ostringstream s;
+  s << total / 3600 << ":" << zero_pad((total / 60) % 60, 2) << ":" << zero_pad(total % 60, 2);
+  return s.str();
+}
+
+// Builds the method with its weights initialised from the run's "init" stream (LibTorch modules draw
+// their initial weights from the global generator).
+std::unique_ptr<Method> make_method(const Json& config, const Dataset& data, torch::Device device) {
+  torch::manual_seed(derive_seed(get<uint64_t>(config, "seed"), "init"));
+  return method_registry()
+      .create(get<std::string>(config, "method"))
+      .create(MethodContext{config, data, device});
+}
+
+class Run {
+ public:
+  Run(const Json& config, const TrainOptions& options)
+      : config_(config),
+        options_(options),
+        seed_(get<uint64_t>(config, "seed")),
+        device_(parse_device(get<std::string>(config, "device"))),
+        data_(make_dataset(at_path(config, "data"))),
+        method_(make_method(config_, *data_, device_)),
+        streams_{make_stream(seed_, "data"), make_stream(seed_, "noise")} {
+    total_steps_ = get<int64_t>(config, "train.steps");
+    if (total_steps_ <= 0) {
+      throw ConfigError("train.steps must be > 0, got " + std::to_string(total_steps_));
+    }
+    for (const char* key : {"train.log_every", "train.eval_every", "train.checkpoint_every",
+                            "train.snapshot_every", "train.keep_last", "eval.n",
+                            "eval.n_projections"}) {
+      if (get<int64_t>(config, key) < 0) {
+        throw ConfigError(std::string("config key '") + key + "' must be >= 0");
+      }
+    }
+    eval_metrics_ = get<std::vector<std::string>>(config, "eval.metrics");
+    for (const auto& m : eval_metrics_) {
+      metric_registry().at(m);  // unknown names fail before the run starts
+      if ((m == "modes" || m == "hq_fraction") && !data_->centres().defined()) {
+        throw ConfigError("eval metric '" + m + "' needs a data set with known mode centres");
+      }
+    }
+  }
+
+  TrainResult run() {
+    if (options_.resume_dir.empty()) {
+      std::string name = options_.name;
+      if (name.empty()) {
+        name = get<std::string>(config_, "method") + "-" + get<std::string>(config_, "data.name");
+      }
+      run_dir_ = create_run_dir(options_.out_root, name);
+      write_config();
+      log("start: " + options_.command_line);
+    } else {
+      run_dir_ = options_.resume_dir;
+      resume();
+    }
+    fs::create_directories(fs::path(run_dir_) / "checkpoints");
+    fs::create_directories(fs::path(run_dir_) / "samples");
+    fs::create_directories(fs::path(run_dir_) / "final");
+    log("device " + device_.str() + ", seed " + std::to_string(seed_) + ", steps " +
+        std::to_string(step_) + " -> " + std::to_string(total_steps_));
+
+    const int64_t log_every = get<int64_t>(config_, "train.log_every");
+    const int64_t eval_every = get<int64_t>(config_, "train.eval_every");
+    const int64_t checkpoint_every = get<int64_t>(config_, "train.checkpoint_every");
+    const int64_t snapshot_every = get<int64_t>(config_, "train.snapshot_every");
+    auto due = [](int64_t step, int64_t every) { return every > 0 && step % every == 0; };
+
+    TrainResult result;
+    const auto start = Clock::now();
+    auto tick_start = start;
+    const int64_t first_step = step_;
+    int64_t tick_first = step_;
+    LossMeter meter;
+    while (step_ < total_steps_) {
+      if (options_.stop != nullptr && options_.stop->load()) {
+        result.interrupted = true;
+        break;
+      }
+      auto losses = method_->step(step_, streams_);
+      for (const auto& [k, v] : losses) {
+        if (!std::isfinite(v)) {
+          std::ostringstream msg;
+          msg << "non-finite " << k << " (" << v << ") at step " << step_ + 1 << "; ";
+          const auto last = latest_checkpoint(run_dir_);
+          msg << (last.empty() ? "no checkpoint was written yet"
+                               : "the last good checkpoint is " + last);
+          log("error: " + msg.str());
+          throw RuntimeError(msg.str());
+        }
+      }
+      ++step_;
+      meter.add(losses);
+      const bool last = step_ == total_steps_;
+      if (due(step_, log_every) || last) {
+        const double seconds = std::chrono::duration<double>(Clock::now() - tick_start).count();
+        const double per_step = seconds / std::max<int64_t>(step_ - tick_first, 1);
+        write_metrics(meter.means(), per_step, start);
+        report_progress(meter.means(), per_step, first_step, start);
+        meter.reset();
+        tick_start = Clock::now();
+        tick_first = step_;
+      }
+      if (due(step_, eval_every) || last) {
+        evaluate();
+      }
+      if (due(step_, snapshot_every) || last) {
+        snapshot("step-" + zero_pad(step_, 7));
+      }
+      if (due(step_, checkpoint_every) || last) {
+        save_checkpoint();
+      }
+    }
+    if (options_.progress != nullptr && options_.progress_is_terminal) {
+      *options_.progress << "\n";
+    }
+    if (result.interrupted) {
+      save_checkpoint();
+      log("interrupted at step " + std::to_string(step_) + "; resume with --resume " + run_dir_);
+    }
+    write_final();
+    log(result.interrupted ? "stopped" : "done at step " + std::to_string(step_));
+    result.run_dir = run_dir_;
+    result.step = step_;
+    return result;
+  }
+
+ private:
+  void write_config() {
+    Json out = config_;
+    out["meta"] = Json{{"uotflow_version", UOTFLOW_VERSION},
+                       {"libtorch_version", TORCH_VERSION},
+                       {"device", device_.str()},
+                       {"command_line", options_.command_line},
+                       {"created", iso_time()}};
+    write_file_atomic((fs::path(run_dir_) / "config.json").string(), out.dump(2) + "\n");
+  }
+
+  void resume() {
+    const auto path = latest_checkpoint(run_dir_);
+    if (path.empty()) {
+      throw ConfigError("run '" + run_dir_ + "' has no checkpoint to resume from");
+    }
+    torch::serialize::InputArchive archive;
+    try {
+      archive.load_from(path);
+      torch::Tensor step;
+      archive.read("step", step);
+      step_ = step.item<int64_t>();
+      load_generator_state(archive, "rng/data", streams_.data);
+      load_generator_state(archive, "rng/noise", streams_.noise);
+      torch::serialize::InputArchive method_archive;
+      archive.read("method", method_archive);
+      method_->load(method_archive);
+    } catch (const c10::Error& e) {
+      std::string what = e.what_without_backtrace();
+      what = what.substr(0, what.find('\n'));
+      throw ConfigError("checkpoint '" + path + "' is corrupt or truncated (" + what + ")");
+    }
+    log("resume from " + path + " at step " + std::to_string(step_) + ": " +
+        options_.command_line);
+  }
+
+  void save_checkpoint() {
+    torch::serialize::OutputArchive archive;
+    archive.write("step", torch::tensor(step_, torch::kInt64));
+    save_generator_state(archive, "rng/data", streams_.data);
+    save_generator_state(archive, "rng/noise", streams_.noise);
+    torch::serialize::OutputArchive method_archive;
+    method_->save(method_archive);
+    archive.write("method", method_archive);
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    const auto dir = fs::path(run_dir_) / "checkpoints";
+    write_file_atomic((dir / ("step-" + zero_pad(step_, 8) + ".pt")).string(), bytes.str());
+    prune_checkpoints();
+  }
+
+  void prune_checkpoints() {
+    const int64_t keep = get<int64_t>(config_, "train.keep_last");
+    if (keep <= 0) {
+      return;
+    }
+    std::vector<fs::path> found;
+    for (const auto& e : fs::directory_iterator(fs::path(run_dir_) / "checkpoints")) {
+      if (std::regex_match(e.path().filename().string(), std::regex(R"(step-\d+\.pt)"))) {
+        found.push_back(e.path());
+      }
+    }
+    std::sort(found.begin(), found.end());
+    for (size_t i = 0; i + keep < found.size(); ++i) {
+      fs::remove(found[i]);
+    }
+  }
+
+  torch::Tensor reference_samples(int64_t n) {
+    auto gen = make_stream(seed_, "eval-reference");
+    return data_->sample(n, gen);
+  }
+
+  void evaluate() {
+    const int64_t n = get<int64_t>(config_, "eval.n");
+    if (n <= 0 || eval_metrics_.empty()) {
+      return;
+    }
+    const uint64_t seed = derive_seed(seed_, "eval", step_);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const bool ema = method_->has_ema();
+    auto samples = method_->sample(n, gen, ema).cpu();
+    auto reference = reference_samples(n);
+    MetricContext context;
+    context.seed = seed;
+    context.n_projections = get<int64_t>(config_, "eval.n_projections");
+    context.centres = data_->centres();
+    context.mode_std = data_->mode_std();
+    std::ostringstream summary;
+    summary << std::setprecision(5);
+    for (const auto& name : eval_metrics_) {
+      double value = std::numeric_limits<double>::quiet_NaN();
+      if (torch::isfinite(samples).all().item<bool>()) {
+        value = compute_metric(name, samples, reference, context);
+      }
+      Json row{{"step", step_}, {"metric", name}, {"value", value}, {"n", n},
+               {"ema", ema},    {"seed", seed}};
+      append_line((fs::path(run_dir_) / "eval.jsonl").string(), row.dump());
+      summary << " " << name << "=" << value;
+    }
+    log("eval step " + std::to_string(step_) + ":" + summary.str());
+  }
+
+  void snapshot(const std::string& tag) {
+    const int64_t n = 2000;
+    auto gen = make_stream(seed_, "snapshot");
+    auto samples = method_->sample(n, gen, method_->has_ema()).cpu().to(torch::kFloat32);
+    const auto dir = fs::path(run_dir_) / "samples";
+    save_npy((dir / (tag + ".npy")).string(), samples);
+    auto reference = reference_samples(n);
+    PlotWindow window;
+    window.radius = data_->plot_radius();
+    auto centre = data_->plot_centre();
+    if (centre.defined()) {
+      window.centre_x = centre[0].item<double>();
+      window.centre_y = centre.numel() > 1 ? centre[1].item<double>() : 0.0;
+    }
+    const auto png = (dir / (tag + ".png")).string();
+    if (data_->dim() == 1) {
+      save_histogram_png(png, reference, samples, window);
+    } else {
+      save_scatter_png(png, reference.slice(1, 0, 2), samples.slice(1, 0, 2), window);
+    }
+  }
+
+  void write_final() {
+    const auto dir = fs::path(run_dir_) / "final";
+    for (const auto& [group, tensors] : method_->export_weights()) {
+      save_safetensors((dir / (group + ".safetensors")).string(), tensors);
+    }
+    snapshot("final");
+  }
+
+  void write_metrics(const std::map<std::string, double>& losses, double per_step,
+                     Clock::time_point start) {
+    Json row{{"step", step_},
+             {"time", std::chrono::duration<double>(Clock::now() - start).count()},
+             {"sec_per_step", per_step}};
+    for (const auto& [k, v] : losses) {
+      row[k] = v;
+    }
+    for (const auto& [k, v] : method_->learning_rates()) {
+      row[k] = v;
+    }
+    append_line((fs::path(run_dir_) / "metrics.jsonl").string(), row.dump());
+  }
+
+  void report_progress(const std::map<std::string, double>& losses, double per_step,
+                       int64_t first_step, Clock::time_point start) {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const double rate = (step_ - first_step) / std::max(elapsed, 1e-9);
+    const double eta = (total_steps_ - step_) / std::max(rate, 1e-9);
+    std::ostringstream line;
+    line << "step " << step_ << "/" << total_steps_ << " " << std::fixed << std::setprecision(1)
+         << rate << " it/s eta " << format_duration(eta) << format_losses(losses);
+    log(line.str(), /*echo=*/false);
+    if (options_.progress == nullptr) {
+      return;
+    }
+    if (options_.progress_is_terminal) {
+      *options_.progress << "\r\033[K" << line.str() << std::flush;
+    } else {
+      *options_.progress << line.str() << "\n" << std::flush;
+    }
+    (void)per_step;
+  }
+
+  void log(const std::string& message, bool echo = false) {
+    append_line((fs::path(run_dir_) / "log.txt").string(), iso_time() + " " + message);
+    if (echo && options_.progress != nullptr) {
+      *options_.progress << message << "\n";
+    }
+  }
+
+  Json config_;
+  TrainOptions options_;
+  uint64_t seed_;
+  torch::Device device_;
+  std::unique_ptr<Dataset> data_;
+  std::unique_ptr<Method> method_;
+  TrainStreams streams_;
+  std::vector<std::string> eval_metrics_;
+  std::string run_dir_;
+  int64_t step_ = 0;
+  int64_t total_steps_ = 0;
+};
+
+Json common_defaults() {
+  return Json{
+      {"method", "uotm"},
+      {"seed", nullptr},
+      {"device", "cpu"},
+      {"threads", 1},
+      {"data", default_data_section()},
+      {"prior", {{"std", 1.0}}},
+      {"generator", default_generator_section()},
+      {"potential", default_potential_section()},
+      {"loss",
+       {{"phi1", "kl"},
+        {"phi2", "kl"},
+        {"marginal_weight", 1.0},
+        {"cost", "quadratic"},
+        {"cost_scale", 1.0},
+        {"cost_reduction", "sum"},
+        {"r1_gamma", 0.0}}},
+      {"train",
+       {{"steps", 4000},
+        {"batch_size", 256},
+        {"d_steps", 1},
+        {"lr_g", 1e-4},
+        {"lr_d", 1e-4},
+        {"beta1", 0.5},
+        {"beta2", 0.9},
+        {"lr_schedule", "constant"},
+        {"lr_min", 0.0},
+        {"lr_horizon", 0},
+        {"ema_decay", 0.999},
+        {"grad_clip", 0.0},
+        {"log_every", 100},
+        {"eval_every", 1000},
+        {"snapshot_every", 1000},
+        {"checkpoint_every", 1000},
+        {"keep_last", 3}}},
+      {"eval",
+       {{"n", 2000},
+        {"n_projections", 500},
+        {"metrics", Json::array({"sw2", "energy", "mean_error", "cov_error"})}}}};
+}
+
+}  // namespace
+
+Json default_config(const std::string& method) {
+  Json defaults = common_defaults();
+  defaults["method"] = method;
+  for (const auto& [key, value] : method_registry().create(method).default_sections().items()) {
+    defaults[key] = value;
+  }
+  return defaults;
+}
+
+Json resolve_config(const Json& file_config, const std::vector<std::string>& sets,
+                    const std::vector<std::pair<std::string, Json>>& flags) {
+  // The method decides which sections exist, so find it first (file < --set).
+  std::string method = "uotm";
+  if (file_config.is_object() && file_config.contains("method")) {
+    if (!file_config["method"].is_string()) {
+      throw ConfigError("config key 'method' must be a string");
+    }
+    method = file_config["method"].get<std::string>();
+  }
+  for (const auto& s : sets) {
+    if (s.rfind("method=", 0) == 0) {
+      method = s.substr(7);
+    }
+  }
+  Json config = default_config(method);
+  if (!file_config.is_null()) {
+    merge_checked(config, file_config);
+  }
+  for (const auto& s : sets) {
+    apply_set(config, s);
+  }
+  for (const auto& [key, value] : flags) {
+    apply_set(config, key + "=" + value.dump());
+  }
+  if (config["seed"].is_null()) {
+    config["seed"] = random_seed();
+  }
+  if (!config["seed"].is_number_unsigned() && !config["seed"].is_number_integer()) {
+    throw ConfigError("config key 'seed' must be a non-negative integer");
+  }
+  if (config["seed"].is_number_integer() && config["seed"].get<int64_t>() < 0) {
+    throw ConfigError("config key 'seed' must be a non-negative integer");
+  }
+  return config;
+}
+
+Json load_run_config(const std::string& run_dir) {
+  const auto path = (fs::path(run_dir) / "config.json").string();
+  if (!fs::exists(path)) {
+    throw ConfigError("'" + run_dir + "' is not a run directory (no config.json)");
+  }
+  Json stored = read_json_file(path);
+  stored.erase("meta");
+  return resolve_config(stored, {}, {});
+}
+
+torch::Device parse_device(const std::string& name) {
+  try {
+    torch::Device device(name);
+    if (device.is_cuda() && !torch::cuda::is_available()) {
+      throw ConfigError("device '" + name + "' requested but CUDA is not available");
+    }
+    if (!device.is_cpu() && !device.is_cuda()) {
+      throw ConfigError("unsupported device '" + name + "' (known: cpu, cuda, cuda:N)");
+    }
+    return device;
+  } catch (const c10::Error&) {
+    throw ConfigError("invalid device '" + name + "' (known: cpu, cuda, cuda:N)");
+  }
+}
+
+TrainResult train(const Json& config, const TrainOptions& options) {
+  Run run(config, options);
+  return run.run();
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const auto dir = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(dir)) {
+    return "";
+  }
+  std::string best;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    if (std::regex_match(name, std::regex(R"(step-\d+\.pt)")) &&
+        (best.empty() || name > fs::path(best).filename().string())) {
+      best = e.path().string();
+    }
+  }
+  return best;
+}
+
+torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema) {
+  if (n <= 0) {
+    throw ConfigError("--n must be > 0, got " + std::to_string(n));
+  }
+  Json config = load_run_config(run_dir);
+  config["device"] = "cpu";
+  auto data = make_dataset(at_path(config, "data"));
+  auto method = make_method(config, *data, torch::Device(torch::kCPU));
+  WeightGroups weights;
+  const auto dir = fs::path(run_dir) / "final";
+  if (!fs::is_directory(dir)) {
+    throw ConfigError("run '" + run_dir + "' has no final/ weights yet");
+  }
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".safetensors") {
+      weights[e.path().stem().string()] = load_safetensors(e.path().string());
+    }
+  }
+  method->import_weights(weights);
+  auto gen = make_stream(seed, "sample");
+  return method->sample(n, gen, ema).cpu();
+}
+
+}  // namespace uotflow

@@ -1,0 +1,231 @@
+// Tests of the OT layer: Psi* conjugates, costs, sliced Wasserstein, semi-dual losses and R1.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "uotflow/core/error.h"
+#include "uotflow/nets/nets.h"
+#include "uotflow/ot/cost.h"
+#include "uotflow/ot/phi.h"
+#include "uotflow/ot/semidual.h"
+#include "uotflow/ot/sliced.h"
+
+using namespace uotflow;
+
+namespace {
+
+class OtTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(0);
+  }
+};
+
+double phi_value(const Phi& phi, double s) {
+  return phi(torch::tensor({s}, torch::kFloat64)).item<double>();
+}
+
+}  // namespace
+
+TEST_F(OtTest, PhiClosedForms) {
+  for (double s : {-3.0, -1.0, 0.0, 0.5, 2.0}) {
+    EXPECT_NEAR(phi_value(Phi("linear"), s), s, 1e-12);
+    EXPECT_NEAR(phi_value(Phi("kl"), s), std::exp(s) - 1, 1e-12);
+    const double y = std::max(s, -2.0);
+    EXPECT_NEAR(phi_value(Phi("chi2"), s), y * y / 4 + y, 1e-12);
+    EXPECT_NEAR(phi_value(Phi("softplus"), s), 2 * std::log1p(std::exp(s)) - 2 * std::log(2.0),
+                1e-12);
+    // alpha * Psi*(s / alpha)
+    EXPECT_NEAR(phi_value(Phi("kl", 0.5), s), 0.5 * (std::exp(s / 0.5) - 1), 1e-9);
+  }
+  for (const auto& name : phi_registry().names()) {
+    Phi phi(name);
+    EXPECT_NEAR(phi_value(phi, 0.0), 0.0, 1e-12) << name << ": Psi*(0) = 0";
+    auto s = torch::zeros({1}, torch::dtype(torch::kFloat64).requires_grad(true));
+    phi(s).sum().backward();
+    EXPECT_NEAR(s.grad().item<double>(), 1.0, 1e-12) << name << ": Psi*'(0) = 1";
+  }
+  EXPECT_THROW(Phi("nope"), ConfigError);
+  EXPECT_THROW(Phi("kl", 0.0), ConfigError);
+}
+
+// Psi*(s) = sup_t (s t - Psi(t)), checked by brute force on a fine grid of t, also with a weight.
+TEST_F(OtTest, PhiIsTheConjugateOfItsDivergence) {
+  for (const auto& name : {"kl", "chi2", "softplus"}) {
+    for (double alpha : {1.0, 0.5}) {
+      Phi phi(name, alpha);
+      for (double s = -3.0; s <= 1.51; s += 0.25) {
+        double best = -INFINITY;
+        for (double t = 0.0; t <= 25.0; t += 2e-4) {
+          best = std::max(best, s * t - phi.primal(t));
+        }
+        EXPECT_NEAR(phi_value(phi, s), best, 2e-4) << name << " alpha " << alpha << " s " << s;
+      }
+    }
+  }
+  // Linear: Psi is the indicator of t = 1.
+  EXPECT_EQ(Phi("linear").primal(1.0), 0.0);
+  EXPECT_TRUE(std::isinf(Phi("linear").primal(1.5)));
+}
+
+TEST_F(OtTest, PhiIsConvexAndNonDecreasing) {
+  auto s = torch::linspace(-6, 4, 2001, torch::kFloat64);
+  for (const auto& name : phi_registry().names()) {
+    auto y = Phi(name)(s);
+    auto d1 = y.slice(0, 1) - y.slice(0, 0, -1);
+    auto d2 = d1.slice(0, 1) - d1.slice(0, 0, -1);
+    EXPECT_GE(d1.min().item<double>(), -1e-12) << name;
+    EXPECT_GE(d2.min().item<double>(), -1e-12) << name;
+  }
+}
+
+TEST_F(OtTest, QuadraticCostReductions) {
+  auto x = torch::tensor({{0.0, 0.0}, {1.0, 2.0}}, torch::kFloat64);
+  auto y = torch::tensor({{1.0, 1.0}, {1.0, 0.0}}, torch::kFloat64);
+  auto sum = QuadraticCost(0.5, CostReduction::kSum)(x, y);
+  auto mean = QuadraticCost(0.5, CostReduction::kMean)(x, y);
+  EXPECT_TRUE(torch::allclose(sum, torch::tensor({1.0, 2.0}, torch::kFloat64)));
+  EXPECT_TRUE(torch::allclose(mean, torch::tensor({0.5, 1.0}, torch::kFloat64)));
+  EXPECT_THROW(parse_cost_reduction("max"), ConfigError);
+  EXPECT_THROW(QuadraticCost(-1.0), ConfigError);
+}
+
+TEST_F(OtTest, SlicedW2MatchesGaussianClosedForm) {
+  // theta . X ~ N(theta . m, s^2) for isotropic Gaussians, so
+  // SW2^2 = E_theta (theta . (m1 - m2))^2 + (s1 - s2)^2 = |m1 - m2|^2 / d + (s1 - s2)^2.
+  const int64_t d = 3;
+  const int64_t n = 20000;
+  auto m = torch::tensor({1.0, -2.0, 0.5}, torch::kFloat64);
+  auto x = torch::randn({n, d}, torch::kFloat64);
+  auto y = 2.0 * torch::randn({n, d}, torch::kFloat64) + m;
+  const double expected = m.pow(2).sum().item<double>() / d + 1.0;
+  const double sw2 = sliced_wasserstein(x, y, 2000, 7).item<double>();
+  EXPECT_NEAR(sw2 * sw2, expected, 0.03 * expected);
+}
+
+TEST_F(OtTest, SlicedWassersteinInvariances) {
+  auto x = torch::randn({500, 4}, torch::kFloat64);
+  auto y = torch::randn({500, 4}, torch::kFloat64) + 1.0;
+  EXPECT_NEAR(sliced_wasserstein(x, x, 100, 1).item<double>(), 0.0, 1e-12);
+  auto perm = torch::randperm(500, torch::kLong);
+  const double a = sliced_wasserstein(x, y, 100, 1).item<double>();
+  const double b = sliced_wasserstein(x.index_select(0, perm), y, 100, 1).item<double>();
+  EXPECT_NEAR(a, b, 1e-12);
+  EXPECT_GT(a, 0.5);
+  // Same seed, same directions; another seed, other directions.
+  EXPECT_EQ(a, sliced_wasserstein(x, y, 100, 1).item<double>());
+  EXPECT_NE(a, sliced_wasserstein(x, y, 100, 2).item<double>());
+  // Batched [B, N, D] equals one call per batch element.
+  auto xb = torch::stack({x, y});
+  auto yb = torch::stack({y, x * 2});
+  auto batched = sliced_wasserstein(xb, yb, 100, 3);
+  EXPECT_NEAR(batched[0].item<double>(), sliced_wasserstein(x, y, 100, 3).item<double>(), 1e-12);
+  EXPECT_NEAR(batched[1].item<double>(), sliced_wasserstein(y, x * 2, 100, 3).item<double>(),
+              1e-12);
+}
+
+TEST_F(OtTest, Wasserstein1dQuantilePathMatchesSortPath) {
+  auto u = torch::randn({3, 7}, torch::kFloat64);
+  auto v = torch::randn({3, 7}, torch::kFloat64);
+  // Repeating every point of v twice gives the same measure with 14 atoms: the unequal-size path.
+  auto v2 = v.repeat_interleave(2, 1);
+  for (double p : {1.0, 2.0, 3.0}) {
+    EXPECT_TRUE(torch::allclose(wasserstein_1d_pp(u, v, p), wasserstein_1d_pp(u, v2, p), 1e-10));
+  }
+  // Hand example: {0, 1} vs {0, 0, 3}: quantile levels 1/3, 1/2, 2/3, 1.
+  auto a = torch::tensor({0.0, 1.0}, torch::kFloat64);
+  auto b = torch::tensor({0.0, 0.0, 3.0}, torch::kFloat64);
+  // levels (0,1/3]: 0 vs 0; (1/3,1/2]: 0 vs 0; (1/2,2/3]: 1 vs 0; (2/3,1]: 1 vs 3.
+  const double expected = (1.0 / 6.0) * 1.0 + (1.0 / 3.0) * 4.0;
+  EXPECT_NEAR(wasserstein_1d_pp(a, b, 2.0).item<double>(), expected, 1e-12);
+}
+
+namespace {
+
+// Central finite differences of f with respect to every entry of `param` (float64).
+torch::Tensor finite_difference(const std::function<double()>& f, torch::Tensor param,
+                                double eps = 1e-6) {
+  // `param` is a detached view of the weights (no NoGradGuard: f may itself need autograd for R1).
+  auto grad = torch::zeros_like(param);
+  auto flat = param.view(-1);
+  auto gflat = grad.view(-1);
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    const double old = flat[i].item<double>();
+    flat[i] = old + eps;
+    const double up = f();
+    flat[i] = old - eps;
+    const double down = f();
+    flat[i] = old;
+    gflat[i] = (up - down) / (2 * eps);
+  }
+  return grad;
+}
+
+}  // namespace
+
+TEST_F(OtTest, SemiDualLossGradientsMatchFiniteDifferences) {
+  const int64_t d = 2;
+  Json gen_section{{"net", "mlp"}, {"width", 6}, {"depth", 1}, {"nz", 1}};
+  Json pot_section{{"net", "mlp"}, {"width", 6}, {"depth", 2}};
+  for (const auto& [phi1, phi2] : std::vector<std::pair<std::string, std::string>>{
+           {"kl", "kl"}, {"linear", "chi2"}, {"softplus", "softplus"}, {"linear", "linear"}}) {
+    auto gen = make_generator(d, gen_section);
+    auto pot = make_potential(d, pot_section);
+    gen->to(torch::kFloat64);
+    pot->to(torch::kFloat64);
+    SemiDualLoss loss{Phi(phi1, 0.7), Phi(phi2, 0.7)};
+    QuadraticCost cost(0.3);
+    auto x = torch::randn({5, d}, torch::kFloat64);
+    auto z = torch::randn({5, 1}, torch::kFloat64);
+    auto real = torch::randn({6, d}, torch::kFloat64);
+    const double r1_gamma = 0.4;
+
+    // Potential loss with R1 (needs the double backward) with respect to the potential's weights.
+    auto potential_loss = [&]() {
+      auto fake = gen->forward(x, z).detach();
+      auto r = real.detach().clone().requires_grad_(true);
+      auto v_real = pot->forward(r);
+      return loss.potential(pot->forward(fake), cost(x, fake), v_real) +
+             0.5 * r1_gamma * gradient_penalty(v_real, r);
+    };
+    auto generator_loss = [&]() {
+      auto fake = gen->forward(x, z);
+      return loss.generator(pot->forward(fake), cost(x, fake));
+    };
+    for (auto& p : pot->parameters()) {
+      pot->zero_grad();
+      potential_loss().backward();
+      auto fd = finite_difference([&] { return potential_loss().item<double>(); }, p.data());
+      EXPECT_TRUE(torch::allclose(p.grad(), fd, 1e-5, 1e-7)) << phi1 << "/" << phi2;
+    }
+    for (auto& p : gen->parameters()) {
+      gen->zero_grad();
+      generator_loss().backward();
+      auto fd = finite_difference([&] { return generator_loss().item<double>(); }, p.data());
+      EXPECT_TRUE(torch::allclose(p.grad(), fd, 1e-5, 1e-7)) << phi1 << "/" << phi2;
+    }
+  }
+}
+
+TEST_F(OtTest, GradientPenaltyOfALinearPotential) {
+  // v(y) = w . y has gradient w everywhere: E ||grad v||^2 = |w|^2.
+  auto w = torch::tensor({3.0, -4.0}, torch::kFloat64);
+  auto y = torch::randn({10, 2}, torch::kFloat64).requires_grad_(true);
+  auto v = y.matmul(w);
+  EXPECT_NEAR(gradient_penalty(v, y).item<double>(), 25.0, 1e-12);
+}
+
+TEST_F(OtTest, ReferenceToyNetworkSizes) {
+  // ResNet_FC(2, 128, 3) generator and potential of the reference code.
+  auto gen = make_generator(2, default_generator_section());
+  auto pot = make_potential(2, default_potential_section());
+  EXPECT_EQ(count_parameters(*gen), 182658);
+  EXPECT_EQ(count_parameters(*pot), 165633);
+  auto out = gen->forward(torch::randn({4, 2}), torch::randn({4, 2}));
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{4, 2}));
+  EXPECT_EQ(pot->forward(out).sizes(), (std::vector<int64_t>{4}));
+  EXPECT_THROW(make_generator(2, Json{{"net", "nope"}}), ConfigError);
+  EXPECT_THROW(make_generator(2, Json{{"net", "mlp"}, {"width", 0}, {"depth", 1}, {"nz", 1}}),
+               ConfigError);
+}
