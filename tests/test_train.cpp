@@ -142,6 +142,9 @@ TEST_F(TrainTest, SamplingFromFinalWeightsIsSeededAndMatchesTheRun) {
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_FALSE(torch::equal(a, c));
   EXPECT_FALSE(torch::equal(a, raw));
+  // Missing weights are an error, never a silently untrained generator.
+  fs::remove(run.run_dir + "/final/generator_ema.safetensors");
+  EXPECT_THROW(sample_run(run.run_dir, 10, 5, true), ConfigError);
 }
 
 TEST_F(TrainTest, CliTrainWritesTheRunDirectory) {
@@ -281,4 +284,42 @@ TEST_F(TrainTest, NonFiniteLossStopsWithExitCode1AndKeepsTheLastCheckpoint) {
   ASSERT_FALSE(ckpt.empty());
   torch::serialize::InputArchive archive;
   EXPECT_NO_THROW(archive.load_from(ckpt));
+}
+
+TEST_F(TrainTest, SigintWritesACheckpointAndTheRunResumes) {
+  auto out = (root_ / "runs").string();
+  const std::string train_cmd = std::string(UOTFLOW_BINARY_DIR) + "/uotflow train --out " + out +
+                                " --seed 2 --steps 1000000 --set generator.net=mlp"
+                                " --set potential.net=mlp --set eval.n=0 --set train.batch_size=16";
+  // Start, wait until the run directory has a log, interrupt, and report the exit code.
+  const std::string script = "sh -c '" + train_cmd +
+                             " > " + (root_ / "stdout.txt").string() + " 2>&1 & pid=$!;"
+                             " for i in $(seq 100); do sleep 0.1; ls " + out +
+                             "/*/log.txt >/dev/null 2>&1 && break; done; sleep 1;"
+                             " kill -INT $pid; wait $pid; echo rc=$?'";
+  FILE* pipe = popen(script.c_str(), "r");
+  std::string result;
+  std::array<char, 256> buffer{};
+  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
+    result += buffer.data();
+  }
+  pclose(pipe);
+  EXPECT_NE(result.find("rc=0"), std::string::npos) << result;
+  auto output = read_file((root_ / "stdout.txt").string());
+  EXPECT_NE(output.find("interrupted at step"), std::string::npos) << output;
+  const std::string dir = last_line(output);
+  const auto ckpt = latest_checkpoint(dir);
+  ASSERT_FALSE(ckpt.empty()) << output;
+  EXPECT_NE(read_file(dir + "/log.txt").find("interrupted at step"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/final/generator.safetensors"));
+  // Resuming continues from the interrupted step.
+  torch::serialize::InputArchive archive;
+  archive.load_from(ckpt);
+  torch::Tensor step;
+  archive.read("step", step);
+  const int64_t stopped = step.item<int64_t>();
+  EXPECT_GT(stopped, 0);
+  auto r = run_cli("train --resume " + dir + " --steps " + std::to_string(stopped + 5));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(read_file(dir + "/log.txt").find("resume from"), std::string::npos);
 }

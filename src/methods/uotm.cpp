@@ -224,9 +224,10 @@ class Uotm : public Method {
                                                                  {"generator_ema", generator_ema_.get()},
                                                                  {"potential", potential_.get()}}) {
       auto it = weights.find(group);
-      if (it != weights.end()) {
-        load_named_tensors(*module, it->second, group);
+      if (it == weights.end()) {
+        throw ConfigError("weights lack the group '" + group + "' (" + group + ".safetensors)");
       }
+      load_named_tensors(*module, it->second, group);
     }
   }
 

@@ -592,7 +592,11 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
       weights[e.path().stem().string()] = load_safetensors(e.path().string());
     }
   }
-  method->import_weights(weights);
+  try {
+    method->import_weights(weights);
+  } catch (const ConfigError& e) {
+    throw ConfigError("run '" + run_dir + "' final/: " + e.what());
+  }
   auto gen = make_stream(seed, "sample");
   return method->sample(n, gen, ema).cpu();
 }

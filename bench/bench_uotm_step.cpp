@@ -1,0 +1,171 @@
+// Throughput of one UOTM toy training step (potential step with R1 + generator step + EMA) at the
+// reference settings, and the single-thread float32 matmul peak it is measured against.
+//
+// Extra flags (read before Google Benchmark's own): --uotm_steps=N fixes the timed steps per run
+// (default: let the library pick), --uotm_warmup=W untimed steps before timing (default 20).
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "uotflow/core/config.h"
+#include "uotflow/core/rng.h"
+#include "uotflow/data/dataset.h"
+#include "uotflow/train/method.h"
+#include "uotflow/train/trainer.h"
+
+namespace {
+
+constexpr int64_t kBatch = 400;
+constexpr int64_t kDim = 2;
+constexpr int64_t kWidth = 128;
+constexpr int64_t kBlocks = 3;
+constexpr int64_t kNz = 2;
+
+int64_t g_steps = 0;  // 0: Google Benchmark decides
+int64_t g_warmup = 20;
+
+// Multiply-accumulates per sample of one forward pass (each Linear(in, out) costs in * out MACs).
+constexpr int64_t trunk_macs() {
+  return kDim * kWidth + kBlocks * 3 * kWidth * kWidth;
+}
+constexpr int64_t potential_macs() {  // trunk, Linear(W, W), Linear(W, 1)
+  return trunk_macs() + kWidth * kWidth + kWidth;
+}
+constexpr int64_t generator_macs() {  // trunk + z-MLP (Linear(nz, W), Linear(W, W)) + head
+  return trunk_macs() + (kNz * kWidth + kWidth * kWidth) + (kWidth * kWidth + kWidth * kDim);
+}
+
+// FLOPs of one step, counting matmuls only (2 FLOPs per MAC; elementwise ops, Adam and EMA are
+// O(params) or O(B * W) and below 2% of it). With F_v, F_g = forward FLOPs of v and T on a batch:
+//   potential step: T forward (no grad)                          1 F_g
+//                   v(fake), v(real) forwards                    2 F_v
+//                   R1: grad_y v(real), input grads only         1 F_v
+//                   backward of v(fake) and v(real): 2x fwd each 4 F_v
+//                   backward through the R1 grad graph: 2x       2 F_v
+//   generator step: T forward, v(fake) forward                   1 F_g + 1 F_v
+//                   backward through v (input grads only)        1 F_v
+//                   backward through T (input + weight grads)    2 F_g
+//   total: 4 F_g + 11 F_v.
+// At the reference settings F_v = 2 * 164,224 * 400 and F_g = 2 * 180,992 * 400: 2.024 GFLOP/step.
+constexpr double step_flops() {
+  const double f_v = 2.0 * static_cast<double>(potential_macs()) * kBatch;
+  const double f_g = 2.0 * static_cast<double>(generator_macs()) * kBatch;
+  return 4.0 * f_g + 11.0 * f_v;
+}
+
+uotflow::Json reference_config() {
+  const uotflow::Json file = {
+      {"seed", 0},
+      {"data", {{"name", "8gaussians"}}},
+      {"generator", {{"net", "resnet_fc"}, {"width", kWidth}, {"depth", kBlocks}, {"nz", kNz}}},
+      {"potential", {{"net", "resnet_fc"}, {"width", kWidth}, {"depth", kBlocks}}},
+      {"loss", {{"r1_gamma", 0.2}, {"cost_scale", 0.1}}},
+      {"train", {{"batch_size", kBatch}, {"d_steps", 1}, {"ema_decay", 0.999}}}};
+  return uotflow::resolve_config(file, {}, {});
+}
+
+// The method exactly as `uotflow train` builds it, stepped as the trainer steps it.
+void BM_UotmStep(benchmark::State& state) {
+  torch::manual_seed(0);
+  const uotflow::Json cfg = reference_config();
+  auto data = uotflow::make_dataset(uotflow::at_path(cfg, "data"));
+  auto method = uotflow::method_registry().create("uotm").create(
+      uotflow::MethodContext{cfg, *data, torch::Device(torch::kCPU)});
+  uotflow::TrainStreams streams{uotflow::make_stream(0, "data"), uotflow::make_stream(0, "noise")};
+  int64_t i = 0;
+  for (; i < g_warmup; ++i) {
+    benchmark::DoNotOptimize(method->step(i, streams));
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(method->step(i++, streams));
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["it_per_s"] = benchmark::Counter(n, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(n * step_flops() * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP_per_step"] = step_flops() * 1e-9;
+}
+
+// Single-thread float32 GEMM peak: [n, n] x [n, n].
+void BM_Matmul(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  torch::manual_seed(0);
+  auto a = torch::randn({n, n});
+  auto b = torch::randn({n, n});
+  auto c = torch::empty({n, n});
+  for (int k = 0; k < 3; ++k) {
+    torch::mm_out(c, a, b);
+  }
+  for (auto _ : state) {
+    torch::mm_out(c, a, b);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * 2.0 * n * n * n * 1e-9,
+      benchmark::Counter::kIsRate);
+}
+
+// The GEMM the step is made of: a Linear(128, 128) forward on a batch of 400, [400, 128] x [128, 128]^T.
+void BM_MatmulStepShape(benchmark::State& state) {
+  torch::manual_seed(0);
+  auto x = torch::randn({kBatch, kWidth});
+  auto w = torch::randn({kWidth, kWidth});
+  auto bias = torch::randn({kWidth});
+  torch::NoGradGuard no_grad;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(torch::linear(x, w, bias));
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * 2.0 * kBatch * kWidth * kWidth * 1e-9,
+      benchmark::Counter::kIsRate);
+}
+
+// Removes --uotm_* flags from argv (Google Benchmark rejects flags it does not know).
+void parse_own_flags(int& argc, char** argv) {
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    const char* arg = argv[i];
+    if (std::strncmp(arg, "--uotm_steps=", 13) == 0) {
+      g_steps = std::strtoll(arg + 13, nullptr, 10);
+    } else if (std::strncmp(arg, "--uotm_warmup=", 14) == 0) {
+      g_warmup = std::strtoll(arg + 14, nullptr, 10);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  parse_own_flags(argc, argv);
+  torch::set_num_threads(1);
+
+  auto* step = benchmark::RegisterBenchmark("BM_UotmStep", BM_UotmStep);
+  step->Unit(benchmark::kMillisecond)->UseRealTime();
+  if (g_steps > 0) {
+    step->Iterations(g_steps);
+  }
+  benchmark::RegisterBenchmark("BM_Matmul", BM_Matmul)
+      ->Arg(512)
+      ->Arg(1024)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("BM_MatmulStepShape", BM_MatmulStepShape)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    return 2;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
