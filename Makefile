@@ -20,7 +20,9 @@ test: build
 test-slow: build
 	cd $(BUILD) && ctest --output-on-failure -L slow
 
-demo: build
+# The demo builds only the CLI (not the tests and benchmarks) to stay quick on a fresh machine.
+demo: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target uotflow_cli
 	$(BUILD)/uotflow train --config $(CONFIG)
 
 bench: build

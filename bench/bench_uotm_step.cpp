@@ -86,8 +86,8 @@ void BM_UotmStep(benchmark::State& state) {
   }
   const auto n = static_cast<double>(state.iterations());
   state.counters["it_per_s"] = benchmark::Counter(n, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(n * step_flops() * 1e-9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(n * step_flops() * 1e-9, benchmark::Counter::kIsRate);
   state.counters["GFLOP_per_step"] = step_flops() * 1e-9;
 }
 
@@ -105,12 +105,13 @@ void BM_Matmul(benchmark::State& state) {
     torch::mm_out(c, a, b);
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * 2.0 * n * n * n * 1e-9,
-      benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * n * n * n * 1e-9,
+                         benchmark::Counter::kIsRate);
 }
 
-// The GEMM the step is made of: a Linear(128, 128) forward on a batch of 400, [400, 128] x [128, 128]^T.
+// The GEMM the step is made of: a Linear(128, 128) forward on a batch of 400, [400, 128] x [128,
+// 128]^T.
 void BM_MatmulStepShape(benchmark::State& state) {
   torch::manual_seed(0);
   auto x = torch::randn({kBatch, kWidth});

@@ -53,3 +53,23 @@ TEST(UotmQuality, EightGaussiansReachesTheNoiseFloorAndCoversAllModes) {
   EXPECT_EQ(modes.covered, 8);
   EXPECT_GT(modes.hq_fraction, 0.9);
 }
+
+// Acceptance (the paper's robustness claim): on 99% N(1, 0.1^2) + 1% N(-1, 0.1^2), UOTM (kl/kl) puts
+// less than a quarter of the data's outlier mass (x < 0) into its samples; OTM, same budget and
+// settings, at least half of it. Two runs of about 2 minutes each on one core.
+TEST(UotmQuality, OutlierRobustnessUotmAgainstOtm) {
+  torch::set_num_threads(1);
+  const double data_outlier_mass = 0.01;
+  auto outlier_mass = [](const std::string& config_name) {
+    auto config = toy_config(config_name, {"seed=1", "eval.n=0", "train.snapshot_every=0"});
+    const auto run = train_in_temp(config, config_name);
+    auto samples = sample_run(run, 100000, 7, true);
+    return (samples < 0).to(torch::kFloat64).mean().item<double>();
+  };
+  const double uotm = outlier_mass("uotm_outlier1d.json");
+  const double otm = outlier_mass("otm_outlier1d.json");
+  RecordProperty("uotm_outlier_mass", std::to_string(uotm));
+  RecordProperty("otm_outlier_mass", std::to_string(otm));
+  EXPECT_LT(uotm, 0.25 * data_outlier_mass) << "UOTM outlier mass " << uotm;
+  EXPECT_GE(otm, 0.5 * data_outlier_mass) << "OTM outlier mass " << otm;
+}
