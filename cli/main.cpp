@@ -1,8 +1,8 @@
-// The uotflow command-line tool: train, sample, data, eval, info. Exit codes: 0 ok, 1 runtime error,
-// 2 usage or config error.
-#include <CLI/CLI.hpp>
+// The uotflow command-line tool: train, sample, data, eval, info. Exit codes: 0 ok, 1 runtime
+// error, 2 usage or config error.
 #include <torch/torch.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -68,7 +68,8 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   if (!a.resume.empty()) {
     if (!a.config_file.empty() || !a.sets.empty() || a.seed) {
       throw uotflow::ConfigError(
-          "--resume continues a run with its own config: --config, --set and --seed are not allowed");
+          "--resume continues a run with its own config: --config, --set and --seed are not "
+          "allowed");
     }
     config = uotflow::load_run_config(a.resume);
     for (const auto& [key, value] : flags) {
@@ -150,13 +151,16 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "train a model (writes a run directory)");
   train->add_option("--config", train_args.config_file, "JSON config file (comments allowed)");
   train->add_option("--set", train_args.sets, "override a config key: key.path=value (repeatable)");
-  train->add_option("--out", train_args.out, "parent folder of run directories")->capture_default_str();
+  train->add_option("--out", train_args.out, "parent folder of run directories")
+      ->capture_default_str();
   train->add_option("--name", train_args.name, "run name (default: method-dataset)");
   train->add_option("--seed", train_args.seed, "master seed (random when omitted; recorded)");
-  train->add_option("--steps", train_args.steps, "total training steps (with --resume: continue to N)");
+  train->add_option("--steps", train_args.steps,
+                    "total training steps (with --resume: continue to N)");
   train->add_option("--threads", train_args.threads, "intra-op CPU threads (default 1)");
   train->add_option("--device", train_args.device, "cpu | cuda | cuda:N (default cpu)");
-  train->add_option("--resume", train_args.resume, "continue this run directory from its newest checkpoint");
+  train->add_option("--resume", train_args.resume,
+                    "continue this run directory from its newest checkpoint");
   train->add_flag("--dry-run", train_args.dry_run, "print the resolved config and exit");
 
   std::string sample_run;
@@ -178,7 +182,8 @@ int main(int argc, char** argv) {
   uint64_t data_seed = 0;
   auto* data = app.add_subcommand("data", "dump samples of a registered data set as .npy");
   data->add_option("--dataset", data_name, "data set name (see `uotflow info`)")->required();
-  data->add_option("--params", data_params, "data set parameters as a JSON object")->capture_default_str();
+  data->add_option("--params", data_params, "data set parameters as a JSON object")
+      ->capture_default_str();
   data->add_option("--n", data_n, "number of samples")->capture_default_str();
   data->add_option("--out", data_out, "output .npy file")->required();
   data->add_option("--seed", data_seed, "seed")->capture_default_str();
@@ -191,9 +196,11 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "compare two sample sets; prints one JSON object");
   eval->add_option("--samples", eval_samples, "samples .npy [N, D]")->required();
   eval->add_option("--reference", eval_reference, "reference .npy [M, D]")->required();
-  eval->add_option("--metrics", eval_metrics, "comma-separated metric names")->capture_default_str();
+  eval->add_option("--metrics", eval_metrics, "comma-separated metric names")
+      ->capture_default_str();
   eval->add_option("--seed", eval_seed, "seed of random projections")->capture_default_str();
-  eval->add_option("--projections", eval_projections, "L for sliced metrics")->capture_default_str();
+  eval->add_option("--projections", eval_projections, "L for sliced metrics")
+      ->capture_default_str();
 
   app.add_subcommand("info", "list every registry (methods, phi, costs, data sets, nets, metrics)");
 

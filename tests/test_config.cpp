@@ -3,8 +3,8 @@
 
 #include "uotflow/core/config.h"
 #include "uotflow/core/error.h"
-#include "uotflow/core/rng.h"
 #include "uotflow/core/registry.h"
+#include "uotflow/core/rng.h"
 
 using uotflow::ConfigError;
 using uotflow::Json;
@@ -21,8 +21,11 @@ std::string error_of(const std::function<void()>& fn) {
 }
 
 Json defaults() {
-  return Json{{"a", 1}, {"b", {{"x", 1.5}, {"name", "kl"}}}, {"open", Json::object()},
-              {"maybe", nullptr}, {"list", Json::array({"sw2"})}};
+  return Json{{"a", 1},
+              {"b", {{"x", 1.5}, {"name", "kl"}}},
+              {"open", Json::object()},
+              {"maybe", nullptr},
+              {"list", Json::array({"sw2"})}};
 }
 
 }  // namespace
@@ -41,8 +44,11 @@ TEST(Config, ParsesCommentsAndRejectsDuplicates) {
 
 TEST(Config, MergeChecksKeysAndTypes) {
   Json base = defaults();
-  uotflow::merge_checked(base, Json{{"a", 3}, {"b", {{"x", 2}}}, {"open", {{"anything", true}}},
-                                    {"maybe", "text"}, {"list", Json::array({"energy"})}});
+  uotflow::merge_checked(base, Json{{"a", 3},
+                                    {"b", {{"x", 2}}},
+                                    {"open", {{"anything", true}}},
+                                    {"maybe", "text"},
+                                    {"list", Json::array({"energy"})}});
   EXPECT_EQ(base["a"], 3);
   EXPECT_TRUE(base["b"]["x"].is_number_float());
   EXPECT_DOUBLE_EQ(base["b"]["x"].get<double>(), 2.0);

@@ -65,9 +65,13 @@ class IoTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    fs::remove_all(dir_);
+  }
 
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  std::string file(const std::string& name) const {
+    return (dir_ / name).string();
+  }
 
   // Runs a Python script with Debian's python3 and returns its exit status (0 = its checks passed).
   int run_python(const std::string& script) const {
@@ -382,7 +386,9 @@ std::pair<int, int> png_size(const std::string& bytes) {
 struct Image {
   int width = 0, height = 0;
   std::vector<unsigned char> rgb;
-  const unsigned char* at(int x, int y) const { return &rgb[3 * (y * width + x)]; }
+  const unsigned char* at(int x, int y) const {
+    return &rgb[3 * (y * width + x)];
+  }
 };
 
 Image decode_png(const std::string& bytes) {

@@ -25,8 +25,7 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-CommandResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1";
+CommandResult run_shell(const std::string& cmd) {
   CommandResult result;
   FILE* pipe = popen(cmd.c_str(), "r");
   std::array<char, 4096> buffer{};
@@ -36,6 +35,10 @@ CommandResult run_cli(const std::string& args) {
   const int status = pclose(pipe);
   result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+CommandResult run_cli(const std::string& args) {
+  return run_shell(std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1");
 }
 
 std::string last_line(const std::string& text) {
@@ -69,8 +72,9 @@ class TrainTest : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::manual_seed(0);
-    root_ = fs::path(testing::TempDir()) /
-            ("uotflow-" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
+    root_ =
+        fs::path(testing::TempDir()) /
+        ("uotflow-" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
@@ -115,7 +119,8 @@ TEST_F(TrainTest, ResumeIsBitIdentical) {
   auto sa = load_npy(straight.run_dir + "/samples/final.npy");
   auto sb = load_npy(first.run_dir + "/samples/final.npy");
   EXPECT_TRUE(torch::equal(sa, sb));
-  // The checkpoints hold the full state: resuming a finished run to the same length changes nothing.
+  // The checkpoints hold the full state: resuming a finished run to the same length changes
+  // nothing.
   auto more = load_npy(first.run_dir + "/samples/step-0000040.npy");
   EXPECT_TRUE(torch::equal(more, sa));
   // log.txt is appended, not truncated, on resume.
@@ -156,9 +161,10 @@ TEST_F(TrainTest, CliTrainWritesTheRunDirectory) {
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string dir = last_line(r.output);
   EXPECT_EQ(fs::path(dir).parent_path(), fs::path(out));
-  for (const auto& f : {"config.json", "log.txt", "metrics.jsonl", "eval.jsonl", "samples/final.png",
-                        "samples/final.npy", "samples/step-0000020.png", "final/generator.safetensors",
-                        "final/generator_ema.safetensors", "checkpoints/step-00000020.pt"}) {
+  for (const auto& f :
+       {"config.json", "log.txt", "metrics.jsonl", "eval.jsonl", "samples/final.png",
+        "samples/final.npy", "samples/step-0000020.png", "final/generator.safetensors",
+        "final/generator_ema.safetensors", "checkpoints/step-00000020.pt"}) {
     EXPECT_TRUE(fs::exists(fs::path(dir) / f)) << f;
   }
   auto config = read_json_file(dir + "/config.json");
@@ -175,7 +181,8 @@ TEST_F(TrainTest, CliTrainWritesTheRunDirectory) {
   }
   // A second run gets a new directory; the first is untouched.
   auto before = read_file(dir + "/log.txt");
-  auto r2 = run_cli("train --out " + out + " --seed 3 --steps 1 --set generator.net=mlp"
+  auto r2 = run_cli("train --out " + out +
+                    " --seed 3 --steps 1 --set generator.net=mlp"
                     " --set potential.net=mlp --set eval.n=50 --set train.batch_size=16");
   ASSERT_EQ(r2.code, 0) << r2.output;
   EXPECT_NE(last_line(r2.output), dir);
@@ -194,7 +201,8 @@ TEST_F(TrainTest, CliTrainWritesTheRunDirectory) {
   EXPECT_TRUE(json.contains("energy"));
   auto info = run_cli("info");
   ASSERT_EQ(info.code, 0);
-  for (const auto& name : {"uotm", "kl", "softplus", "8gaussians", "resnet_fc", "sw2", "quadratic"}) {
+  for (const auto& name :
+       {"uotm", "kl", "softplus", "8gaussians", "resnet_fc", "sw2", "quadratic"}) {
     EXPECT_NE(info.output.find(name), std::string::npos) << name;
   }
   auto dry = run_cli("train --dry-run --set loss.phi2=chi2 --seed 1");
@@ -256,9 +264,7 @@ TEST_F(TrainTest, TruncatedCheckpointIsAConfigErrorAndNothingIsLost) {
   auto run = train(tiny_config(10), options);
   const auto ckpt = latest_checkpoint(run.run_dir);
   auto bytes = read_file(ckpt);
-  {
-    std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2);
-  }
+  { std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2); }
   auto log_before = read_file(run.run_dir + "/log.txt");
   auto weights_before = read_file(run.run_dir + "/final/generator.safetensors");
   auto r = run_cli("train --resume " + run.run_dir + " --steps 20");
@@ -292,18 +298,13 @@ TEST_F(TrainTest, SigintWritesACheckpointAndTheRunResumes) {
                                 " --seed 2 --steps 1000000 --set generator.net=mlp"
                                 " --set potential.net=mlp --set eval.n=0 --set train.batch_size=16";
   // Start, wait until the run directory has a log, interrupt, and report the exit code.
-  const std::string script = "sh -c '" + train_cmd +
-                             " > " + (root_ / "stdout.txt").string() + " 2>&1 & pid=$!;"
-                             " for i in $(seq 100); do sleep 0.1; ls " + out +
+  const std::string script = "sh -c '" + train_cmd + " > " + (root_ / "stdout.txt").string() +
+                             " 2>&1 & pid=$!;"
+                             " for i in $(seq 100); do sleep 0.1; ls " +
+                             out +
                              "/*/log.txt >/dev/null 2>&1 && break; done; sleep 1;"
                              " kill -INT $pid; wait $pid; echo rc=$?'";
-  FILE* pipe = popen(script.c_str(), "r");
-  std::string result;
-  std::array<char, 256> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
-    result += buffer.data();
-  }
-  pclose(pipe);
+  const std::string result = run_shell(script).output;
   EXPECT_NE(result.find("rc=0"), std::string::npos) << result;
   auto output = read_file((root_ / "stdout.txt").string());
   EXPECT_NE(output.find("interrupted at step"), std::string::npos) << output;

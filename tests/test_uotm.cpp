@@ -1,5 +1,5 @@
-// Quality tests of UOTM training (CI-sized): 8 Gaussians against the data noise floor, and the paper's
-// 1-D outlier-robustness claim, UOTM against OTM at equal budget.
+// Quality tests of UOTM training (CI-sized): 8 Gaussians against the data noise floor, and the
+// paper's 1-D outlier-robustness claim, UOTM against OTM at equal budget.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -31,8 +31,8 @@ std::string train_in_temp(const Json& config, const std::string& tag) {
 
 }  // namespace
 
-// Acceptance: SW2 against 10k fresh data within a small factor of the data-vs-data noise floor, all 8
-// modes covered, within about 3 minutes of one core (3000 steps of the demo config: about 75 s).
+// Acceptance: SW2 against 10k fresh data within a small factor of the data-vs-data noise floor, all
+// 8 modes covered, within about 3 minutes of one core (3000 steps of the demo config: about 75 s).
 TEST(UotmQuality, EightGaussiansReachesTheNoiseFloorAndCoversAllModes) {
   torch::set_num_threads(1);
   auto config = toy_config("uotm_8gaussians.json",
@@ -54,9 +54,9 @@ TEST(UotmQuality, EightGaussiansReachesTheNoiseFloorAndCoversAllModes) {
   EXPECT_GT(modes.hq_fraction, 0.9);
 }
 
-// Acceptance (the paper's robustness claim): on 99% N(1, 0.1^2) + 1% N(-1, 0.1^2), UOTM (kl/kl) puts
-// less than a quarter of the data's outlier mass (x < 0) into its samples; OTM, same budget and
-// settings, at least half of it. Two runs of about 2 minutes each on one core.
+// Acceptance (the paper's robustness claim): on 99% N(1, 0.1^2) + 1% N(-1, 0.1^2), UOTM (kl/kl)
+// puts less than a quarter of the data's outlier mass (x < 0) into its samples; OTM, same budget
+// and settings, at least half of it. Two runs of about 2 minutes each on one core.
 TEST(UotmQuality, OutlierRobustnessUotmAgainstOtm) {
   torch::set_num_threads(1);
   const double data_outlier_mass = 0.01;

@@ -45,8 +45,12 @@ class Canvas {
  public:
   Canvas(int width, int height) : width_(width), height_(height), rgb_(3 * width * height, 255) {}
 
-  int width() const { return width_; }
-  int height() const { return height_; }
+  int width() const {
+    return width_;
+  }
+  int height() const {
+    return height_;
+  }
 
   // Blends `colour` over pixel (x, y) with opacity `alpha`; repeated dots darken dense regions.
   void blend(int x, int y, const Rgb& colour, double alpha = 1.0) {
@@ -67,8 +71,12 @@ class Canvas {
     }
   }
 
-  void hline(int x0, int x1, int y, const Rgb& colour) { fill_rect(x0, y, x1, y, colour); }
-  void vline(int x, int y0, int y1, const Rgb& colour) { fill_rect(x, y0, x, y1, colour); }
+  void hline(int x0, int x1, int y, const Rgb& colour) {
+    fill_rect(x0, y, x1, y, colour);
+  }
+  void vline(int x, int y0, int y1, const Rgb& colour) {
+    fill_rect(x, y0, x, y1, colour);
+  }
 
   void frame(int x0, int y0, int x1, int y1, const Rgb& colour) {
     hline(x0, x1, y0, colour);

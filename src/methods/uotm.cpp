@@ -1,4 +1,5 @@
-// UOTM training step: d_steps potential updates on the semi-dual loss (+ R1), then one generator update.
+// UOTM training step: d_steps potential updates on the semi-dual loss (+ R1), then one generator
+// update.
 #include "uotflow/methods/uotm.h"
 
 #include <torch/torch.h>
@@ -219,10 +220,10 @@ class Uotm : public Method {
   }
 
   void import_weights(const WeightGroups& weights) override {
-    for (auto& [group, module] :
-         std::vector<std::pair<std::string, torch::nn::Module*>>{{"generator", generator_.get()},
-                                                                 {"generator_ema", generator_ema_.get()},
-                                                                 {"potential", potential_.get()}}) {
+    for (auto& [group, module] : std::vector<std::pair<std::string, torch::nn::Module*>>{
+             {"generator", generator_.get()},
+             {"generator_ema", generator_ema_.get()},
+             {"potential", potential_.get()}}) {
       auto it = weights.find(group);
       if (it == weights.end()) {
         throw ConfigError("weights lack the group '" + group + "' (" + group + ".safetensors)");
@@ -244,7 +245,8 @@ class Uotm : public Method {
   }
 
  private:
-  // x ~ N(0, prior_std^2 I) in data space, z ~ N(0, I_nz). Drawn on the CPU for device independence.
+  // x ~ N(0, prior_std^2 I) in data space, z ~ N(0, I_nz). Drawn on the CPU for device
+  // independence.
   std::pair<torch::Tensor, torch::Tensor> draw_source(int64_t n, at::Generator& gen) {
     auto x = (torch::randn({n, dim_}, gen) * prior_std_).to(device_);
     auto z = torch::randn({n, generator_->latent_dim()}, gen).to(device_);
@@ -281,14 +283,14 @@ class Uotm : public Method {
 }  // namespace
 
 void register_uotm(MethodRegistry& registry) {
-  registry.add("uotm",
-               "UOTM: semi-dual unbalanced OT generator (phi1/phi2 = linear gives fixed-source or OTM)",
-               [] {
-                 return MethodEntry{[](const MethodContext& ctx) -> std::unique_ptr<Method> {
-                                      return std::make_unique<Uotm>(ctx);
-                                    },
-                                    [] { return Json::object(); }};
-               });
+  registry.add(
+      "uotm",
+      "UOTM: semi-dual unbalanced OT generator (phi1/phi2 = linear gives fixed-source or OTM)", [] {
+        return MethodEntry{[](const MethodContext& ctx) -> std::unique_ptr<Method> {
+                             return std::make_unique<Uotm>(ctx);
+                           },
+                           [] { return Json::object(); }};
+      });
 }
 
 }  // namespace uotflow

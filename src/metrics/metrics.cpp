@@ -78,12 +78,14 @@ MetricRegistry& metric_registry() {
     MetricRegistry r("metric");
     r.add("sw2", "sliced Wasserstein-2 distance (square root taken), L seeded directions", [] {
       return MetricFn{[](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
-        return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 2.0).item<double>();
+        return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 2.0)
+            .item<double>();
       }};
     });
     r.add("sw1", "sliced Wasserstein-1 distance, L seeded directions", [] {
       return MetricFn{[](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
-        return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 1.0).item<double>();
+        return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 1.0)
+            .item<double>();
       }};
     });
     r.add("energy", "energy distance (unbiased U-statistic)", [] {

@@ -12,8 +12,8 @@ namespace {
 
 void check_positive(const Json& section, const char* key, int64_t value, int64_t min = 1) {
   if (value < min) {
-    throw ConfigError(std::string("network '") + section.value("net", std::string("?")) + "': " +
-                      key + " must be >= " + std::to_string(min) + ", got " +
+    throw ConfigError(std::string("network '") + section.value("net", std::string("?")) +
+                      "': " + key + " must be >= " + std::to_string(min) + ", got " +
                       std::to_string(value));
   }
 }

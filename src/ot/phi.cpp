@@ -39,20 +39,21 @@ PhiRegistry& phi_registry() {
                            [](double t) { return t < 0 ? kInf : (t - 1.0) * (t - 1.0); }};
     });
     r.add("softplus",
-          "Psi*(s) = 2 log(1 + e^s) - 2 log 2: Jensen-Shannon-like, Psi(t) = t log t + (2-t) log(2-t)",
+          "Psi*(s) = 2 log(1 + e^s) - 2 log 2: Jensen-Shannon-like, Psi(t) = t log t + (2-t) "
+          "log(2-t)",
           [] {
-            return PhiDefinition{
-                [](const torch::Tensor& s) {
-                  return 2.0 * torch::nn::functional::softplus(s) - 2.0 * std::log(2.0);
-                },
-                [](double t) {
-                  if (t < 0 || t > 2) {
-                    return kInf;
-                  }
-                  const double a = t == 0 ? 0.0 : t * std::log(t);
-                  const double b = t == 2 ? 0.0 : (2 - t) * std::log(2 - t);
-                  return a + b;
-                }};
+            return PhiDefinition{[](const torch::Tensor& s) {
+                                   return 2.0 * torch::nn::functional::softplus(s) -
+                                          2.0 * std::log(2.0);
+                                 },
+                                 [](double t) {
+                                   if (t < 0 || t > 2) {
+                                     return kInf;
+                                   }
+                                   const double a = t == 0 ? 0.0 : t * std::log(t);
+                                   const double b = t == 2 ? 0.0 : (2 - t) * std::log(2 - t);
+                                   return a + b;
+                                 }};
           });
     return r;
   }();

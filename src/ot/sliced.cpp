@@ -1,5 +1,5 @@
-// Sliced Wasserstein: project on random directions, then exact 1-D OT by sorting (equal sizes) or by the
-// quantile functions (different sizes).
+// Sliced Wasserstein: project on random directions, then exact 1-D OT by sorting (equal sizes) or
+// by the quantile functions (different sizes).
 #include "uotflow/ot/sliced.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -31,7 +31,8 @@ torch::Tensor wasserstein_1d_pp(const torch::Tensor& u, const torch::Tensor& v, 
   if (n == m) {
     return pow_abs(us - vs).mean(-1);
   }
-  // Quantile functions are step functions with jumps at i/n and j/m: integrate over the merged levels.
+  // Quantile functions are step functions with jumps at i/n and j/m: integrate over the merged
+  // levels.
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto a = torch::arange(1, n + 1, f64) / static_cast<double>(n);
   auto b = torch::arange(1, m + 1, f64) / static_cast<double>(m);
@@ -58,8 +59,8 @@ torch::Tensor sliced_wasserstein_pp(const torch::Tensor& x, const torch::Tensor&
   return wasserstein_1d_pp(px, py, p).mean(-1);
 }
 
-torch::Tensor sliced_wasserstein(const torch::Tensor& x, const torch::Tensor& y, int64_t n_projections,
-                                 uint64_t seed, double p) {
+torch::Tensor sliced_wasserstein(const torch::Tensor& x, const torch::Tensor& y,
+                                 int64_t n_projections, uint64_t seed, double p) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto theta = random_directions(x.size(-1), n_projections, gen, x.options());
   return sliced_wasserstein_pp(x, y, theta, p).clamp_min(0).pow(1.0 / p);

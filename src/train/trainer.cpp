@@ -1,10 +1,10 @@
-// The training loop: resolved config -> run directory -> steps with logging, evaluation, snapshots and
-// atomic checkpoints; exact resume from the newest checkpoint.
+// The training loop: resolved config -> run directory -> steps with logging, evaluation, snapshots
+// and atomic checkpoints; exact resume from the newest checkpoint.
 #include "uotflow/train/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 #include <torch/version.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
 #include <cmath>
@@ -44,8 +44,8 @@ std::string iso_time() {
   return s.str();
 }
 
-// Creates out_root/NNNNN-name with the next free number; mkdir fails on an existing folder, so two runs
-// can never share one.
+// Creates out_root/NNNNN-name with the next free number; mkdir fails on an existing folder, so two
+// runs can never share one.
 std::string create_run_dir(const std::string& out_root, const std::string& name) {
   std::error_code ec;
   fs::create_directories(out_root, ec);
@@ -128,8 +128,8 @@ std::string format_duration(double seconds) {
   return s.str();
 }
 
-// Builds the method with its weights initialised from the run's "init" stream (LibTorch modules draw
-// their initial weights from the global generator).
+// Builds the method with its weights initialised from the run's "init" stream (LibTorch modules
+// draw their initial weights from the global generator).
 std::unique_ptr<Method> make_method(const Json& config, const Dataset& data, torch::Device device) {
   torch::manual_seed(derive_seed(get<uint64_t>(config, "seed"), "init"));
   return method_registry()
@@ -151,9 +151,9 @@ class Run {
     if (total_steps_ <= 0) {
       throw ConfigError("train.steps must be > 0, got " + std::to_string(total_steps_));
     }
-    for (const char* key : {"train.log_every", "train.eval_every", "train.checkpoint_every",
-                            "train.snapshot_every", "train.keep_last", "eval.n",
-                            "eval.n_projections"}) {
+    for (const char* key :
+         {"train.log_every", "train.eval_every", "train.checkpoint_every", "train.snapshot_every",
+          "train.keep_last", "eval.n", "eval.n_projections"}) {
       if (get<int64_t>(config, key) < 0) {
         throw ConfigError(std::string("config key '") + key + "' must be >= 0");
       }
@@ -283,8 +283,7 @@ class Run {
       what = what.substr(0, what.find('\n'));
       throw ConfigError("checkpoint '" + path + "' is corrupt or truncated (" + what + ")");
     }
-    log("resume from " + path + " at step " + std::to_string(step_) + ": " +
-        options_.command_line);
+    log("resume from " + path + " at step " + std::to_string(step_) + ": " + options_.command_line);
   }
 
   void save_checkpoint() {
@@ -346,8 +345,8 @@ class Run {
       if (torch::isfinite(samples).all().item<bool>()) {
         value = compute_metric(name, samples, reference, context);
       }
-      Json row{{"step", step_}, {"metric", name}, {"value", value}, {"n", n},
-               {"ema", ema},    {"seed", seed}};
+      Json row{{"step", step_}, {"metric", name}, {"value", value},
+               {"n", n},        {"ema", ema},     {"seed", seed}};
       append_line((fs::path(run_dir_) / "eval.jsonl").string(), row.dump());
       summary << " " << name << "=" << value;
     }
@@ -439,45 +438,44 @@ class Run {
 };
 
 Json common_defaults() {
-  return Json{
-      {"method", "uotm"},
-      {"seed", nullptr},
-      {"device", "cpu"},
-      {"threads", 1},
-      {"data", default_data_section()},
-      {"prior", {{"std", 1.0}}},
-      {"generator", default_generator_section()},
-      {"potential", default_potential_section()},
-      {"loss",
-       {{"phi1", "kl"},
-        {"phi2", "kl"},
-        {"marginal_weight", 1.0},
-        {"cost", "quadratic"},
-        {"cost_scale", 1.0},
-        {"cost_reduction", "sum"},
-        {"r1_gamma", 0.0}}},
-      {"train",
-       {{"steps", 4000},
-        {"batch_size", 256},
-        {"d_steps", 1},
-        {"lr_g", 1e-4},
-        {"lr_d", 1e-4},
-        {"beta1", 0.5},
-        {"beta2", 0.9},
-        {"lr_schedule", "constant"},
-        {"lr_min", 0.0},
-        {"lr_horizon", 0},
-        {"ema_decay", 0.999},
-        {"grad_clip", 0.0},
-        {"log_every", 100},
-        {"eval_every", 1000},
-        {"snapshot_every", 1000},
-        {"checkpoint_every", 1000},
-        {"keep_last", 3}}},
-      {"eval",
-       {{"n", 2000},
-        {"n_projections", 500},
-        {"metrics", Json::array({"sw2", "energy", "mean_error", "cov_error"})}}}};
+  return Json{{"method", "uotm"},
+              {"seed", nullptr},
+              {"device", "cpu"},
+              {"threads", 1},
+              {"data", default_data_section()},
+              {"prior", {{"std", 1.0}}},
+              {"generator", default_generator_section()},
+              {"potential", default_potential_section()},
+              {"loss",
+               {{"phi1", "kl"},
+                {"phi2", "kl"},
+                {"marginal_weight", 1.0},
+                {"cost", "quadratic"},
+                {"cost_scale", 1.0},
+                {"cost_reduction", "sum"},
+                {"r1_gamma", 0.0}}},
+              {"train",
+               {{"steps", 4000},
+                {"batch_size", 256},
+                {"d_steps", 1},
+                {"lr_g", 1e-4},
+                {"lr_d", 1e-4},
+                {"beta1", 0.5},
+                {"beta2", 0.9},
+                {"lr_schedule", "constant"},
+                {"lr_min", 0.0},
+                {"lr_horizon", 0},
+                {"ema_decay", 0.999},
+                {"grad_clip", 0.0},
+                {"log_every", 100},
+                {"eval_every", 1000},
+                {"snapshot_every", 1000},
+                {"checkpoint_every", 1000},
+                {"keep_last", 3}}},
+              {"eval",
+               {{"n", 2000},
+                {"n_projections", 500},
+                {"metrics", Json::array({"sw2", "energy", "mean_error", "cov_error"})}}}};
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Configs: JSON with comments, merged over built-in defaults, with --set overrides and strict checking.
+// Configs: JSON with comments, merged over built-in defaults, with --set overrides and strict
+// checking.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,18 +10,21 @@ namespace uotflow {
 
 using Json = nlohmann::json;
 
-/// Parses JSON text (comments allowed). Duplicate keys and syntax errors raise a ConfigError naming `origin`.
+/// Parses JSON text (comments allowed). Duplicate keys and syntax errors raise a ConfigError naming
+/// `origin`.
 Json parse_json(const std::string& text, const std::string& origin);
 
 /// Reads and parses a JSON file; a missing file or bad JSON raises a ConfigError naming the path.
 Json read_json_file(const std::string& path);
 
-/// Merges `overrides` into `base`, key by key, recursively. Every key of `overrides` must exist in `base`
-/// with a compatible type (an integer is accepted where a float is expected; a null default accepts any
-/// value; an empty-object default accepts any keys). Errors name the full key path (`train.lr_g`).
+/// Merges `overrides` into `base`, key by key, recursively. Every key of `overrides` must exist in
+/// `base` with a compatible type (an integer is accepted where a float is expected; a null default
+/// accepts any value; an empty-object default accepts any keys). Errors name the full key path
+/// (`train.lr_g`).
 void merge_checked(Json& base, const Json& overrides, const std::string& path = "");
 
-/// Applies one `key.path=value` override. The value is parsed as JSON when it parses, else taken as a string.
+/// Applies one `key.path=value` override. The value is parsed as JSON when it parses, else taken as
+/// a string.
 void apply_set(Json& config, const std::string& assignment);
 
 /// Typed access with a ConfigError naming the key when it is missing or of the wrong type.

@@ -6,8 +6,9 @@
 
 namespace uotflow {
 
-/// A problem with what the user asked for: an unknown or mistyped config key, an unknown registry name,
-/// a missing or malformed input file, a corrupt checkpoint. The message is one line naming the bad value.
+/// A problem with what the user asked for: an unknown or mistyped config key, an unknown registry
+/// name, a missing or malformed input file, a corrupt checkpoint. The message is one line naming
+/// the bad value.
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -1,4 +1,5 @@
-// Name -> factory registries for every swappable part (phi, costs, data sets, nets, metrics, methods).
+// Name -> factory registries for every swappable part (phi, costs, data sets, nets, metrics,
+// methods).
 #pragma once
 
 #include <functional>
@@ -10,8 +11,8 @@
 
 namespace uotflow {
 
-/// A registry of factories keyed by the names used in configs. An unknown name raises a ConfigError that
-/// lists the known ones.
+/// A registry of factories keyed by the names used in configs. An unknown name raises a ConfigError
+/// that lists the known ones.
 ///
 ///   Registry<Foo(int)> r("foo");
 ///   r.add("bar", "a bar", [](int x) { return Foo(x); });

@@ -1,5 +1,5 @@
-// Seeded random streams: one master seed, separate derived streams so that, e.g., changing the evaluation
-// interval does not change training.
+// Seeded random streams: one master seed, separate derived streams so that, e.g., changing the
+// evaluation interval does not change training.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -8,10 +8,12 @@
 
 namespace uotflow {
 
-/// A CPU generator seeded from (master_seed, stream name). Different names give independent streams.
+/// A CPU generator seeded from (master_seed, stream name). Different names give independent
+/// streams.
 at::Generator make_stream(uint64_t master_seed, const std::string& stream);
 
-/// Mixes a seed with a stream name (and an optional index) into a new 64-bit seed (splitmix64 based).
+/// Mixes a seed with a stream name (and an optional index) into a new 64-bit seed (splitmix64
+/// based).
 uint64_t derive_seed(uint64_t master_seed, const std::string& stream, uint64_t index = 0);
 
 /// A fresh random seed (when the user gave none); always recorded in the run's config.

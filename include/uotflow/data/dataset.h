@@ -1,4 +1,5 @@
-// Data sets: anything we can draw i.i.d. samples from (toy 2-D sets, 1-D mixtures, Gaussians, finite files).
+// Data sets: anything we can draw i.i.d. samples from (toy 2-D sets, 1-D mixtures, Gaussians,
+// finite files).
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -12,8 +13,8 @@
 
 namespace uotflow {
 
-/// A distribution we can sample from. Samples are float32 on the CPU, drawn only from the given generator
-/// so that runs are reproducible.
+/// A distribution we can sample from. Samples are float32 on the CPU, drawn only from the given
+/// generator so that runs are reproducible.
 ///
 ///   auto data = make_dataset(Json{{"name", "8gaussians"}});
 ///   auto gen = make_stream(0, "data");
@@ -42,7 +43,8 @@ class Dataset {
 };
 
 /// The data-set registry. Each factory takes the data config section:
-///   {"name": "8gaussians", "params": {...}, "outlier_fraction": 0.0, "outlier_loc": [...], "outlier_std": 0.1}
+///   {"name": "8gaussians", "params": {...}, "outlier_fraction": 0.0, "outlier_loc": [...],
+///   "outlier_std": 0.1}
 /// and checks the keys of "params" it understands (unknown ones are a ConfigError).
 using DatasetRegistry = Registry<std::unique_ptr<Dataset>(const Json& params)>;
 DatasetRegistry& dataset_registry();
@@ -55,8 +57,9 @@ std::unique_ptr<Dataset> make_dataset(const Json& section);
 /// The default data config section (all keys make_dataset accepts, with their defaults).
 Json default_data_section();
 
-/// Reads a finite data set from .npy (float32/float64, 1-D or 2-D) or .csv (numbers, optional header line).
-/// Returns [N, D] float32. Missing or malformed files raise a ConfigError naming the path.
+/// Reads a finite data set from .npy (float32/float64, 1-D or 2-D) or .csv (numbers, optional
+/// header line). Returns [N, D] float32. Missing or malformed files raise a ConfigError naming the
+/// path.
 torch::Tensor load_points(const std::string& path);
 
 /// Raises a ConfigError if `params` holds a key not in `allowed` (context names the data set).

@@ -5,7 +5,8 @@
 
 namespace uotflow {
 
-/// Writes `content` to `path` atomically: a temp file in the same folder, flushed, then renamed over.
+/// Writes `content` to `path` atomically: a temp file in the same folder, flushed, then renamed
+/// over.
 void write_file_atomic(const std::string& path, const std::string& content);
 
 /// Appends one line (a newline is added) to a text file, creating it if needed.

@@ -1,4 +1,5 @@
-// PNG pictures of samples: 2-D scatter plots over the data with fixed axes, 1-D histograms, line plots.
+// PNG pictures of samples: 2-D scatter plots over the data with fixed axes, 1-D histograms, line
+// plots.
 #pragma once
 
 #include <torch/types.h>
@@ -17,14 +18,17 @@ struct PlotWindow {
 
 /// Scatter of `samples` [N, 2] (blue) over `data` [M, 2] (grey) in a fixed window, written as PNG.
 /// Points outside the window are clipped. Either tensor may be empty.
-void save_scatter_png(const std::string& path, const torch::Tensor& data, const torch::Tensor& samples,
-                      const PlotWindow& window, int size_px = 512);
+void save_scatter_png(const std::string& path, const torch::Tensor& data,
+                      const torch::Tensor& samples, const PlotWindow& window, int size_px = 512);
 
-/// Histograms of 1-D `samples` [N] or [N, 1] (blue) over `data` (grey) on [centre - radius, centre + radius].
-void save_histogram_png(const std::string& path, const torch::Tensor& data, const torch::Tensor& samples,
-                        const PlotWindow& window, int bins = 100, int width_px = 640, int height_px = 320);
+/// Histograms of 1-D `samples` [N] or [N, 1] (blue) over `data` (grey) on [centre - radius, centre
+/// + radius].
+void save_histogram_png(const std::string& path, const torch::Tensor& data,
+                        const torch::Tensor& samples, const PlotWindow& window, int bins = 100,
+                        int width_px = 640, int height_px = 320);
 
-/// Line plot of y against x (several series share the axes), auto-scaled, with a zero line when in range.
+/// Line plot of y against x (several series share the axes), auto-scaled, with a zero line when in
+/// range.
 void save_line_plot_png(const std::string& path, const std::vector<double>& x,
                         const std::vector<std::vector<double>>& series, int width_px = 640,
                         int height_px = 360);

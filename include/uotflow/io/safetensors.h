@@ -1,4 +1,5 @@
-// safetensors files: named tensors that Python reads without our code (json header + raw little-endian data).
+// safetensors files: named tensors that Python reads without our code (json header + raw
+// little-endian data).
 #pragma once
 
 #include <torch/types.h>

@@ -1,5 +1,5 @@
-// UOTM: generative modeling through the semi-dual form of unbalanced OT (both-relaxed, fixed-source and
-// OTM are the same method with other phi1 / phi2).
+// UOTM: generative modeling through the semi-dual form of unbalanced OT (both-relaxed, fixed-source
+// and OTM are the same method with other phi1 / phi2).
 #pragma once
 
 #include "uotflow/train/method.h"

@@ -13,10 +13,10 @@ namespace uotflow {
 
 /// What a metric may need beyond the two sample sets.
 struct MetricContext {
-  uint64_t seed = 0;              ///< seed of the random directions (sliced metrics)
-  int64_t n_projections = 1000;   ///< L for sliced metrics
-  torch::Tensor centres;          ///< [K, D] mixture centres (mode metrics), may be undefined
-  double mode_std = 0.0;          ///< component std for the mode metrics
+  uint64_t seed = 0;             ///< seed of the random directions (sliced metrics)
+  int64_t n_projections = 1000;  ///< L for sliced metrics
+  torch::Tensor centres;         ///< [K, D] mixture centres (mode metrics), may be undefined
+  double mode_std = 0.0;         ///< component std for the mode metrics
 };
 
 /// samples: [N, D], reference: [M, D] (float32 or float64, CPU or CUDA) -> a number.
@@ -36,8 +36,8 @@ double compute_metric(const std::string& name, const torch::Tensor& samples,
 double energy_distance(const torch::Tensor& x, const torch::Tensor& y);
 
 /// Mode statistics against mixture centres [K, D] with component std `mode_std`: a sample is
-/// high-quality when within 3 * mode_std of its nearest centre; a mode is covered when it gets at least a
-/// quarter of the high-quality samples an equal share (N / K) would give it.
+/// high-quality when within 3 * mode_std of its nearest centre; a mode is covered when it gets at
+/// least a quarter of the high-quality samples an equal share (N / K) would give it.
 struct ModeStats {
   int64_t covered = 0;
   double hq_fraction = 0.0;

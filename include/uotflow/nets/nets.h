@@ -26,11 +26,12 @@ class PotentialNet : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& y) = 0;
 };
 
-/// Fully connected net: Linear(in, width), SiLU, ..., Linear(width, out) with `depth` hidden layers.
+/// Fully connected net: Linear(in, width), SiLU, ..., Linear(width, out) with `depth` hidden
+/// layers.
 torch::nn::Sequential make_mlp(int64_t in, int64_t width, int64_t depth, int64_t out);
 
-/// The reference toy trunk ResNet_FC(in, width, blocks): Linear(in, width), then `blocks` residual blocks
-/// h = (h + [Linear(width, width), SiLU] x 3 (h)) / sqrt(2).
+/// The reference toy trunk ResNet_FC(in, width, blocks): Linear(in, width), then `blocks` residual
+/// blocks h = (h + [Linear(width, width), SiLU] x 3 (h)) / sqrt(2).
 class ResNetFCImpl : public torch::nn::Module {
  public:
   ResNetFCImpl(int64_t in, int64_t width, int64_t blocks);

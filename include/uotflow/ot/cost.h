@@ -12,7 +12,8 @@ enum class CostReduction { kSum, kMean };
 /// Parses "sum" | "mean"; anything else is a ConfigError.
 CostReduction parse_cost_reduction(const std::string& name);
 
-/// Quadratic cost c(x, y) = cost_scale * sum_i (x_i - y_i)^2, or cost_scale * mean_i (...) with kMean.
+/// Quadratic cost c(x, y) = cost_scale * sum_i (x_i - y_i)^2, or cost_scale * mean_i (...) with
+/// kMean.
 ///
 ///   QuadraticCost cost(/*cost_scale=*/0.1, CostReduction::kSum);
 ///   torch::Tensor c = cost(x, y);  // x, y: [B, D] -> [B]

@@ -1,5 +1,5 @@
-// Convex conjugates Psi* that relax the marginals of unbalanced OT ("phi" registry), normalised so that
-// Psi*(0) = 0 and Psi*'(0) = 1.
+// Convex conjugates Psi* that relax the marginals of unbalanced OT ("phi" registry), normalised so
+// that Psi*(0) = 0 and Psi*'(0) = 1.
 #pragma once
 
 #include <torch/types.h>
@@ -11,8 +11,8 @@
 
 namespace uotflow {
 
-/// One conjugate pair: Psi* (on tensors, differentiable) and the divergence generator Psi (on doubles, for
-/// tests and docs; +inf outside its domain).
+/// One conjugate pair: Psi* (on tensors, differentiable) and the divergence generator Psi (on
+/// doubles, for tests and docs; +inf outside its domain).
 struct PhiDefinition {
   std::function<torch::Tensor(const torch::Tensor&)> conjugate;
   std::function<double(double)> primal;

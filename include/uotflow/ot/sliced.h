@@ -24,9 +24,9 @@ torch::Tensor wasserstein_1d_pp(const torch::Tensor& u, const torch::Tensor& v, 
 torch::Tensor sliced_wasserstein_pp(const torch::Tensor& x, const torch::Tensor& y,
                                     const torch::Tensor& theta, double p = 2.0);
 
-/// SW_p (p-th root taken) with L directions drawn from `seed`; the same seed gives the same directions.
-/// x: [N, D] or [B, N, D]; y: [M, D] or [B, M, D] -> [] or [B].
-torch::Tensor sliced_wasserstein(const torch::Tensor& x, const torch::Tensor& y, int64_t n_projections,
-                                 uint64_t seed, double p = 2.0);
+/// SW_p (p-th root taken) with L directions drawn from `seed`; the same seed gives the same
+/// directions. x: [N, D] or [B, N, D]; y: [M, D] or [B, M, D] -> [] or [B].
+torch::Tensor sliced_wasserstein(const torch::Tensor& x, const torch::Tensor& y,
+                                 int64_t n_projections, uint64_t seed, double p = 2.0);
 
 }  // namespace uotflow

@@ -21,7 +21,8 @@ struct TrainStreams {
   at::Generator noise;  ///< prior samples x and generator noise z
 };
 
-/// Named groups of named tensors, e.g. {"generator": {"trunk.input.weight": ...}}: what final/ holds.
+/// Named groups of named tensors, e.g. {"generator": {"trunk.input.weight": ...}}: what final/
+/// holds.
 using WeightGroups = std::map<std::string, std::map<std::string, torch::Tensor>>;
 
 /// A training method. It owns its networks, optimisers and EMA; the trainer owns the loop, logging,
@@ -33,7 +34,8 @@ class Method {
   /// One optimisation step (`step` counts from 0). Returns named scalar losses for logging.
   virtual std::map<std::string, double> step(int64_t step, TrainStreams& streams) = 0;
 
-  /// Draws n samples: [n, D] on the method's device, with the EMA generator when `ema` (and EMA is on).
+  /// Draws n samples: [n, D] on the method's device, with the EMA generator when `ema` (and EMA is
+  /// on).
   virtual torch::Tensor sample(int64_t n, at::Generator& gen, bool ema) = 0;
 
   /// Full training state (nets, EMA, optimisers) for exact resume.
@@ -53,8 +55,8 @@ class Method {
 
 /// What a method is built from.
 struct MethodContext {
-  const Json& config;            ///< the fully resolved config
-  const Dataset& data;           ///< the target distribution
+  const Json& config;   ///< the fully resolved config
+  const Dataset& data;  ///< the target distribution
   torch::Device device;
 };
 

@@ -8,8 +8,8 @@
 
 namespace uotflow {
 
-/// lr at `step` for a "constant" or "cosine" schedule (cosine from lr0 down to lr_min over `horizon` steps,
-/// flat afterwards). Unknown names are a ConfigError.
+/// lr at `step` for a "constant" or "cosine" schedule (cosine from lr0 down to lr_min over
+/// `horizon` steps, flat afterwards). Unknown names are a ConfigError.
 double scheduled_lr(const std::string& schedule, double lr0, double lr_min, int64_t step,
                     int64_t horizon);
 

@@ -1,5 +1,6 @@
-// The training loop around a Method: config resolution, run directories, checkpoints with exact resume,
-// logs, periodic evaluation, snapshots, final weights, stop on signals and on non-finite losses.
+// The training loop around a Method: config resolution, run directories, checkpoints with exact
+// resume, logs, periodic evaluation, snapshots, final weights, stop on signals and on non-finite
+// losses.
 #pragma once
 
 #include <atomic>
@@ -14,7 +15,8 @@
 
 namespace uotflow {
 
-/// Built-in defaults of every key `train` accepts for `method` (common sections plus the method's own).
+/// Built-in defaults of every key `train` accepts for `method` (common sections plus the method's
+/// own).
 Json default_config(const std::string& method);
 
 /// Precedence: defaults < config file < --set assignments < dedicated flags (dotted key -> value).
@@ -30,10 +32,10 @@ torch::Device parse_device(const std::string& name);
 
 /// Everything `train` needs besides the config.
 struct TrainOptions {
-  std::string out_root = "runs";   ///< parent of new run directories
-  std::string name;                ///< run name (default: method-dataset)
-  std::string resume_dir;          ///< continue this run instead of starting one
-  std::string command_line;        ///< recorded in config.json and log.txt
+  std::string out_root = "runs";            ///< parent of new run directories
+  std::string name;                         ///< run name (default: method-dataset)
+  std::string resume_dir;                   ///< continue this run instead of starting one
+  std::string command_line;                 ///< recorded in config.json and log.txt
   const std::atomic<bool>* stop = nullptr;  ///< set by a signal handler: checkpoint and return
   std::ostream* progress = nullptr;         ///< progress line / tick lines (nullptr: silent)
   bool progress_is_terminal = false;        ///< redraw one line instead of printing ticks
@@ -45,10 +47,10 @@ struct TrainResult {
   bool interrupted = false;  ///< stopped by `stop`, checkpoint written
 };
 
-/// Trains `config` (resolved). A new run gets a fresh auto-numbered directory under out_root (an existing
-/// directory is never reused); with resume_dir the latest checkpoint is loaded and training continues up
-/// to train.steps. Config problems raise ConfigError before anything is written; a non-finite loss
-/// raises RuntimeError and leaves the last good checkpoint in place.
+/// Trains `config` (resolved). A new run gets a fresh auto-numbered directory under out_root (an
+/// existing directory is never reused); with resume_dir the latest checkpoint is loaded and
+/// training continues up to train.steps. Config problems raise ConfigError before anything is
+/// written; a non-finite loss raises RuntimeError and leaves the last good checkpoint in place.
 TrainResult train(const Json& config, const TrainOptions& options);
 
 /// Draws n samples [n, D] (CPU) from a finished run's final/ weights, with seed and EMA choice.
