@@ -47,6 +47,7 @@ struct TrainArgs {
   std::optional<std::string> device;
   std::string resume;
   bool dry_run = false;
+  bool out_given = false;
 };
 
 int run_train(const TrainArgs& a, const std::string& command_line) {
@@ -66,10 +67,10 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   }
   Json config;
   if (!a.resume.empty()) {
-    if (!a.config_file.empty() || !a.sets.empty() || a.seed) {
+    if (!a.config_file.empty() || !a.sets.empty() || a.seed || a.out_given || !a.name.empty()) {
       throw uotflow::ConfigError(
-          "--resume continues a run with its own config: --config, --set and --seed are not "
-          "allowed");
+          "--resume continues a run in its own directory with its own config: --config, --set, "
+          "--seed, --out and --name are not allowed");
     }
     config = uotflow::load_run_config(a.resume);
     for (const auto& [key, value] : flags) {
@@ -151,8 +152,8 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "train a model (writes a run directory)");
   train->add_option("--config", train_args.config_file, "JSON config file (comments allowed)");
   train->add_option("--set", train_args.sets, "override a config key: key.path=value (repeatable)");
-  train->add_option("--out", train_args.out, "parent folder of run directories")
-      ->capture_default_str();
+  auto* out_option = train->add_option("--out", train_args.out, "parent folder of run directories")
+                         ->capture_default_str();
   train->add_option("--name", train_args.name, "run name (default: method-dataset)");
   train->add_option("--seed", train_args.seed, "master seed (random when omitted; recorded)");
   train->add_option("--steps", train_args.steps,
@@ -206,6 +207,7 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    train_args.out_given = out_option->count() > 0;
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;

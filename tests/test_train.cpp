@@ -243,10 +243,12 @@ TEST_F(TrainTest, BadInputGivesOneLineErrorsAndExitCode2) {
       {"sample --run " + (root_ / "nowhere").string() + " --out x.npy", "nowhere"},
       {"eval --samples " + (root_ / "no.npy").string() + " --reference " + malformed, "no.npy"},
       {"train --no-such-flag", "no-such-flag"},
+      {"train --resume " + out + " --name other", "--name are not allowed"},
   };
   for (const auto& c : cases) {
     auto r = run_cli(c.args + " --out " + out);
-    if (c.args.rfind("sample", 0) == 0 || c.args.rfind("eval", 0) == 0) {
+    if (c.args.rfind("sample", 0) == 0 || c.args.rfind("eval", 0) == 0 ||
+        c.args.find("--resume") != std::string::npos) {
       r = run_cli(c.args);
     }
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
