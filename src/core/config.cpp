@@ -125,7 +125,6 @@ void apply_set(Json& config, const std::string& assignment) {
   }
   // Build {"a": {"b": value}} and merge it so the same checks apply.
   Json patch = value;
-  std::string rest = key;
   std::vector<std::string> parts;
   size_t start = 0;
   while (true) {

@@ -46,6 +46,23 @@ std::string iso_time() {
 
 // Creates out_root/NNNNN-name with the next free number; mkdir fails on an existing folder, so two
 // runs can never share one.
+// The checkpoints of a run, oldest first (names are zero-padded step numbers, so names sort by
+// step).
+std::vector<fs::path> list_checkpoints(const std::string& run_dir) {
+  static const std::regex kName(R"(step-\d+\.pt)");
+  std::vector<fs::path> found;
+  const auto dir = fs::path(run_dir) / "checkpoints";
+  if (fs::is_directory(dir)) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (std::regex_match(e.path().filename().string(), kName)) {
+        found.push_back(e.path());
+      }
+    }
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 std::string create_run_dir(const std::string& out_root, const std::string& name) {
   std::error_code ec;
   fs::create_directories(out_root, ec);
@@ -222,7 +239,7 @@ class Run {
         const double seconds = std::chrono::duration<double>(Clock::now() - tick_start).count();
         const double per_step = seconds / std::max<int64_t>(step_ - tick_first, 1);
         write_metrics(meter.means(), per_step, start);
-        report_progress(meter.means(), per_step, first_step, start);
+        report_progress(meter.means(), first_step, start);
         meter.reset();
         tick_start = Clock::now();
         tick_first = step_;
@@ -306,21 +323,20 @@ class Run {
     if (keep <= 0) {
       return;
     }
-    std::vector<fs::path> found;
-    for (const auto& e : fs::directory_iterator(fs::path(run_dir_) / "checkpoints")) {
-      if (std::regex_match(e.path().filename().string(), std::regex(R"(step-\d+\.pt)"))) {
-        found.push_back(e.path());
-      }
-    }
-    std::sort(found.begin(), found.end());
+    const auto found = list_checkpoints(run_dir_);
     for (size_t i = 0; i + keep < found.size(); ++i) {
       fs::remove(found[i]);
     }
   }
 
-  torch::Tensor reference_samples(int64_t n) {
-    auto gen = make_stream(seed_, "eval-reference");
-    return data_->sample(n, gen);
+  // A fixed draw of the data, the same for every evaluation and snapshot: drawn once per size.
+  const torch::Tensor& reference_samples(int64_t n) {
+    auto& cached = reference_cache_[n];
+    if (!cached.defined()) {
+      auto gen = make_stream(seed_, "eval-reference");
+      cached = data_->sample(n, gen);
+    }
+    return cached;
   }
 
   void evaluate() {
@@ -397,15 +413,15 @@ class Run {
     append_line((fs::path(run_dir_) / "metrics.jsonl").string(), row.dump());
   }
 
-  void report_progress(const std::map<std::string, double>& losses, double per_step,
-                       int64_t first_step, Clock::time_point start) {
+  void report_progress(const std::map<std::string, double>& losses, int64_t first_step,
+                       Clock::time_point start) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const double rate = (step_ - first_step) / std::max(elapsed, 1e-9);
     const double eta = (total_steps_ - step_) / std::max(rate, 1e-9);
     std::ostringstream line;
     line << "step " << step_ << "/" << total_steps_ << " " << std::fixed << std::setprecision(1)
          << rate << " it/s eta " << format_duration(eta) << format_losses(losses);
-    log(line.str(), /*echo=*/false);
+    log(line.str());
     if (options_.progress == nullptr) {
       return;
     }
@@ -414,14 +430,10 @@ class Run {
     } else {
       *options_.progress << line.str() << "\n" << std::flush;
     }
-    (void)per_step;
   }
 
-  void log(const std::string& message, bool echo = false) {
+  void log(const std::string& message) {
     append_line((fs::path(run_dir_) / "log.txt").string(), iso_time() + " " + message);
-    if (echo && options_.progress != nullptr) {
-      *options_.progress << message << "\n";
-    }
   }
 
   Json config_;
@@ -432,6 +444,7 @@ class Run {
   std::unique_ptr<Method> method_;
   TrainStreams streams_;
   std::vector<std::string> eval_metrics_;
+  std::map<int64_t, torch::Tensor> reference_cache_;
   std::string run_dir_;
   int64_t step_ = 0;
   int64_t total_steps_ = 0;
@@ -557,19 +570,8 @@ TrainResult train(const Json& config, const TrainOptions& options) {
 }
 
 std::string latest_checkpoint(const std::string& run_dir) {
-  const auto dir = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(dir)) {
-    return "";
-  }
-  std::string best;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const auto name = e.path().filename().string();
-    if (std::regex_match(name, std::regex(R"(step-\d+\.pt)")) &&
-        (best.empty() || name > fs::path(best).filename().string())) {
-      best = e.path().string();
-    }
-  }
-  return best;
+  const auto found = list_checkpoints(run_dir);
+  return found.empty() ? "" : found.back().string();
 }
 
 torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema) {
