@@ -7,6 +7,9 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "uotflow/core/error.h"
 #include "uotflow/core/rng.h"
@@ -111,6 +114,91 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   return 0;
 }
 
+struct EvalArgs {
+  std::string samples;
+  std::string reference;
+  std::string metrics = "sw2,energy,mean_error,cov_error";
+  uint64_t seed = 0;
+  int64_t projections = 1000;
+  double epsilon = 0.01;
+  std::vector<double> bandwidths;
+  std::string centres;
+  double mode_std = 0.0;
+  std::string data_name;
+  std::string data_params = "{}";
+  std::string outliers;
+  double radius = 0.0;
+  std::string device = "cpu";
+};
+
+std::vector<std::string> split_names(const std::string& list) {
+  std::vector<std::string> names;
+  std::stringstream in(list);
+  std::string name;
+  while (std::getline(in, name, ',')) {
+    if (!name.empty()) {
+      names.push_back(name);
+    }
+  }
+  return names;
+}
+
+torch::Tensor load_points_2d(const std::string& path, const torch::Device& device) {
+  auto t = uotflow::load_npy(path);
+  return (t.dim() == 1 ? t.unsqueeze(1) : t).to(device);
+}
+
+int run_eval(const EvalArgs& args) {
+  const auto names = split_names(args.metrics);
+  if (names.empty()) {
+    throw uotflow::ConfigError("--metrics: no metric names given");
+  }
+  for (const auto& name : names) {
+    uotflow::metric_registry().at(name);  // unknown names fail before any work
+  }
+  if (args.projections <= 0) {
+    throw uotflow::ConfigError("--projections must be > 0");
+  }
+  if (!(args.epsilon > 0)) {
+    throw uotflow::ConfigError("--epsilon must be > 0");
+  }
+  const auto device = uotflow::parse_device(args.device);
+  uotflow::MetricContext context;
+  context.seed = args.seed;
+  context.n_projections = args.projections;
+  context.epsilon = args.epsilon;
+  context.bandwidths = args.bandwidths;
+  context.mode_std = args.mode_std;
+  context.outlier_radius = args.radius;
+  if (!args.data_name.empty()) {
+    uotflow::Json section = uotflow::default_data_section();
+    section["name"] = args.data_name;
+    section["params"] = uotflow::parse_json(args.data_params, "--params");
+    auto set = uotflow::make_dataset(section);
+    if (!set->centres().defined()) {
+      throw uotflow::ConfigError("--data: data set '" + args.data_name + "' has no known modes");
+    }
+    context.centres = set->centres();
+    if (context.mode_std <= 0) {
+      context.mode_std = set->mode_std();
+    }
+  }
+  if (!args.centres.empty()) {
+    context.centres = load_points_2d(args.centres, torch::kCPU);
+  }
+  if (!args.outliers.empty()) {
+    context.outliers = load_points_2d(args.outliers, torch::kCPU);
+  }
+  auto x = load_points_2d(args.samples, device);
+  auto y = load_points_2d(args.reference, device);
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();  // in the order asked for
+  for (const auto& name : names) {
+    out[name] = uotflow::compute_metric(name, x, y, context);
+  }
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
 void print_registry(const std::string& title,
                     const std::vector<std::pair<std::string, std::string>>& entries) {
   std::cout << title << ":\n";
@@ -189,19 +277,31 @@ int main(int argc, char** argv) {
   data->add_option("--out", data_out, "output .npy file")->required();
   data->add_option("--seed", data_seed, "seed")->capture_default_str();
 
-  std::string eval_samples;
-  std::string eval_reference;
-  std::string eval_metrics = "sw2,energy,mean_error,cov_error";
-  uint64_t eval_seed = 0;
-  int64_t eval_projections = 1000;
+  EvalArgs eval_args;
   auto* eval = app.add_subcommand("eval", "compare two sample sets; prints one JSON object");
-  eval->add_option("--samples", eval_samples, "samples .npy [N, D]")->required();
-  eval->add_option("--reference", eval_reference, "reference .npy [M, D]")->required();
-  eval->add_option("--metrics", eval_metrics, "comma-separated metric names")
+  eval->add_option("--samples", eval_args.samples, "samples .npy [N, D]")->required();
+  eval->add_option("--reference", eval_args.reference, "reference .npy [M, D]")->required();
+  eval->add_option("--metrics", eval_args.metrics, "comma-separated metric names (`uotflow info`)")
       ->capture_default_str();
-  eval->add_option("--seed", eval_seed, "seed of random projections")->capture_default_str();
-  eval->add_option("--projections", eval_projections, "L for sliced metrics")
+  eval->add_option("--seed", eval_args.seed, "seed of random directions and subsets")
       ->capture_default_str();
+  eval->add_option("--projections", eval_args.projections, "L for sliced metrics")
+      ->capture_default_str();
+  eval->add_option("--epsilon", eval_args.epsilon, "entropic regularisation of sinkhorn")
+      ->capture_default_str();
+  eval->add_option("--bandwidths", eval_args.bandwidths,
+                   "MMD kernel bandwidths (default: median distance x 1/2, 1, 2)")
+      ->delimiter(',');
+  eval->add_option("--centres", eval_args.centres,
+                   "mixture centres .npy [K, D] (modes, hq_fraction)");
+  eval->add_option("--mode-std", eval_args.mode_std, "mixture component std (modes, hq_fraction)");
+  eval->add_option("--data", eval_args.data_name, "take centres and mode std from this data set");
+  eval->add_option("--params", eval_args.data_params, "parameters of --data as a JSON object")
+      ->capture_default_str();
+  eval->add_option("--outliers", eval_args.outliers,
+                   "outlier locations .npy [K, D] (outlier_mass)");
+  eval->add_option("--radius", eval_args.radius, "radius around each outlier (outlier_mass)");
+  eval->add_option("--device", eval_args.device, "cpu, cuda or cuda:N")->capture_default_str();
 
   app.add_subcommand("info", "list every registry (methods, phi, costs, data sets, nets, metrics)");
 
@@ -238,24 +338,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*eval) {
-      auto x = uotflow::load_npy(eval_samples);
-      auto y = uotflow::load_npy(eval_reference);
-      auto as_2d = [](torch::Tensor t) { return t.dim() == 1 ? t.unsqueeze(1) : t; };
-      x = as_2d(x);
-      y = as_2d(y);
-      uotflow::MetricContext context;
-      context.seed = eval_seed;
-      context.n_projections = eval_projections;
-      uotflow::Json out = uotflow::Json::object();
-      std::stringstream list(eval_metrics);
-      std::string name;
-      while (std::getline(list, name, ',')) {
-        if (!name.empty()) {
-          out[name] = uotflow::compute_metric(name, x, y, context);
-        }
-      }
-      std::cout << out.dump() << std::endl;
-      return 0;
+      return run_eval(eval_args);
     }
     return run_info();
   } catch (const uotflow::ConfigError& e) {

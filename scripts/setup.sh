@@ -7,7 +7,7 @@ packages=(
   # build
   cmake ninja-build g++ make pkg-config
   libtorch-dev libopenblas0-openmp
-  libcli11-dev nlohmann-json3-dev libstb-dev
+  libcli11-dev nlohmann-json3-dev libstb-dev liblemon-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test oracles and the side-by-side benchmark scripts
   python3 python3-numpy python3-scipy python3-pot python3-torch

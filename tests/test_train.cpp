@@ -1,13 +1,11 @@
 // Tests of the trainer and the CLI: exact resume, run directories, bad input, non-finite losses.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <torch/torch.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include "cli_runner.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/files.h"
 #include "uotflow/io/npy.h"
@@ -17,35 +15,11 @@
 
 namespace fs = std::filesystem;
 using namespace uotflow;
+using uotflow::testing::last_line;
+using uotflow::testing::run_cli;
+using uotflow::testing::run_shell;
 
 namespace {
-
-struct CommandResult {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_shell(const std::string& cmd) {
-  CommandResult result;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
-    result.output += buffer.data();
-  }
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-CommandResult run_cli(const std::string& args) {
-  return run_shell(std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1");
-}
-
-std::string last_line(const std::string& text) {
-  auto end = text.find_last_not_of('\n');
-  auto start = text.rfind('\n', end);
-  return text.substr(start == std::string::npos ? 0 : start + 1, end - (start + 1) + 1);
-}
 
 // A tiny but complete training config (MLP nets) for fast trainer tests.
 Json tiny_config(int64_t steps) {
@@ -73,8 +47,8 @@ class TrainTest : public ::testing::Test {
   void SetUp() override {
     torch::manual_seed(0);
     root_ =
-        fs::path(testing::TempDir()) /
-        ("uotflow-" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
+        fs::path(::testing::TempDir()) /
+        ("uotflow-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(root_);
     fs::create_directories(root_);
   }

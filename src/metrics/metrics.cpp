@@ -1,9 +1,12 @@
-// Metric registry: sliced Wasserstein, energy distance, moment errors and mode statistics.
+// Metric registry: exact, entropic and sliced OT, kernel statistics, Gaussian fits, mixture
+// diagnostics. Every metric validates its inputs once in compute_metric.
 #include "uotflow/metrics/metrics.h"
 
 #include <torch/torch.h>
 
 #include "uotflow/core/error.h"
+#include "uotflow/ot/exact.h"
+#include "uotflow/ot/sinkhorn.h"
 #include "uotflow/ot/sliced.h"
 
 namespace uotflow {
@@ -13,108 +16,127 @@ torch::Tensor as_f64(const torch::Tensor& x) {
   return x.to(torch::kFloat64);
 }
 
-// Sum of pairwise distances between blocks of rows, in float64.
-double pairwise_distance_sum(const torch::Tensor& x, const torch::Tensor& y) {
-  constexpr int64_t kBlock = 2048;
-  double total = 0.0;
-  for (int64_t i = 0; i < x.size(0); i += kBlock) {
-    auto xi = x.slice(0, i, std::min(i + kBlock, x.size(0)));
-    for (int64_t j = 0; j < y.size(0); j += kBlock) {
-      auto yj = y.slice(0, j, std::min(j + kBlock, y.size(0)));
-      total += torch::cdist(xi, yj).sum().item<double>();
-    }
-  }
-  return total;
-}
-
-torch::Tensor covariance(const torch::Tensor& x) {
-  auto centred = x - x.mean(0, true);
-  return centred.t().matmul(centred) / std::max<int64_t>(x.size(0) - 1, 1);
-}
-
 void require_centres(const MetricContext& context, const char* name) {
   if (!context.centres.defined() || context.mode_std <= 0) {
     throw ConfigError(std::string("metric '") + name +
-                      "' needs mixture centres and a mode std (data sets with known modes only)");
+                      "' needs mixture centres and a mode std (eval: --centres FILE --mode-std S, "
+                      "or --data NAME of a data set with known modes)");
   }
+}
+
+void require_same_dim(const torch::Tensor& locations, const torch::Tensor& x, const char* what) {
+  if (locations.dim() != 2 || locations.size(1) != x.size(1)) {
+    throw ConfigError(std::string(what) + " must be [K, " + std::to_string(x.size(1)) +
+                      "], got shape " + c10::str(locations.sizes()));
+  }
+}
+
+double exact_metric(const torch::Tensor& x, const torch::Tensor& y, double p, const char* name) {
+  if (x.size(0) * y.size(0) > kExactMetricMaxPairs) {
+    throw ConfigError(std::string("metric '") + name + "': exact OT between " +
+                      std::to_string(x.size(0)) + " and " + std::to_string(y.size(0)) +
+                      " points is beyond the 5000 x 5000 limit; use fewer points or sw" +
+                      (p == 1.0 ? "1" : "2"));
+  }
+  return wasserstein_exact(x, y, p);
+}
+
+void add(MetricRegistry& r, const std::string& name, const std::string& description, MetricFn fn) {
+  r.add(name, description, [fn] { return fn; });
 }
 
 }  // namespace
 
-double energy_distance(const torch::Tensor& x, const torch::Tensor& y) {
-  auto a = as_f64(x);
-  auto b = as_f64(y);
-  const double n = a.size(0);
-  const double m = b.size(0);
-  TORCH_CHECK(n >= 2 && m >= 2, "energy distance needs at least two points in each set");
-  const double xy = pairwise_distance_sum(a, b) / (n * m);
-  // The diagonal contributes zeros, so dividing by n (n - 1) gives the U-statistic.
-  const double xx = pairwise_distance_sum(a, a) / (n * (n - 1));
-  const double yy = pairwise_distance_sum(b, b) / (m * (m - 1));
-  return 2 * xy - xx - yy;
-}
-
-ModeStats mode_statistics(const torch::Tensor& samples, const torch::Tensor& centres,
-                          double mode_std) {
-  auto x = as_f64(samples).cpu();
-  auto c = as_f64(centres).cpu();
-  auto dist = torch::cdist(x, c);  // [N, K]
-  auto [nearest_dist, nearest] = dist.min(1);
-  auto hq = nearest_dist <= 3.0 * mode_std;
-  const int64_t k = c.size(0);
-  auto counts = torch::bincount(nearest.masked_select(hq), {}, k);
-  ModeStats stats;
-  stats.hq_fraction = hq.to(torch::kFloat64).mean().item<double>();
-  const double needed = 0.25 * static_cast<double>(x.size(0)) / static_cast<double>(k);
-  for (int64_t i = 0; i < k; ++i) {
-    stats.counts.push_back(counts[i].item<int64_t>());
-    stats.covered += stats.counts.back() >= needed ? 1 : 0;
-  }
-  return stats;
-}
-
 MetricRegistry& metric_registry() {
   static MetricRegistry registry = [] {
     MetricRegistry r("metric");
-    r.add("sw2", "sliced Wasserstein-2 distance (square root taken), L seeded directions", [] {
-      return MetricFn{[](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
-        return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 2.0)
-            .item<double>();
-      }};
-    });
-    r.add("sw1", "sliced Wasserstein-1 distance, L seeded directions", [] {
-      return MetricFn{[](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
-        return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 1.0)
-            .item<double>();
-      }};
-    });
-    r.add("energy", "energy distance (unbiased U-statistic)", [] {
-      return MetricFn{[](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
-        return energy_distance(x, y);
-      }};
-    });
-    r.add("mean_error", "Euclidean norm of the difference of the means", [] {
-      return MetricFn{[](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
-        return (as_f64(x).mean(0) - as_f64(y).mean(0)).norm().item<double>();
-      }};
-    });
-    r.add("cov_error", "Frobenius norm of the difference of the covariances", [] {
-      return MetricFn{[](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
-        return (covariance(as_f64(x)) - covariance(as_f64(y))).norm().item<double>();
-      }};
-    });
-    r.add("modes", "number of mixture modes covered (needs centres)", [] {
-      return MetricFn{[](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
-        require_centres(c, "modes");
-        return static_cast<double>(mode_statistics(x, c.centres, c.mode_std).covered);
-      }};
-    });
-    r.add("hq_fraction", "fraction of samples within 3 std of a mode centre (needs centres)", [] {
-      return MetricFn{[](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
-        require_centres(c, "hq_fraction");
-        return mode_statistics(x, c.centres, c.mode_std).hq_fraction;
-      }};
-    });
+    add(r, "w1", "exact Wasserstein-1 distance (network simplex, up to 5000 x 5000 points)",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return exact_metric(x, y, 1.0, "w1");
+        });
+    add(r, "w2", "exact Wasserstein-2 distance, square root taken (up to 5000 x 5000 points)",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return exact_metric(x, y, 2.0, "w2");
+        });
+    add(r, "sw1", "sliced Wasserstein-1 distance, L seeded directions",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
+          return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 1.0)
+              .item<double>();
+        });
+    add(r, "sw2", "sliced Wasserstein-2 distance (square root taken), L seeded directions",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
+          return sliced_wasserstein(as_f64(x), as_f64(y), c.n_projections, c.seed, 2.0)
+              .item<double>();
+        });
+    add(r, "sinkhorn", "debiased Sinkhorn divergence, cost |x - y|^2, regularisation epsilon",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
+          SinkhornOptions options;
+          options.epsilon = c.epsilon;
+          return sinkhorn_divergence(as_f64(x), as_f64(y), options).item<double>();
+        });
+    add(r, "mmd_gaussian",
+        "unbiased MMD^2, sum of gaussian kernels (bandwidths or median x 1/2,1,2)",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
+          return mmd2_unbiased(x, y, Kernel{"gaussian", resolve_bandwidths(x, y, c.bandwidths)});
+        });
+    add(r, "mmd_laplacian", "unbiased MMD^2, sum of laplacian kernels exp(-|x - y| / s)",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
+          return mmd2_unbiased(x, y, Kernel{"laplacian", resolve_bandwidths(x, y, c.bandwidths)});
+        });
+    add(r, "energy", "energy distance (unbiased MMD^2 of the kernel -|x - y|)",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return energy_distance(x, y);
+        });
+    add(r, "gauss_kl", "KL(fit(samples) || fit(reference)) between moment-matched Gaussians",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return gaussian_kl(fit_gaussian(x), fit_gaussian(y));
+        });
+    add(r, "gauss_skl", "symmetric KL between moment-matched Gaussians",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return gaussian_symmetric_kl(fit_gaussian(x), fit_gaussian(y));
+        });
+    add(r, "gauss_w2", "W2 (Bures) between moment-matched Gaussians, square root taken",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return std::sqrt(frechet_distance(x, y));
+        });
+    add(r, "frechet", "Frechet distance (squared Gaussian W2; FID on inception features)",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return frechet_distance(x, y);
+        });
+    add(r, "kid", "kernel inception distance: cubic-kernel MMD^2 over 100 subsets of 1000",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
+          return kernel_inception_distance(x, y, 1000, 100, c.seed).mean;
+        });
+    add(r, "mean_error", "Euclidean norm of the difference of the means",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return (as_f64(x).mean(0) - as_f64(y).mean(0)).norm().item<double>();
+        });
+    add(r, "cov_error", "Frobenius norm of the difference of the covariances",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
+          return (fit_gaussian(x).cov - fit_gaussian(y).cov).norm().item<double>();
+        });
+    add(r, "modes", "number of mixture modes covered (needs centres)",
+        [](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
+          require_centres(c, "modes");
+          require_same_dim(c.centres, x, "centres");
+          return static_cast<double>(mode_statistics(x, c.centres, c.mode_std).covered);
+        });
+    add(r, "hq_fraction", "fraction of samples within 3 std of a mode centre (needs centres)",
+        [](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
+          require_centres(c, "hq_fraction");
+          require_same_dim(c.centres, x, "centres");
+          return mode_statistics(x, c.centres, c.mode_std).hq_fraction;
+        });
+    add(r, "outlier_mass", "fraction of samples within a radius of given outlier locations",
+        [](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
+          if (!c.outliers.defined() || !(c.outlier_radius > 0)) {
+            throw ConfigError(
+                "metric 'outlier_mass' needs outlier locations and a radius (eval: --outliers "
+                "FILE --radius R)");
+          }
+          require_same_dim(c.outliers, x, "outlier locations");
+          return mass_within(x, c.outliers, c.outlier_radius);
+        });
     return r;
   }();
   return registry;

@@ -13,20 +13,27 @@ namespace uotflow {
 torch::Tensor random_directions(int64_t dim, int64_t n_projections, at::Generator& gen,
                                 torch::TensorOptions options = {});
 
-/// W_p^p between 1-D uniform empirical measures, batched over leading dimensions.
+/// W_p^p between 1-D empirical measures, batched over leading dimensions.
 /// u: [..., N], v: [..., M] (unsorted; same leading shape) -> [...].
-/// N == M uses the sort path (mean of |sort(u) - sort(v)|^p); otherwise the exact quantile-function
-/// integral over the merged level sets.
-torch::Tensor wasserstein_1d_pp(const torch::Tensor& u, const torch::Tensor& v, double p = 2.0);
+/// Weights u_weights [..., N] / v_weights [..., M] (or [N] / [M], shared by every row) are
+/// normalised to sum 1; undefined means uniform. Uniform weights with N == M use the sort path
+/// (mean of |sort(u) - sort(v)|^p); otherwise the exact integral of |F_u^-1 - F_v^-1|^p over the
+/// merged levels of the two quantile functions.
+torch::Tensor wasserstein_1d_pp(const torch::Tensor& u, const torch::Tensor& v, double p = 2.0,
+                                const torch::Tensor& u_weights = {},
+                                const torch::Tensor& v_weights = {});
 
 /// SW_p^p averaged over the given directions.
 /// x: [N, D] or [B, N, D]; y: [M, D] or [B, M, D]; theta: [D, L] -> [] or [B].
+/// a: [N] or [B, N], b: [M] or [B, M] sample weights (undefined = uniform).
 torch::Tensor sliced_wasserstein_pp(const torch::Tensor& x, const torch::Tensor& y,
-                                    const torch::Tensor& theta, double p = 2.0);
+                                    const torch::Tensor& theta, double p = 2.0,
+                                    const torch::Tensor& a = {}, const torch::Tensor& b = {});
 
 /// SW_p (p-th root taken) with L directions drawn from `seed`; the same seed gives the same
 /// directions. x: [N, D] or [B, N, D]; y: [M, D] or [B, M, D] -> [] or [B].
 torch::Tensor sliced_wasserstein(const torch::Tensor& x, const torch::Tensor& y,
-                                 int64_t n_projections, uint64_t seed, double p = 2.0);
+                                 int64_t n_projections, uint64_t seed, double p = 2.0,
+                                 const torch::Tensor& a = {}, const torch::Tensor& b = {});
 
 }  // namespace uotflow

@@ -1,0 +1,103 @@
+// Entropic OT between n = m = 2,000 points in d = 2 (the case bench/sinkhorn.py runs with POT):
+// cost |x - y|^2 / max, epsilon = 0.05 x mean cost, uniform weights, cost construction included.
+//
+// Cases: a fixed number of iterations without early stopping (per-work comparison), and to
+// tolerance (marginal error 1e-9) without and with epsilon annealing; float64 and float32; the
+// fused CPU pass and the generic torch path. Extra flags (read before Google Benchmark's own):
+// --sinkhorn_n=N points per side (default 2000), --sinkhorn_iters=K fixed iterations (default 100).
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "uotflow/ot/sinkhorn.h"
+
+namespace {
+
+int64_t g_points = 2000;
+int64_t g_iters = 100;
+constexpr double kTolerance = 1e-9;
+constexpr double kRelativeEpsilon = 0.05;
+
+struct Case {
+  bool fixed;   // g_iters iterations, no early stopping; else to kTolerance
+  bool anneal;  // epsilon scaling 0.5 from max(C) (only to tolerance)
+  bool fused;   // fused CPU pass
+  torch::Dtype dtype;
+};
+
+// x ~ N(0, I), y ~ N(0, I) + 1 from torch's CPU generator seeded 0: sinkhorn.py draws the same.
+void BM_Sinkhorn(benchmark::State& state, Case c) {
+  torch::manual_seed(0);
+  const auto x = torch::randn({g_points, 2}, torch::kFloat64).to(c.dtype);
+  const auto y = (torch::randn({g_points, 2}, torch::kFloat64) + 1.0).to(c.dtype);
+  uotflow::SinkhornOptions options;
+  options.max_iter = c.fixed ? g_iters : 100000;
+  options.tolerance = c.fixed ? 0.0 : kTolerance;
+  options.epsilon_scaling = c.anneal ? 0.5 : 0.0;
+  options.fused_cpu_pass = c.fused;
+  double cost = 0.0;
+  int64_t iterations = 0;
+  for (auto _ : state) {
+    auto cmat = uotflow::squared_euclidean_cost(x, y);
+    cmat.div_(cmat.max());
+    options.epsilon = kRelativeEpsilon * cmat.mean().item<double>();
+    const auto result = uotflow::sinkhorn(cmat, {}, {}, options);
+    cost = result.transport_cost.item<double>();
+    iterations = result.iterations;
+  }
+  state.counters["n"] = static_cast<double>(g_points);
+  state.counters["solver_iterations"] = static_cast<double>(iterations);
+  state.counters["transport_cost"] = cost;
+}
+
+// Removes --sinkhorn_* flags from argv (Google Benchmark rejects flags it does not know).
+void parse_own_flags(int& argc, char** argv) {
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    const char* arg = argv[i];
+    if (std::strncmp(arg, "--sinkhorn_n=", 13) == 0) {
+      g_points = std::strtoll(arg + 13, nullptr, 10);
+    } else if (std::strncmp(arg, "--sinkhorn_iters=", 17) == 0) {
+      g_iters = std::strtoll(arg + 17, nullptr, 10);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  parse_own_flags(argc, argv);
+  torch::set_num_threads(1);
+  struct Named {
+    const char* name;
+    Case c;
+  };
+  const Named cases[] = {
+      {"BM_Sinkhorn/fixed/f64/fused", {true, false, true, torch::kFloat64}},
+      {"BM_Sinkhorn/fixed/f64/generic", {true, false, false, torch::kFloat64}},
+      {"BM_Sinkhorn/fixed/f32/fused", {true, false, true, torch::kFloat32}},
+      {"BM_Sinkhorn/tol/f64/fused", {false, false, true, torch::kFloat64}},
+      {"BM_Sinkhorn/tol_anneal/f64/fused", {false, true, true, torch::kFloat64}},
+      {"BM_Sinkhorn/tol/f64/generic", {false, false, false, torch::kFloat64}},
+  };
+  for (const auto& [name, c] : cases) {
+    benchmark::RegisterBenchmark(name, BM_Sinkhorn, c)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(1.0);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    return 2;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

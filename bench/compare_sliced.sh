@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sliced W2, n = 10,000, L = 1,000, d in {2, 100, 1000}: uotflow (bench_sliced) against POT's
+# ot.sliced_wasserstein_distance with the torch backend (sliced.py), 1 thread each, ROUNDS
+# interleaved rounds, then the medians and their ratio.
+# Usage: bash bench/compare_sliced.sh [BUILD_DIR]   (env: ROUNDS=3 REPS=3)
+set -euo pipefail
+
+BUILD=${1:-build}
+ROUNDS=${ROUNDS:-3}
+REPS=${REPS:-3}
+PY=/usr/bin/python3  # Debian's python3-pot and python3-torch
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BIN=$BUILD/bench_sliced
+[[ -x $BIN ]] || { echo "compare_sliced: $BIN not found; build it with: ninja -C $BUILD bench_sliced" >&2; exit 2; }
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+run_cpp() { "$BIN" --benchmark_repetitions="$REPS" --benchmark_format=json >"$TMP/cpp_$1.json" 2>/dev/null; }
+run_py() { "$PY" "$HERE/sliced.py" --reps "$REPS" >"$TMP/py_$1.json"; }
+for ((r = 0; r < ROUNDS; r++)); do
+  if ((r % 2 == 0)); then run_cpp "$r"; run_py "$r"; else run_py "$r"; run_cpp "$r"; fi
+  echo "  round $((r + 1))/$ROUNDS done" >&2
+done
+
+"$PY" - "$TMP" "$ROUNDS" <<'PYEOF'
+import json, statistics, sys
+tmp, rounds = sys.argv[1], int(sys.argv[2])
+cpp, pot = {}, {}
+for r in range(rounds):
+    for b in json.load(open(f"{tmp}/cpp_{r}.json"))["benchmarks"]:
+        if b.get("run_type") == "iteration":
+            cpp.setdefault(int(b["name"].split("/")[1]), []).append(b["real_time"])
+    for line in open(f"{tmp}/py_{r}.json"):
+        row = json.loads(line)
+        pot.setdefault(row["d"], []).append(row["ms"])
+print(f"{'d':>6}{'uotflow ms':>14}{'POT (torch) ms':>16}{'ratio':>9}")
+for d in sorted(cpp):
+    c, p = statistics.median(cpp[d]), statistics.median(pot[d])
+    print(f"{d:>6}{c:14.1f}{p:16.1f}{p / c:8.1f}x")
+PYEOF

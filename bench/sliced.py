@@ -1,0 +1,29 @@
+"""POT's ot.sliced_wasserstein_distance with the torch backend, the cases of bench_sliced.cpp.
+
+Prints one JSON line per dimension: {"d": D, "ms": median milliseconds per call}.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import ot
+import torch
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--reps", type=int, default=5)
+parser.add_argument("--dims", default="2,100,1000")
+args = parser.parse_args()
+torch.set_num_threads(1)
+n, L = 10000, 1000
+for d in (int(v) for v in args.dims.split(",")):
+    torch.manual_seed(0)
+    x = torch.randn(n, d)
+    y = torch.randn(n, d) + 1.0
+    ot.sliced_wasserstein_distance(x, y, n_projections=L, p=2, seed=0)  # warm-up
+    times = []
+    for rep in range(args.reps):
+        start = time.perf_counter()
+        float(ot.sliced_wasserstein_distance(x, y, n_projections=L, p=2, seed=rep))
+        times.append(1000 * (time.perf_counter() - start))
+    print(json.dumps({"d": d, "ms": statistics.median(times)}), flush=True)
