@@ -257,12 +257,17 @@ int main(int argc, char** argv) {
   std::string sample_out;
   uint64_t sample_seed = 0;
   bool no_ema = false;
+  int64_t sample_phase = -1;
   auto* sample = app.add_subcommand("sample", "draw samples from a trained run's final weights");
   sample->add_option("--run", sample_run, "run directory")->required();
   sample->add_option("--n", sample_n, "number of samples")->capture_default_str();
   sample->add_option("--out", sample_out, "output .npy file")->required();
   sample->add_option("--seed", sample_seed, "sampling seed")->capture_default_str();
   sample->add_flag("--no-ema", no_ema, "use the raw generator instead of its EMA");
+  sample
+      ->add_option("--phase", sample_phase,
+                   "sample the generator as it was at the end of phase k (sjko runs)")
+      ->check(CLI::NonNegativeNumber);
 
   std::string data_name;
   std::string data_params = "{}";
@@ -319,7 +324,7 @@ int main(int argc, char** argv) {
       return run_train(train_args, join_args(argc, argv));
     }
     if (*sample) {
-      auto x = uotflow::sample_run(sample_run, sample_n, sample_seed, !no_ema);
+      auto x = uotflow::sample_run(sample_run, sample_n, sample_seed, !no_ema, sample_phase);
       uotflow::save_npy(sample_out, x.to(torch::kFloat32).contiguous());
       std::cout << sample_out << std::endl;
       return 0;

@@ -256,6 +256,65 @@ TEST(DataGaussian, MeanAndStdMatch) {
   EXPECT_LT((cov - torch::diag(cov.diag())).abs().max().item<double>(), 0.01);
 }
 
+TEST(DataGaussian, FullCovarianceFromPrecisionOrSeed) {
+  // precision A = [[2, 0.5], [0.5, 1]]: the set is N(mean, A^-1) and says so.
+  const auto data = make_dataset(
+      Json{{"name", "gaussian"},
+           {"params", {{"mean", {1.0, -1.0}}, {"precision", {{2.0, 0.5}, {0.5, 1.0}}}}}});
+  const auto exact = torch::linalg_inv(torch::tensor({{2.0, 0.5}, {0.5, 1.0}}, torch::kDouble));
+  const auto params = data->gaussian();
+  ASSERT_TRUE(params.covariance.defined());
+  EXPECT_TRUE(torch::allclose(params.covariance, exact, 1e-12, 1e-14));
+  auto gen = make_stream(14, "data");
+  const int64_t n = 200000;
+  const auto x = data->sample(n, gen).to(torch::kDouble);
+  // Sample moments within 5 standard errors (entries of the covariance are at most 0.6).
+  EXPECT_TRUE(torch::allclose(x.mean(0), torch::tensor({1.0, -1.0}, torch::kDouble), 0.0,
+                              5 * std::sqrt(0.6 / n)));
+  const auto centred = x - x.mean(0);
+  EXPECT_TRUE(torch::allclose(centred.t().mm(centred) / n, exact, 0.0, 5 * 0.85 / std::sqrt(n)));
+  // An isotropic set reports std^2 I; a mixture reports nothing.
+  const auto iso = make_dataset(Json{{"name", "gaussian"}, {"params", {{"dim", 2}, {"std", 2.0}}}});
+  EXPECT_TRUE(torch::equal(iso->gaussian().covariance, 4.0 * torch::eye(2, torch::kDouble)));
+  EXPECT_FALSE(make_dataset(Json{{"name", "8gaussians"}})->gaussian().mean.defined());
+
+  // A seed draws b and A (spectrum of A in [1, 2)), the same for the same seed.
+  auto seeded = [](int seed) {
+    return make_dataset(Json{{"name", "gaussian"}, {"params", {{"dim", 5}, {"seed", seed}}}})
+        ->gaussian();
+  };
+  const auto a = seeded(4), b = seeded(4), c = seeded(5);
+  EXPECT_TRUE(torch::equal(a.covariance, b.covariance));
+  EXPECT_TRUE(torch::equal(a.mean, b.mean));
+  EXPECT_FALSE(torch::equal(a.covariance, c.covariance));
+  const auto precision_spectrum = torch::linalg_eigvalsh(torch::linalg_inv(a.covariance));
+  EXPECT_GE(precision_spectrum.min().item<double>(), 1.0 - 1e-9);
+  EXPECT_LT(precision_spectrum.max().item<double>(), 2.0 + 1e-9);
+}
+
+TEST(DataGaussian, BadMatricesAreConfigErrors) {
+  auto make = [](const Json& params) {
+    make_dataset(Json{{"name", "gaussian"}, {"params", params}});
+  };
+  expect_mentions(config_error_message([&] {
+                    make({{"covariance", {{1.0, 0.5}, {0.4, 1.0}}}});
+                  }),
+                  {"covariance", "not symmetric"});
+  expect_mentions(config_error_message([&] {
+                    make({{"precision", {{1.0, 2.0}, {2.0, 1.0}}}});
+                  }),
+                  {"precision", "not positive definite"});
+  expect_mentions(config_error_message([&] {
+                    make({{"dim", 3}, {"covariance", {{1.0}}}});
+                  }),
+                  {"covariance", "3 lists"});
+  expect_mentions(config_error_message([&] {
+                    make({{"std", 1.0}, {"precision", {{1.0}}}});
+                  }),
+                  {"at most one"});
+  expect_mentions(config_error_message([&] { make({{"seed", 1}, {"mean", 0.0}}); }), {"seed"});
+}
+
 TEST(DataOutliers, ContaminationFractionAndLocation) {
   const auto data = make_dataset(Json{{"name", "8gaussians"},
                                       {"outlier_fraction", 0.1},

@@ -19,6 +19,7 @@
 #include "uotflow/core/config.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/npy.h"
+#include "uotflow/metrics/gaussian.h"
 #include "uotflow/metrics/metrics.h"
 #include "uotflow/ot/sliced.h"
 
@@ -418,4 +419,34 @@ TEST_F(EvalCliTest, BadInputIsOneLineAndExitCode2) {
     EXPECT_NE(r.output.find(fragment), std::string::npos) << args << "\n" << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
+}
+
+// The closed-form Fokker-Planck (OU) solution: right at t = 0, at the target for large t, and it
+// solves the moment equations dm/dt = -A (m - b), dS/dt = -(A S + S A) + 2 I (central
+// differences, step 1e-4: truncation error O(1e-8) against derivatives of order 1).
+TEST(GaussianDiagnostics, FokkerPlanckClosedFormSolvesTheMomentEquations) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(17);
+  const int64_t d = 4;
+  auto m = torch::randn({d, d}, gen, torch::kDouble);
+  const auto a = m.matmul(m.t()) / d + 0.5 * torch::eye(d, torch::kDouble);  // precision
+  const GaussianFit target{torch::randn({d}, gen, torch::kDouble), torch::linalg_inv(a)};
+  auto s = torch::randn({d, d}, gen, torch::kDouble);
+  const GaussianFit start{torch::randn({d}, gen, torch::kDouble),
+                          s.matmul(s.t()) / d + 0.1 * torch::eye(d, torch::kDouble)};
+  const auto at0 = fokker_planck_gaussian(start, target, 0.0);
+  EXPECT_TRUE(torch::allclose(at0.mean, start.mean, 0, 1e-12));
+  EXPECT_TRUE(torch::allclose(at0.cov, start.cov, 0, 1e-12));
+  const auto late = fokker_planck_gaussian(start, target, 200.0);
+  EXPECT_TRUE(torch::allclose(late.mean, target.mean, 0, 1e-10));
+  EXPECT_TRUE(torch::allclose(late.cov, target.cov, 0, 1e-10));
+
+  const double t = 0.3, h = 1e-4;
+  const auto now = fokker_planck_gaussian(start, target, t);
+  const auto up = fokker_planck_gaussian(start, target, t + h);
+  const auto down = fokker_planck_gaussian(start, target, t - h);
+  const auto dm = (up.mean - down.mean) / (2 * h);
+  const auto ds = (up.cov - down.cov) / (2 * h);
+  EXPECT_TRUE(torch::allclose(dm, -a.matmul(now.mean - target.mean), 0, 1e-6));
+  EXPECT_TRUE(torch::allclose(
+      ds, -(a.matmul(now.cov) + now.cov.matmul(a)) + 2 * torch::eye(d, torch::kDouble), 0, 1e-6));
 }

@@ -17,6 +17,7 @@ struct SamplerSpec {
   double plot_radius = 1.0;
   torch::Tensor centres;  // [K, dim] float32 or undefined
   double mode_std = 0.0;
+  GaussianParams gaussian;  // defined for Gaussian sets
 };
 
 class SamplerDataset : public Dataset {
@@ -36,6 +37,9 @@ class SamplerDataset : public Dataset {
   }
   double plot_radius() const override {
     return spec_.plot_radius;
+  }
+  GaussianParams gaussian() const override {
+    return spec_.gaussian;
   }
 
  private:

@@ -1,4 +1,5 @@
 // The data-set registry, the parametric sets (gmm, gaussian, file) and outlier contamination.
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -137,11 +138,62 @@ std::unique_ptr<Dataset> make_gmm(const Json& params) {
   return std::make_unique<SamplerDataset>(std::move(spec));
 }
 
+// A D x D matrix from nested lists, float64.
+torch::Tensor parse_matrix(const Json& node, int64_t dim, const std::string& key) {
+  const std::string expected = "a list of " + std::to_string(dim) + " lists of " +
+                               std::to_string(dim) +
+                               " numbers (a symmetric positive definite "
+                               "matrix)";
+  if (!node.is_array() || static_cast<int64_t>(node.size()) != dim) {
+    bad_param("gaussian", key, expected, node);
+  }
+  std::vector<torch::Tensor> rows;
+  for (const auto& row : node) {
+    if (!row.is_array()) {
+      bad_param("gaussian", key, expected, node);
+    }
+    rows.push_back(
+        torch::tensor(number_or_list(row, dim, "gaussian", key, expected), torch::kDouble));
+  }
+  auto m = torch::stack(rows);
+  if (!torch::allclose(m, m.t(), 1e-10, 1e-12)) {
+    bad_param("gaussian", key, expected + "; it is not symmetric", node);
+  }
+  if (std::get<1>(torch::linalg_cholesky_ex(m)).item<int64_t>() != 0) {
+    bad_param("gaussian", key, expected + "; it is not positive definite", node);
+  }
+  return m;
+}
+
+// The random target of the Fokker-Planck checks: b ~ N(0, I) and precision A = Q diag(l) Q^T with
+// Q a random rotation and l ~ U[1, 2) (the spectrum sklearn's make_spd_matrix gives).
+GaussianParams random_gaussian(int64_t dim, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto mean = torch::randn({dim}, gen, torch::kDouble);
+  auto q = std::get<0>(torch::linalg_qr(torch::randn({dim, dim}, gen, torch::kDouble)));
+  auto eigenvalues = 1.0 + torch::rand({dim}, gen, torch::kDouble);
+  auto covariance = q.matmul(torch::diag(1.0 / eigenvalues)).matmul(q.t());
+  return {mean, 0.5 * (covariance + covariance.t())};
+}
+
 std::unique_ptr<Dataset> make_gaussian(const Json& params) {
-  check_params(params, {"dim", "mean", "std"}, "gaussian");
+  check_params(params, {"dim", "mean", "std", "covariance", "precision", "seed"}, "gaussian");
   const Json* dim_node = find_param(params, "dim");
   const Json* mean_node = find_param(params, "mean");
   const Json* std_node = find_param(params, "std");
+  const Json* cov_node = find_param(params, "covariance");
+  const Json* precision_node = find_param(params, "precision");
+  const Json* seed_node = find_param(params, "seed");
+  if ((std_node != nullptr) + (cov_node != nullptr) + (precision_node != nullptr) +
+          (seed_node != nullptr) >
+      1) {
+    throw ConfigError(
+        "data set 'gaussian': give at most one of the parameters std, covariance, precision "
+        "and seed");
+  }
+  if (seed_node != nullptr && mean_node != nullptr) {
+    throw ConfigError("data set 'gaussian': parameter 'seed' draws the mean too; leave out 'mean'");
+  }
 
   int64_t dim = 2;
   if (dim_node != nullptr) {
@@ -151,26 +203,57 @@ std::unique_ptr<Dataset> make_gaussian(const Json& params) {
     dim = dim_node->get<int64_t>();
   } else if (mean_node != nullptr && mean_node->is_array()) {
     dim = static_cast<int64_t>(mean_node->size());  // a list mean already says the dimension
+  } else if (const Json* matrix = cov_node != nullptr ? cov_node : precision_node) {
+    dim = matrix->is_array() ? static_cast<int64_t>(matrix->size()) : 0;
   }
-  auto mean = torch::zeros({dim});
+  auto mean = torch::zeros({dim}, torch::kDouble);
   if (mean_node != nullptr) {
-    mean = to_tensor(number_or_list(*mean_node, dim, "gaussian", "mean",
-                                    "a number or a list of " + std::to_string(dim) + " numbers"));
+    mean =
+        torch::tensor(number_or_list(*mean_node, dim, "gaussian", "mean",
+                                     "a number or a list of " + std::to_string(dim) + " numbers"),
+                      torch::kDouble);
   }
   double sigma = 1.0;
+  torch::Tensor covariance;  // [D, D] float64; undefined for sigma^2 I
   if (std_node != nullptr) {
     if (!std_node->is_number() || !(std_node->get<double>() > 0.0)) {
       bad_param("gaussian", "std", "a positive number", *std_node);
     }
     sigma = std_node->get<double>();
+  } else if (cov_node != nullptr) {
+    covariance = parse_matrix(*cov_node, dim, "covariance");
+  } else if (precision_node != nullptr) {
+    covariance = torch::linalg_inv(parse_matrix(*precision_node, dim, "precision"));
+    covariance = 0.5 * (covariance + covariance.t());
+  } else if (seed_node != nullptr) {
+    if (!seed_node->is_number_integer() || seed_node->get<int64_t>() < 0) {
+      bad_param("gaussian", "seed", "a non-negative integer", *seed_node);
+    }
+    auto drawn = random_gaussian(dim, seed_node->get<uint64_t>());
+    mean = drawn.mean;
+    covariance = drawn.covariance;
   }
 
   SamplerSpec spec;
   spec.dim = dim;
-  spec.plot_radius = mean.abs().max().item<double>() + 4.0 * sigma;
-  spec.sample = [mean, sigma](int64_t n, at::Generator& gen) {
-    return mean + sigma * torch::randn({n, mean.size(0)}, gen);
-  };
+  spec.gaussian.mean = mean;
+  const auto mean_f = mean.to(torch::kFloat);
+  if (!covariance.defined()) {
+    spec.gaussian.covariance = sigma * sigma * torch::eye(dim, torch::kDouble);
+    spec.plot_radius = mean.abs().max().item<double>() + 4.0 * sigma;
+    spec.sample = [mean_f, sigma](int64_t n, at::Generator& gen) {
+      return mean_f + sigma * torch::randn({n, mean_f.size(0)}, gen);
+    };
+  } else {
+    spec.gaussian.covariance = covariance;
+    const double max_std = covariance.diagonal().max().sqrt().item<double>();
+    spec.plot_radius = mean.abs().max().item<double>() + 4.0 * max_std;
+    const auto factor_t = torch::linalg_cholesky(covariance).t().contiguous();  // L^T [D, D]
+    spec.sample = [mean, factor_t](int64_t n, at::Generator& gen) {
+      auto z = torch::randn({n, mean.size(0)}, gen, torch::kDouble);
+      return (mean + z.matmul(factor_t)).to(torch::kFloat);
+    };
+  }
   return std::make_unique<SamplerDataset>(std::move(spec));
 }
 
@@ -266,7 +349,10 @@ DatasetRegistry& dataset_registry() {
     DatasetRegistry r("data set");
     data_detail::add_toy2d_datasets(r);
     r.add("gmm", "Gaussian mixture in any dimension (params: means, stds, weights)", make_gmm);
-    r.add("gaussian", "N(mean, std^2 I) (params: dim, mean, std)", make_gaussian);
+    r.add("gaussian",
+          "N(mean, std^2 I) or N(mean, covariance); N(mean, precision^-1); or random b, A from "
+          "a seed (params: dim, mean, std | covariance | precision | seed)",
+          make_gaussian);
     r.add("file", "finite point set from a .npy or .csv file, resampled (params: path)", make_file);
     return r;
   }();

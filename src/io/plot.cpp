@@ -146,16 +146,15 @@ torch::Tensor to_cpu_points(const torch::Tensor& points, int64_t cols, const cha
 
 }  // namespace
 
-void save_scatter_png(const std::string& path, const torch::Tensor& data,
-                      const torch::Tensor& samples, const PlotWindow& window, int size_px) {
-  TORCH_CHECK(size_px >= 16, "save_scatter_png: size_px must be at least 16, got ", size_px);
-  TORCH_CHECK(window.radius > 0, "save_scatter_png: window radius must be positive, got ",
-              window.radius);
-  Canvas canvas(size_px, size_px);
+namespace {
+
+// One scatter panel of size_px x size_px with its left edge at x0: data (grey) then samples (blue).
+void draw_scatter_panel(Canvas& canvas, int x0, int size_px, const torch::Tensor& data,
+                        const torch::Tensor& samples, const PlotWindow& window) {
   const int last = size_px - 1;
-  canvas.hline(0, last, last / 2, kAxis);
-  canvas.vline(last / 2, 0, last, kAxis);
-  canvas.frame(0, 0, last, last, kFrame);
+  canvas.hline(x0, x0 + last, last / 2, kAxis);
+  canvas.vline(x0 + last / 2, 0, last, kAxis);
+  canvas.frame(x0, 0, x0 + last, last, kFrame);
 
   // Dots grow with the picture so a 1024 px snapshot looks like a 512 px one, only sharper.
   const double radius = std::max(1.0, 1.5 * size_px / 512.0);
@@ -170,11 +169,40 @@ void save_scatter_png(const std::string& path, const torch::Tensor& data,
         continue;
       }
       // Image rows grow downwards, so y is flipped.
-      canvas.dot(last / 2.0 + dx * scale, last / 2.0 - dy * scale, radius, colour, alpha);
+      canvas.dot(x0 + last / 2.0 + dx * scale, last / 2.0 - dy * scale, radius, colour, alpha);
     }
   };
   draw(to_cpu_points(data, 2, "data"), kData, 0.25);
   draw(to_cpu_points(samples, 2, "samples"), kBlue, 0.6);
+}
+
+void check_scatter_args(int size_px, const PlotWindow& window) {
+  TORCH_CHECK(size_px >= 16, "scatter plot: size_px must be at least 16, got ", size_px);
+  TORCH_CHECK(window.radius > 0, "scatter plot: window radius must be positive, got ",
+              window.radius);
+}
+
+}  // namespace
+
+void save_scatter_png(const std::string& path, const torch::Tensor& data,
+                      const torch::Tensor& samples, const PlotWindow& window, int size_px) {
+  check_scatter_args(size_px, window);
+  Canvas canvas(size_px, size_px);
+  draw_scatter_panel(canvas, 0, size_px, data, samples, window);
+  canvas.save_png(path);
+}
+
+void save_scatter_strip_png(const std::string& path, const torch::Tensor& data,
+                            const std::vector<torch::Tensor>& panels, const PlotWindow& window,
+                            int panel_px) {
+  check_scatter_args(panel_px, window);
+  TORCH_CHECK(!panels.empty(), "save_scatter_strip_png: no panels");
+  const int gap = 4;
+  const int count = static_cast<int>(panels.size());
+  Canvas canvas(count * panel_px + (count - 1) * gap, panel_px);
+  for (int i = 0; i < count; ++i) {
+    draw_scatter_panel(canvas, i * (panel_px + gap), panel_px, data, panels[i], window);
+  }
   canvas.save_png(path);
 }
 

@@ -80,4 +80,25 @@ double frechet_distance(const torch::Tensor& x, const torch::Tensor& y) {
   return gaussian_w2_squared(fit_gaussian(x), fit_gaussian(y));
 }
 
+GaussianFit fokker_planck_gaussian(const GaussianFit& start, const GaussianFit& target, double t) {
+  TORCH_CHECK(t >= 0, "fokker_planck_gaussian: t must be >= 0, got ", t);
+  const auto cov = target.cov.to(torch::kDouble);
+  // Target covariance Q diag(c) Q^T, so A = Q diag(1/c) Q^T and every matrix function of A is
+  // diagonal in Q.
+  auto [c, q] = torch::linalg_eigh(0.5 * (cov + cov.t()));
+  TORCH_CHECK(c.min().item<double>() > 0,
+              "fokker_planck_gaussian: the target covariance is not "
+              "positive definite");
+  const auto decay = torch::exp(-t / c);                      // e^{-t lambda}
+  const auto e = q.matmul(torch::diag(decay)).matmul(q.t());  // e^{-tA}
+  const auto noise = q.matmul(torch::diag(c * (1.0 - decay * decay))).matmul(q.t());
+  const auto m0 = start.mean.to(torch::kDouble);
+  const auto s0 = start.cov.to(torch::kDouble);
+  GaussianFit out;
+  out.mean = target.mean.to(torch::kDouble) + e.matmul(m0 - target.mean.to(torch::kDouble));
+  out.cov = e.matmul(s0).matmul(e) + noise;
+  out.cov = 0.5 * (out.cov + out.cov.t());
+  return out;
+}
+
 }  // namespace uotflow

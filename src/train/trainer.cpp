@@ -20,6 +20,7 @@
 #include "uotflow/io/npy.h"
 #include "uotflow/io/plot.h"
 #include "uotflow/io/safetensors.h"
+#include "uotflow/metrics/gaussian.h"
 #include "uotflow/metrics/metrics.h"
 #include "uotflow/nets/nets.h"
 #include "uotflow_build_info.h"
@@ -165,6 +166,18 @@ class Run {
         method_(make_method(config_, *data_, device_)),
         streams_{make_stream(seed_, "data"), make_stream(seed_, "noise")} {
     total_steps_ = get<int64_t>(config, "train.steps");
+    phases_ = method_->phases();
+    if (!phases_.empty()) {
+      // A phased method fixes the run's length; train.steps may only repeat it.
+      const int64_t phased = phases_.back().end_step;
+      if (total_steps_ != 0 && total_steps_ != phased) {
+        throw ConfigError("train.steps is " + std::to_string(total_steps_) +
+                          " but the phases of '" + get<std::string>(config, "method") + "' take " +
+                          std::to_string(phased) + " steps; leave train.steps at 0");
+      }
+      total_steps_ = phased;
+      config_["train"]["steps"] = phased;
+    }
     if (total_steps_ <= 0) {
       throw ConfigError("train.steps must be > 0, got " + std::to_string(total_steps_));
     }
@@ -192,6 +205,7 @@ class Run {
       }
       run_dir_ = create_run_dir(options_.out_root, name);
       write_config();
+      write_target();
       log("start: " + options_.command_line);
     } else {
       run_dir_ = options_.resume_dir;
@@ -200,6 +214,9 @@ class Run {
     fs::create_directories(fs::path(run_dir_) / "checkpoints");
     fs::create_directories(fs::path(run_dir_) / "samples");
     fs::create_directories(fs::path(run_dir_) / "final");
+    if (!phases_.empty()) {
+      fs::create_directories(fs::path(run_dir_) / "phases");
+    }
     log("device " + device_.str() + ", seed " + std::to_string(seed_) + ", steps " +
         std::to_string(step_) + " -> " + std::to_string(total_steps_));
 
@@ -244,11 +261,15 @@ class Run {
         tick_start = Clock::now();
         tick_first = step_;
       }
-      if (due(step_, eval_every) || last) {
-        evaluate();
+      const int64_t phase = phase_ending_at(step_);
+      if (due(step_, eval_every) || last || phase >= 0) {
+        evaluate(phase);
       }
       if (due(step_, snapshot_every) || last) {
         snapshot("step-" + zero_pad(step_, 7));
+      }
+      if (phase >= 0) {
+        end_phase(phase);
       }
       if (due(step_, checkpoint_every) || last) {
         save_checkpoint();
@@ -339,9 +360,100 @@ class Run {
     return cached;
   }
 
-  void evaluate() {
+  // The phase that ends after `step` steps, or -1.
+  int64_t phase_ending_at(int64_t step) const {
+    for (size_t k = 0; k < phases_.size(); ++k) {
+      if (phases_[k].end_step == step) {
+        return static_cast<int64_t>(k);
+      }
+    }
+    return -1;
+  }
+
+  // Samples, their picture and the generators at the end of a phase, and a strip of the phases so
+  // far.
+  void end_phase(int64_t phase) {
+    const std::string tag = "phase-" + zero_pad(phase, 4);
+    snapshot(tag);
+    const auto dir = fs::path(run_dir_) / "phases" / tag;
+    fs::create_directories(dir);
+    for (const auto& [group, tensors] : method_->export_weights()) {
+      if (group.rfind("generator", 0) == 0) {
+        save_safetensors((dir / (group + ".safetensors")).string(), tensors);
+      }
+    }
+    if (data_->dim() < 2) {
+      return;
+    }
+    // At most 10 panels, evenly spread over the phases done, the last one always shown.
+    const int64_t done = phase + 1;
+    const int64_t panels = std::min<int64_t>(done, 10);
+    std::vector<torch::Tensor> samples;
+    std::vector<std::string> labels;
+    for (int64_t i = 0; i < panels; ++i) {
+      const int64_t k = panels == 1 ? phase : i * phase / (panels - 1);
+      const auto path = fs::path(run_dir_) / "samples" / ("phase-" + zero_pad(k, 4) + ".npy");
+      if (fs::exists(path)) {
+        samples.push_back(load_npy(path.string()).slice(1, 0, 2));
+      }
+    }
+    save_scatter_strip_png((fs::path(run_dir_) / "samples" / "phases.png").string(),
+                           reference_samples(2000).slice(1, 0, 2), samples, plot_window(), 256);
+  }
+
+  PlotWindow plot_window() const {
+    PlotWindow window;
+    window.radius = data_->plot_radius();
+    auto centre = data_->plot_centre();
+    if (centre.defined()) {
+      window.centre_x = centre[0].item<double>();
+      window.centre_y = centre.numel() > 1 ? centre[1].item<double>() : 0.0;
+    }
+    return window;
+  }
+
+  // For Gaussian data: the target's mean and covariance, and the prior the flow starts from.
+  void write_target() {
+    const auto target = data_->gaussian();
+    if (!target.mean.defined()) {
+      return;
+    }
+    auto to_json = [](const torch::Tensor& t) {
+      auto c = t.to(torch::kDouble).contiguous();
+      if (c.dim() == 1) {
+        return Json(std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel()));
+      }
+      Json rows = Json::array();
+      for (int64_t i = 0; i < c.size(0); ++i) {
+        rows.push_back(
+            std::vector<double>(c[i].data_ptr<double>(), c[i].data_ptr<double>() + c.size(1)));
+      }
+      return rows;
+    };
+    const double prior_std = get<double>(config_, "prior.std");
+    Json out{{"mean", to_json(target.mean)},
+             {"covariance", to_json(target.covariance)},
+             {"precision", to_json(torch::linalg_inv(target.covariance))},
+             {"prior", {{"mean", 0.0}, {"std", prior_std}}}};
+    write_file_atomic((fs::path(run_dir_) / "target.json").string(), out.dump(2) + "\n");
+  }
+
+  // KL(Gaussian fit of the samples || exact), or NaN when the fit is singular (collapsed samples).
+  static double fitted_kl(const torch::Tensor& samples, const GaussianFit& exact) {
+    try {
+      return gaussian_kl(fit_gaussian(samples), exact);
+    } catch (const ConfigError&) {
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+
+  // Rows for eval.jsonl: the configured metrics and, for a Gaussian target, the KL of the samples'
+  // Gaussian fit to the target (target_kl) and, at the end of a phase of a KL flow, to the exact
+  // Fokker-Planck solution at the phase's flow time (ou_kl).
+  void evaluate(int64_t phase) {
     const int64_t n = get<int64_t>(config_, "eval.n");
-    if (n <= 0 || eval_metrics_.empty()) {
+    const auto target = data_->gaussian();
+    if (n <= 0 || (eval_metrics_.empty() && !target.mean.defined())) {
       return;
     }
     const uint64_t seed = derive_seed(seed_, "eval", step_);
@@ -356,15 +468,36 @@ class Run {
     context.mode_std = data_->mode_std();
     std::ostringstream summary;
     summary << std::setprecision(5);
-    for (const auto& name : eval_metrics_) {
-      double value = std::numeric_limits<double>::quiet_NaN();
-      if (torch::isfinite(samples).all().item<bool>()) {
-        value = compute_metric(name, samples, reference, context);
-      }
+    const bool finite = torch::isfinite(samples).all().item<bool>();
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    auto write_row = [&](const std::string& name, double value, double time) {
       Json row{{"step", step_}, {"metric", name}, {"value", value},
                {"n", n},        {"ema", ema},     {"seed", seed}};
+      if (phase >= 0) {
+        row["phase"] = phase;
+      }
+      if (std::isfinite(time)) {
+        row["time"] = time;
+      }
       append_line((fs::path(run_dir_) / "eval.jsonl").string(), row.dump());
       summary << " " << name << "=" << value;
+    };
+    for (const auto& name : eval_metrics_) {
+      write_row(name, finite ? compute_metric(name, samples, reference, context) : nan, nan);
+    }
+    if (target.mean.defined()) {
+      const GaussianFit exact{target.mean, target.covariance};
+      write_row("target_kl", finite ? fitted_kl(samples, exact) : nan, nan);
+      const double time = phase >= 0 ? phases_[phase].flow_time : nan;
+      if (std::isfinite(time)) {
+        const double prior_std = get<double>(config_, "prior.std");
+        const int64_t d = data_->dim();
+        const GaussianFit start{torch::zeros({d}, torch::kDouble),
+                                prior_std * prior_std * torch::eye(d, torch::kDouble)};
+        write_row("ou_kl",
+                  finite ? fitted_kl(samples, fokker_planck_gaussian(start, exact, time)) : nan,
+                  time);
+      }
     }
     log("eval step " + std::to_string(step_) + ":" + summary.str());
   }
@@ -376,13 +509,7 @@ class Run {
     const auto dir = fs::path(run_dir_) / "samples";
     save_npy((dir / (tag + ".npy")).string(), samples);
     auto reference = reference_samples(n);
-    PlotWindow window;
-    window.radius = data_->plot_radius();
-    auto centre = data_->plot_centre();
-    if (centre.defined()) {
-      window.centre_x = centre[0].item<double>();
-      window.centre_y = centre.numel() > 1 ? centre[1].item<double>() : 0.0;
-    }
+    const PlotWindow window = plot_window();
     const auto png = (dir / (tag + ".png")).string();
     if (data_->dim() == 1) {
       save_histogram_png(png, reference, samples, window);
@@ -448,6 +575,7 @@ class Run {
   std::string run_dir_;
   int64_t step_ = 0;
   int64_t total_steps_ = 0;
+  std::vector<Phase> phases_;
 };
 
 Json common_defaults() {
@@ -496,9 +624,8 @@ Json common_defaults() {
 Json default_config(const std::string& method) {
   Json defaults = common_defaults();
   defaults["method"] = method;
-  for (const auto& [key, value] : method_registry().create(method).default_sections().items()) {
-    defaults[key] = value;
-  }
+  // A method adds its own sections and may change common defaults (e.g. sjko: loss.phi1).
+  defaults.merge_patch(method_registry().create(method).default_sections());
   return defaults;
 }
 
@@ -574,7 +701,8 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return found.empty() ? "" : found.back().string();
 }
 
-torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema) {
+torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
+                         int64_t phase) {
   if (n <= 0) {
     throw ConfigError("--n must be > 0, got " + std::to_string(n));
   }
@@ -583,8 +711,24 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
   auto data = make_dataset(at_path(config, "data"));
   auto method = make_method(config, *data, torch::Device(torch::kCPU));
   WeightGroups weights;
-  const auto dir = fs::path(run_dir) / "final";
-  if (!fs::is_directory(dir)) {
+  auto dir = fs::path(run_dir) / "final";
+  if (phase >= 0) {
+    const auto phases = method->phases();
+    if (phases.empty()) {
+      throw ConfigError("run '" + run_dir + "' (method '" + get<std::string>(config, "method") +
+                        "') has no phases; leave out --phase");
+    }
+    if (phase >= static_cast<int64_t>(phases.size())) {
+      throw ConfigError("--phase " + std::to_string(phase) + " is out of range: the run has " +
+                        std::to_string(phases.size()) + " phases (0.." +
+                        std::to_string(phases.size() - 1) + ")");
+    }
+    dir = fs::path(run_dir) / "phases" / ("phase-" + zero_pad(phase, 4));
+    if (!fs::is_directory(dir)) {
+      throw ConfigError("run '" + run_dir + "' has not finished phase " + std::to_string(phase) +
+                        " yet (no " + dir.string() + ")");
+    }
+  } else if (!fs::is_directory(dir)) {
     throw ConfigError("run '" + run_dir + "' has no final/ weights yet");
   }
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -595,7 +739,7 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
   try {
     method->import_weights(weights);
   } catch (const ConfigError& e) {
-    throw ConfigError("run '" + run_dir + "' final/: " + e.what());
+    throw ConfigError("run '" + run_dir + "' " + dir.filename().string() + "/: " + e.what());
   }
   auto gen = make_stream(seed, "sample");
   return method->sample(n, gen, ema).cpu();

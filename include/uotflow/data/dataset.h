@@ -13,6 +13,12 @@
 
 namespace uotflow {
 
+/// Mean [D] and covariance [D, D] (float64, CPU) of a Gaussian data set; undefined otherwise.
+struct GaussianParams {
+  torch::Tensor mean;
+  torch::Tensor covariance;
+};
+
 /// A distribution we can sample from. Samples are float32 on the CPU, drawn only from the given
 /// generator so that runs are reproducible.
 ///
@@ -33,6 +39,10 @@ class Dataset {
   /// Standard deviation of each mixture component (0 when unknown). Used by mode-coverage metrics.
   virtual double mode_std() const {
     return 0.0;
+  }
+  /// The exact parameters when the set is a Gaussian (flows towards it have closed forms).
+  virtual GaussianParams gaussian() const {
+    return {};
   }
   /// Half-width of the square (or interval) that plots of this set use, centred at plot_centre().
   virtual double plot_radius() const = 0;

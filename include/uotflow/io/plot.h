@@ -21,6 +21,12 @@ struct PlotWindow {
 void save_scatter_png(const std::string& path, const torch::Tensor& data,
                       const torch::Tensor& samples, const PlotWindow& window, int size_px = 512);
 
+/// Scatter panels side by side (e.g. the phases of a flow), each as save_scatter_png draws it:
+/// panels[i] [N_i, 2] over the same `data` [M, 2] and window. Needs at least one panel.
+void save_scatter_strip_png(const std::string& path, const torch::Tensor& data,
+                            const std::vector<torch::Tensor>& panels, const PlotWindow& window,
+                            int panel_px = 256);
+
 /// Histograms of 1-D `samples` [N] or [N, 1] (blue) over `data` (grey) on [centre - radius, centre
 /// + radius].
 void save_histogram_png(const std::string& path, const torch::Tensor& data,

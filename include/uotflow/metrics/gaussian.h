@@ -28,6 +28,12 @@ double gaussian_symmetric_kl(const GaussianFit& p, const GaussianFit& q);
 /// Squared W2 between Gaussians: |mp - mq|^2 + tr Sp + tr Sq - 2 tr (Sp^1/2 Sq Sp^1/2)^1/2.
 double gaussian_w2_squared(const GaussianFit& p, const GaussianFit& q);
 
+/// The Fokker-Planck flow towards N(b, A^-1) (Ornstein-Uhlenbeck: V(x) = (x-b)^T A (x-b) / 2)
+/// started at N(m0, S0), at time t: m_t = b + e^{-tA}(m0 - b), S_t = e^{-tA} S0 e^{-tA} +
+/// A^{-1/2}(I - e^{-2tA})A^{-1/2}. start, target: means [D] and covariances [D, D] (target.cov =
+/// A^-1); float64.
+GaussianFit fokker_planck_gaussian(const GaussianFit& start, const GaussianFit& target, double t);
+
 /// Frechet distance between feature sets x [N, D] and y [M, D]: gaussian_w2_squared of their
 /// fits (the FID formula, no square root).
 double frechet_distance(const torch::Tensor& x, const torch::Tensor& y);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "uotflow/core/config.h"
 #include "uotflow/core/registry.h"
@@ -24,6 +25,14 @@ struct TrainStreams {
 /// Named groups of named tensors, e.g. {"generator": {"trunk.input.weight": ...}}: what final/
 /// holds.
 using WeightGroups = std::map<std::string, std::map<std::string, torch::Tensor>>;
+
+/// One phase of a phased method (S-JKO: one JKO step).
+struct Phase {
+  int64_t end_step = 0;  ///< steps done when the phase ends (the last phase ends the run)
+  /// Flow time t at the end of the phase of the Fokker-Planck (KL) flow the phases follow, so a
+  /// Gaussian target can be checked against the closed form; NaN when they follow no such flow.
+  double flow_time = 0.0;
+};
 
 /// A training method. It owns its networks, optimisers and EMA; the trainer owns the loop, logging,
 /// checkpoints, evaluation and run directory.
@@ -51,6 +60,12 @@ class Method {
 
   /// Whether sample(ema = true) really uses an EMA.
   virtual bool has_ema() const = 0;
+
+  /// The phases of the run, in order; empty for a method without phases. The trainer writes
+  /// samples, an evaluation and the generator weights at the end of each phase.
+  virtual std::vector<Phase> phases() const {
+    return {};
+  }
 };
 
 /// What a method is built from.

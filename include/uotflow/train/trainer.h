@@ -53,8 +53,10 @@ struct TrainResult {
 /// written; a non-finite loss raises RuntimeError and leaves the last good checkpoint in place.
 TrainResult train(const Json& config, const TrainOptions& options);
 
-/// Draws n samples [n, D] (CPU) from a finished run's final/ weights, with seed and EMA choice.
-torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema);
+/// Draws n samples [n, D] (CPU) from a finished run's final/ weights, with seed and EMA choice;
+/// with phase >= 0, from the generator at the end of that phase (phases/phase-XXXX/).
+torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
+                         int64_t phase = -1);
 
 /// Path of the newest checkpoint of a run ("" when there is none).
 std::string latest_checkpoint(const std::string& run_dir);

@@ -1,0 +1,213 @@
+// S-JKO: phases k = 0..K-1 of fixed-source UOTM whose cost reference is a frozen copy of the
+// generator at the end of the previous phase (the identity in phase 0). Generator, potential,
+// optimiser states, EMA and lr schedule run on across phases, so each phase costs the same.
+#include "uotflow/methods/sjko.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+#include "uotflow/core/error.h"
+#include "uotflow/methods/semidual_method.h"
+#include "uotflow/train/schedule.h"
+
+namespace uotflow {
+namespace {
+
+// The per-phase settings of the "sjko" config section.
+struct SjkoSchedule {
+  int64_t n_phases = 1;
+  double init_step_size = 1.0;  // h of phase 0
+  double step_size = 1.0;       // h of later phases
+  int64_t init_iterations = 1;
+  int64_t iterations = 1;
+  double instance_noise = 0.0;  // std at phase 0, divided by (k + 1) in phase k
+  std::vector<double> marginal_weights;
+
+  explicit SjkoSchedule(const Json& c) {
+    n_phases = positive_int(c, "sjko.n_phases");
+    init_step_size = positive_number(c, "sjko.init_jko_step_size");
+    step_size = positive_number(c, "sjko.jko_step_size");
+    init_iterations = positive_int(c, "sjko.init_iterations");
+    iterations = positive_int(c, "sjko.iterations");
+    instance_noise = get<double>(c, "sjko.instance_noise");
+    if (!(instance_noise >= 0)) {
+      throw ConfigError("config key 'sjko.instance_noise' must be >= 0, got " +
+                        std::to_string(instance_noise));
+    }
+    marginal_weights = get<std::vector<double>>(c, "sjko.marginal_weights");
+    if (static_cast<int64_t>(marginal_weights.size()) > n_phases) {
+      throw ConfigError("config key 'sjko.marginal_weights' has " +
+                        std::to_string(marginal_weights.size()) + " values for " +
+                        std::to_string(n_phases) + " phases");
+    }
+    for (double w : marginal_weights) {
+      if (!(w > 0)) {
+        throw ConfigError("config key 'sjko.marginal_weights' must hold numbers > 0, got " +
+                          std::to_string(w));
+      }
+    }
+    if (marginal_weights.empty()) {
+      marginal_weights.push_back(get<double>(c, "loss.marginal_weight"));
+    }
+  }
+
+  int64_t phase_start(int64_t k) const {
+    return k == 0 ? 0 : init_iterations + (k - 1) * iterations;
+  }
+  int64_t total_steps() const {
+    return phase_start(n_phases);
+  }
+  int64_t phase_of(int64_t step) const {
+    if (step < init_iterations) {
+      return 0;
+    }
+    return std::min(n_phases - 1, 1 + (step - init_iterations) / iterations);
+  }
+  double jko_step_size(int64_t k) const {
+    return k == 0 ? init_step_size : step_size;
+  }
+  // A shorter list goes on with its last value.
+  double marginal_weight(int64_t k) const {
+    return marginal_weights[std::min<size_t>(k, marginal_weights.size() - 1)];
+  }
+};
+
+class Sjko : public SemiDualMethod {
+ public:
+  explicit Sjko(const MethodContext& ctx)
+      : SemiDualMethod(ctx, SjkoSchedule(ctx.config).total_steps()),
+        schedule_(ctx.config),
+        phi2_(get<std::string>(ctx.config, "loss.phi2")),
+        cost_scale_(positive_number(ctx.config, "loss.cost_scale")),
+        reduction_(parse_cost_reduction(get<std::string>(ctx.config, "loss.cost_reduction"))) {
+    if (get<std::string>(ctx.config, "loss.phi1") != "linear") {
+      throw ConfigError(
+          "method 'sjko' needs loss.phi1 = linear (each JKO step is a fixed-source "
+          "UOT problem), got '" +
+          get<std::string>(ctx.config, "loss.phi1") + "'");
+    }
+    if (phi2_ != "kl" && phi2_ != "chi2" && phi2_ != "softplus") {
+      throw ConfigError("method 'sjko' needs loss.phi2 in {kl, chi2, softplus}, got '" + phi2_ +
+                        "'");
+    }
+    reference_ = make_generator(dim(), at_path(ctx.config, "generator"));
+    reference_->to(device());
+    for (auto& p : reference_->parameters()) {
+      p.requires_grad_(false);
+    }
+  }
+
+  std::vector<Phase> phases() const override {
+    std::vector<Phase> out;
+    double time = 0.0;
+    for (int64_t k = 0; k < schedule_.n_phases; ++k) {
+      // cost = cost_scale * reduce|T - T_old|^2 / (2h) is |.|^2 / (2 tau) with tau = h /
+      // cost_scale (d h / cost_scale for "mean"); alpha * KL for a time tau flows for alpha * tau.
+      double tau = schedule_.jko_step_size(k) / cost_scale_;
+      if (reduction_ == CostReduction::kMean) {
+        tau *= static_cast<double>(dim());
+      }
+      time += schedule_.marginal_weight(k) * tau;
+      out.push_back(Phase{schedule_.phase_start(k + 1),
+                          phi2_ == "kl" ? time : std::numeric_limits<double>::quiet_NaN()});
+    }
+    return out;
+  }
+
+  void save(torch::serialize::OutputArchive& archive) override {
+    SemiDualMethod::save(archive);
+    archive.write("sjko_phase", torch::tensor(phase_, torch::kInt64));
+    torch::serialize::OutputArchive reference;
+    reference_->save(reference);
+    archive.write("sjko_reference", reference);
+  }
+
+  void load(torch::serialize::InputArchive& archive) override {
+    SemiDualMethod::load(archive);
+    torch::Tensor phase;
+    archive.read("sjko_phase", phase);
+    torch::serialize::InputArchive reference;
+    archive.read("sjko_reference", reference);
+    reference_->load(reference);
+    for (auto& p : reference_->parameters()) {
+      p.requires_grad_(false);
+    }
+    phase_ = phase.item<int64_t>();
+    if (phase_ >= 0) {
+      configure_phase(phase_);
+    }
+  }
+
+ protected:
+  void begin_step(int64_t step) override {
+    const int64_t k = schedule_.phase_of(step);
+    if (k == phase_) {
+      return;
+    }
+    if (k > 0) {
+      copy_weights(*reference_, generator());  // the previous phase's map, frozen
+    }
+    configure_phase(k);
+    phase_ = k;
+  }
+
+  torch::Tensor cost_reference(const torch::Tensor& x, at::Generator& noise) override {
+    if (phase_ == 0) {
+      return x;  // T_old = identity: phase 0 is fixed-source UOTM
+    }
+    torch::NoGradGuard no_grad;
+    auto z = torch::randn({x.size(0), reference_->latent_dim()}, noise).to(device());
+    return reference_->forward(x, z);
+  }
+
+  // phi1 is linear, so the cost is constant in v and is left out of the potential loss.
+  torch::Tensor potential_cost(const torch::Tensor& x, const torch::Tensor& /*fake*/) override {
+    return torch::zeros({x.size(0)}, x.options());
+  }
+
+ private:
+  void configure_phase(int64_t k) {
+    cost_ = QuadraticCost(cost_scale_ / (2.0 * schedule_.jko_step_size(k)), reduction_);
+    loss_.phi2 = Phi(phi2_, schedule_.marginal_weight(k));
+    instance_noise_ = schedule_.instance_noise / static_cast<double>(k + 1);
+  }
+
+  SjkoSchedule schedule_;
+  std::string phi2_;
+  double cost_scale_;
+  CostReduction reduction_;
+  std::shared_ptr<GeneratorNet> reference_;
+  int64_t phase_ = -1;  // phase of the last step taken
+};
+
+Json sjko_defaults() {
+  return Json{{"sjko",
+               {{"n_phases", 10},
+                {"init_jko_step_size", 1.0},
+                {"jko_step_size", 1.0},
+                {"init_iterations", 1000},
+                {"iterations", 1000},
+                {"instance_noise", 0.0},
+                {"marginal_weights", Json::array()}}},
+              // Each JKO step is a fixed-source problem; the run's length comes from the phases.
+              {"loss", {{"phi1", "linear"}}},
+              {"train", {{"steps", 0}}}};
+}
+
+}  // namespace
+
+void register_sjko(MethodRegistry& registry) {
+  registry.add("sjko",
+               "S-JKO: JKO steps as fixed-source UOT problems, warm-started across phases "
+               "(sjko.n_phases, sjko.jko_step_size)",
+               [] {
+                 return MethodEntry{[](const MethodContext& ctx) -> std::unique_ptr<Method> {
+                                      return std::make_unique<Sjko>(ctx);
+                                    },
+                                    sjko_defaults};
+               });
+}
+
+}  // namespace uotflow
