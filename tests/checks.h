@@ -18,8 +18,10 @@ inline double relative_error(double value, double reference) {
   return std::abs(value - reference) / std::max(std::abs(reference), 1e-300);
 }
 
-/// Expects `call` to throw a ConfigError with a non-empty one-line message; `what` names the case.
-inline void expect_config_error(const std::function<void()>& call, const std::string& what) {
+/// Expects `call` to throw a ConfigError with a non-empty one-line message; `what` names the case
+/// and, when `mentions` is not empty, the message must contain it.
+inline void expect_config_error(const std::function<void()>& call, const std::string& what,
+                                const std::string& mentions = "") {
   try {
     call();
     ADD_FAILURE() << what << ": no ConfigError";
@@ -27,6 +29,7 @@ inline void expect_config_error(const std::function<void()>& call, const std::st
     const std::string message = e.what();
     EXPECT_EQ(message.find('\n'), std::string::npos) << what << ": " << message;
     EXPECT_FALSE(message.empty()) << what;
+    EXPECT_NE(message.find(mentions), std::string::npos) << what << ": " << message;
   } catch (const std::exception& e) {
     ADD_FAILURE() << what << ": expected ConfigError, got " << e.what();
   }

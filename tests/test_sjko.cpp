@@ -10,6 +10,7 @@
 
 #include "checks.h"
 #include "cli_runner.h"
+#include "run_checks.h"
 #include "uotflow/core/error.h"
 #include "uotflow/data/dataset.h"
 #include "uotflow/io/files.h"
@@ -22,6 +23,8 @@
 namespace fs = std::filesystem;
 using namespace uotflow;
 using uotflow::testing::expect_config_error;
+using uotflow::testing::expect_same_final_weights;
+using uotflow::testing::read_jsonl;
 using uotflow::testing::run_cli;
 
 namespace {
@@ -57,11 +60,7 @@ class SjkoTest : public ::testing::Test {
   void SetUp() override {
     torch::manual_seed(0);
     torch::set_num_threads(1);
-    root_ =
-        fs::path(::testing::TempDir()) /
-        ("uotflow-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
+    root_ = uotflow::testing::fresh_test_dir();
   }
   std::string train_run(const Json& config) {
     TrainOptions options;
@@ -70,28 +69,6 @@ class SjkoTest : public ::testing::Test {
   }
   fs::path root_;
 };
-
-void expect_same_final_weights(const std::string& a, const std::string& b) {
-  for (const auto& group : {"generator", "generator_ema", "potential"}) {
-    auto wa = load_safetensors(a + "/final/" + group + ".safetensors");
-    auto wb = load_safetensors(b + "/final/" + group + ".safetensors");
-    ASSERT_EQ(wa.size(), wb.size());
-    for (const auto& [name, t] : wa) {
-      EXPECT_TRUE(torch::equal(t, wb.at(name))) << group << "/" << name;
-    }
-  }
-}
-
-std::vector<Json> read_jsonl(const std::string& path) {
-  std::vector<Json> rows;
-  std::istringstream lines(read_file(path));
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) {
-      rows.push_back(Json::parse(line));
-    }
-  }
-  return rows;
-}
 
 }  // namespace
 
@@ -170,7 +147,7 @@ TEST_F(SjkoTest, EveryPhaseLeavesSamplesPicturesWeightsAndEvalRows) {
   // The generator at the end of the last phase is the final one.
   EXPECT_TRUE(torch::equal(sample_run(run, 100, 5, true, 1), sample_run(run, 100, 5, true)));
   EXPECT_FALSE(torch::equal(sample_run(run, 100, 5, true, 0), sample_run(run, 100, 5, true)));
-  expect_config_error([&] { sample_run(run, 100, 5, true, 2); }, "out of range");
+  expect_config_error([&] { sample_run(run, 100, 5, true, 2); }, "out of range", "out of range");
   // The CLI's --phase.
   const auto out = (root_ / "p0.npy").string();
   auto res = run_cli("sample --run " + run + " --phase 0 --n 100 --seed 5 --out " + out);
@@ -200,12 +177,16 @@ TEST_F(SjkoTest, ConfigErrors) {
     options.out_root = (fs::path(::testing::TempDir()) / "uotflow-sjko-errors").string();
     train(config, options);
   };
-  expect_config_error([&] { build({"loss.phi1=\"kl\""}); }, "loss.phi1 = linear");
-  expect_config_error([&] { build({"loss.phi2=\"linear\""}); }, "loss.phi2");
-  expect_config_error([&] { build({"train.steps=10"}); }, "leave train.steps at 0");
-  expect_config_error([&] { build({"sjko.marginal_weights=[1, 1, 1]"}); }, "3 values for 2");
-  expect_config_error([&] { build({"sjko.jko_step_size=0"}); }, "sjko.jko_step_size");
-  expect_config_error([&] { build({"sjko.n_phases=0"}); }, "sjko.n_phases");
+  expect_config_error([&] { build({"loss.phi1=\"kl\""}); }, "loss.phi1 = linear",
+                      "loss.phi1 = linear");
+  expect_config_error([&] { build({"loss.phi2=\"linear\""}); }, "loss.phi2", "loss.phi2");
+  expect_config_error([&] { build({"train.steps=10"}); }, "leave train.steps at 0",
+                      "leave train.steps at 0");
+  expect_config_error([&] { build({"sjko.marginal_weights=[1, 1, 1]"}); }, "3 values for 2",
+                      "3 values for 2");
+  expect_config_error([&] { build({"sjko.jko_step_size=0"}); }, "sjko.jko_step_size",
+                      "sjko.jko_step_size");
+  expect_config_error([&] { build({"sjko.n_phases=0"}); }, "sjko.n_phases", "sjko.n_phases");
   // --phase on a method without phases.
   Json uotm = resolve_config(Json{{"data", {{"name", "8gaussians"}}},
                                   {"generator", {{"net", "mlp"}, {"width", 8}, {"depth", 1}}},
@@ -217,7 +198,7 @@ TEST_F(SjkoTest, ConfigErrors) {
   TrainOptions options;
   options.out_root = (fs::path(::testing::TempDir()) / "uotflow-sjko-errors").string();
   const auto run = train(uotm, options).run_dir;
-  expect_config_error([&] { sample_run(run, 10, 1, true, 0); }, "has no phases");
+  expect_config_error([&] { sample_run(run, 10, 1, true, 0); }, "has no phases", "has no phases");
 }
 
 namespace {

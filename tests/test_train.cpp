@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "cli_runner.h"
+#include "run_checks.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/files.h"
 #include "uotflow/io/npy.h"
@@ -46,11 +47,7 @@ class TrainTest : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::manual_seed(0);
-    root_ =
-        fs::path(::testing::TempDir()) /
-        ("uotflow-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
+    root_ = uotflow::testing::fresh_test_dir();
   }
   std::string write(const std::string& name, const std::string& content) {
     auto path = (root_ / name).string();
@@ -59,17 +56,6 @@ class TrainTest : public ::testing::Test {
   }
   fs::path root_;
 };
-
-void expect_same_weights(const std::string& a, const std::string& b) {
-  for (const auto& group : {"generator", "generator_ema", "potential"}) {
-    auto wa = load_safetensors(a + "/final/" + group + ".safetensors");
-    auto wb = load_safetensors(b + "/final/" + group + ".safetensors");
-    ASSERT_EQ(wa.size(), wb.size());
-    for (const auto& [name, t] : wa) {
-      EXPECT_TRUE(torch::equal(t, wb.at(name))) << group << "/" << name;
-    }
-  }
-}
 
 }  // namespace
 
@@ -89,7 +75,7 @@ TEST_F(TrainTest, ResumeIsBitIdentical) {
   EXPECT_EQ(second.step, 40);
   EXPECT_EQ(second.run_dir, first.run_dir);
 
-  expect_same_weights(straight.run_dir, first.run_dir);
+  uotflow::testing::expect_same_final_weights(straight.run_dir, first.run_dir);
   auto sa = load_npy(straight.run_dir + "/samples/final.npy");
   auto sb = load_npy(first.run_dir + "/samples/final.npy");
   EXPECT_TRUE(torch::equal(sa, sb));
