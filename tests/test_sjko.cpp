@@ -265,7 +265,7 @@ void expect_tracks_closed_form(const std::vector<OuCheck>& checks, double thresh
 }  // namespace
 
 // Acceptance 2: OU flows in d = 2 and d = 8 (about 15 s each). The prior is at KL 0.56 (d = 2) and
-// 3.5 (d = 8) from the target; the fits of 10^4 samples come out at 4e-4..2e-3 (d = 2) and
+// 3.07 (d = 8) from the target; the fits of 10^4 samples come out at 4e-4..2e-3 (d = 2) and
 // 2e-3..4e-3 (d = 8, where the fit's own bias is d (d + 3) / (4n) = 2e-3). The thresholds leave
 // room for seeds and BLAS builds; docs/methods/sjko.md has the figures.
 TEST_F(SjkoTest, OrnsteinUhlenbeckD2TracksTheClosedForm) {

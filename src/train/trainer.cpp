@@ -389,7 +389,6 @@ class Run {
     const int64_t done = phase + 1;
     const int64_t panels = std::min<int64_t>(done, 10);
     std::vector<torch::Tensor> samples;
-    std::vector<std::string> labels;
     for (int64_t i = 0; i < panels; ++i) {
       const int64_t k = panels == 1 ? phase : i * phase / (panels - 1);
       const auto path = fs::path(run_dir_) / "samples" / ("phase-" + zero_pad(k, 4) + ".npy");
