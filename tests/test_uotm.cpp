@@ -54,11 +54,32 @@ TEST(UotmQuality, EightGaussiansReachesTheNoiseFloorAndCoversAllModes) {
   EXPECT_GT(modes.hq_fraction, 0.9);
 }
 
+// The UOTM side of the robustness claim, in `make test` (one run, about 90 s): on 99% N(1, 0.1^2) +
+// 1% N(-1, 0.1^2) UOTM (kl/kl) fits the inliers and drops the outliers. Six runs (seeds 1-3, 1% and
+// 5% outliers) gave outlier mass 0 to 3e-5, inlier mean 0.979-0.982 (the KL relaxation pulls it a
+// little towards the source) and std 0.108-0.109.
+TEST(UotmQuality, OutlierRobustUotmFitsTheInliersAndDropsTheOutliers) {
+  torch::set_num_threads(1);
+  auto config = toy_config("uotm_outlier1d.json", {"seed=2", "eval.n=0", "train.snapshot_every=0"});
+  const auto run = train_in_temp(config, "uotm-outliers");
+  auto x = sample_run(run, 100000, 7, true).flatten().to(torch::kFloat64);
+  const double outlier_mass = (x < 0).to(torch::kFloat64).mean().item<double>();
+  auto inliers = x.index({x > 0});
+  const double mean = inliers.mean().item<double>();
+  const double std = inliers.std().item<double>();
+  RecordProperty("outlier_mass", std::to_string(outlier_mass));
+  RecordProperty("inlier_mean", std::to_string(mean));
+  RecordProperty("inlier_std", std::to_string(std));
+  EXPECT_LT(outlier_mass, 0.0025);
+  EXPECT_NEAR(mean, 0.985, 0.035);
+  EXPECT_NEAR(std, 0.11, 0.02);
+}
+
 // Acceptance (the paper's robustness claim): on 99% N(1, 0.1^2) + 1% N(-1, 0.1^2), UOTM (kl/kl)
 // puts less than a quarter of the data's outlier mass (x < 0) into its samples; OTM, same budget
 // and settings, at least half of it. Two runs of about 2 minutes each on one core. Slow-labelled:
-// the OTM side lands at the threshold and its outcome depends on the BLAS build (0.0103 on one
-// set-up, 0.0014 on another), so it runs with `make test-slow`.
+// the balanced potential is unbounded and the OTM side depends on the seed (0.0103 / 0.0812 / 0 for
+// seeds 1 / 2 / 3; docs/methods/uotm.md), so it runs with `make test-slow`.
 TEST(UotmQuality, OutlierRobustnessUotmAgainstOtm_Slow) {
   torch::set_num_threads(1);
   const double data_outlier_mass = 0.01;
