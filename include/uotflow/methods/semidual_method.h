@@ -20,8 +20,10 @@ namespace uotflow {
 ///
 ///   class MyMethod : public SemiDualMethod {
 ///    public:
-///     MyMethod(const MethodContext& ctx) : SemiDualMethod(ctx, get<int64_t>(ctx.config,
-///     "train.steps")) {}
+///     explicit MyMethod(const MethodContext& ctx)
+///         : SemiDualMethod(ctx, get<int64_t>(ctx.config, "train.steps")) {}
+///    protected:
+///     torch::Tensor cost_reference(const torch::Tensor& x, at::Generator&) override { ... }
 ///   };
 class SemiDualMethod : public Method {
  public:
