@@ -13,6 +13,8 @@
 
 #include "uotflow/ot/exact.h"
 
+#include "bench_main.h"
+
 namespace {
 
 constexpr int64_t kDim = 2;
@@ -72,16 +74,9 @@ void BM_ExactOtSolve(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  torch::set_num_threads(1);
   for (auto* b : {benchmark::RegisterBenchmark("BM_ExactW2", BM_ExactW2),
                   benchmark::RegisterBenchmark("BM_ExactOtSolve", BM_ExactOtSolve)}) {
     b->Arg(500)->Arg(2000)->Arg(5000)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 2;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uotflow::bench::run_benchmarks(argc, argv);
 }

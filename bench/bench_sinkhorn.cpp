@@ -9,11 +9,11 @@
 #include <torch/torch.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "uotflow/ot/sinkhorn.h"
+
+#include "bench_main.h"
 
 namespace {
 
@@ -54,27 +54,11 @@ void BM_Sinkhorn(benchmark::State& state, Case c) {
   state.counters["transport_cost"] = cost;
 }
 
-// Removes --sinkhorn_* flags from argv (Google Benchmark rejects flags it does not know).
-void parse_own_flags(int& argc, char** argv) {
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    const char* arg = argv[i];
-    if (std::strncmp(arg, "--sinkhorn_n=", 13) == 0) {
-      g_points = std::strtoll(arg + 13, nullptr, 10);
-    } else if (std::strncmp(arg, "--sinkhorn_iters=", 17) == 0) {
-      g_iters = std::strtoll(arg + 17, nullptr, 10);
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  parse_own_flags(argc, argv);
-  torch::set_num_threads(1);
+  uotflow::bench::take_int_flags(argc, argv,
+                                 {{"sinkhorn_n", &g_points}, {"sinkhorn_iters", &g_iters}});
   struct Named {
     const char* name;
     Case c;
@@ -93,11 +77,5 @@ int main(int argc, char** argv) {
         ->UseRealTime()
         ->MinTime(1.0);
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 2;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uotflow::bench::run_benchmarks(argc, argv);
 }

@@ -5,6 +5,8 @@
 
 #include "uotflow/ot/sliced.h"
 
+#include "bench_main.h"
+
 namespace {
 
 void BM_SlicedW2(benchmark::State& state) {
@@ -27,9 +29,5 @@ BENCHMARK(BM_SlicedW2)->Arg(2)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecon
 }  // namespace
 
 int main(int argc, char** argv) {
-  torch::set_num_threads(1);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uotflow::bench::run_benchmarks(argc, argv);
 }

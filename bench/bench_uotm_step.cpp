@@ -7,8 +7,6 @@
 #include <torch/torch.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -17,6 +15,8 @@
 #include "uotflow/data/dataset.h"
 #include "uotflow/train/method.h"
 #include "uotflow/train/trainer.h"
+
+#include "bench_main.h"
 
 namespace {
 
@@ -126,27 +126,11 @@ void BM_MatmulStepShape(benchmark::State& state) {
       benchmark::Counter::kIsRate);
 }
 
-// Removes --uotm_* flags from argv (Google Benchmark rejects flags it does not know).
-void parse_own_flags(int& argc, char** argv) {
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    const char* arg = argv[i];
-    if (std::strncmp(arg, "--uotm_steps=", 13) == 0) {
-      g_steps = std::strtoll(arg + 13, nullptr, 10);
-    } else if (std::strncmp(arg, "--uotm_warmup=", 14) == 0) {
-      g_warmup = std::strtoll(arg + 14, nullptr, 10);
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  parse_own_flags(argc, argv);
-  torch::set_num_threads(1);
+  uotflow::bench::take_int_flags(argc, argv,
+                                 {{"uotm_steps", &g_steps}, {"uotm_warmup", &g_warmup}});
 
   auto* step = benchmark::RegisterBenchmark("BM_UotmStep", BM_UotmStep);
   step->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -162,11 +146,5 @@ int main(int argc, char** argv) {
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime();
 
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 2;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uotflow::bench::run_benchmarks(argc, argv);
 }

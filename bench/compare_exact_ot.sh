@@ -10,18 +10,9 @@ BUILD=${1:-build}
 ROUNDS=${ROUNDS:-5}
 REPS=${REPS:-3}
 SIZES=${SIZES:-500 2000}
-PY=/usr/bin/python3  # Debian's python3-pot; the first python3 on PATH may lack it
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BIN=$BUILD/bench_exact_ot
-
-if [[ ! -x $BIN ]]; then
-  echo "compare_exact_ot: $BIN not found; build it with: ninja -C $BUILD bench_exact_ot" >&2
-  exit 2
-fi
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_binary bench_exact_ot
 
 FILTER="BM_ExactW2/($(echo $SIZES | tr ' ' '|'))/"
 run_cpp() {
@@ -35,10 +26,7 @@ run_py() {
 
 echo "exact W2, 2-D, n = m in {$SIZES}, uniform weights, 1 thread; $ROUNDS rounds of $REPS calls" \
   "per size and side, interleaved" >&2
-for ((r = 0; r < ROUNDS; r++)); do
-  if ((r % 2 == 0)); then run_cpp "$r"; run_py "$r"; else run_py "$r"; run_cpp "$r"; fi
-  echo "  round $((r + 1))/$ROUNDS done" >&2
-done
+interleave_rounds
 
 "$PY" - "$TMP" "$ROUNDS" $SIZES <<'EOF'
 import json, statistics, sys

@@ -17,13 +17,9 @@ BUILD=${1:-build}
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-3}
 ITERS=${ITERS:-100}
-PY=/usr/bin/python3  # Debian's python3-pot and python3-torch; the first python3 on PATH may lack them
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BIN=$BUILD/bench_sinkhorn
-[[ -x $BIN ]] || { echo "compare_sinkhorn: $BIN not found; build it with: ninja -C $BUILD bench_sinkhorn" >&2; exit 2; }
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_binary bench_sinkhorn
 
 run_cpp() {
   "$BIN" --sinkhorn_iters="$ITERS" --benchmark_repetitions="$REPS" --benchmark_format=json \
@@ -32,10 +28,7 @@ run_cpp() {
 run_py() { "$PY" "$HERE/sinkhorn.py" --iters "$ITERS" --reps "$REPS" >"$TMP/py_$1.json"; }
 
 echo "Sinkhorn n = m = 2000, d = 2, 1 thread; $ROUNDS rounds, $REPS repetitions each, interleaved" >&2
-for ((r = 0; r < ROUNDS; r++)); do
-  if ((r % 2 == 0)); then run_cpp "$r"; run_py "$r"; else run_py "$r"; run_cpp "$r"; fi
-  echo "  round $((r + 1))/$ROUNDS done" >&2
-done
+interleave_rounds
 
 "$PY" - "$TMP" "$ROUNDS" "$ITERS" <<'PYEOF'
 import json, statistics, sys

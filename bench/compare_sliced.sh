@@ -8,20 +8,13 @@ set -euo pipefail
 BUILD=${1:-build}
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-3}
-PY=/usr/bin/python3  # Debian's python3-pot and python3-torch
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BIN=$BUILD/bench_sliced
-[[ -x $BIN ]] || { echo "compare_sliced: $BIN not found; build it with: ninja -C $BUILD bench_sliced" >&2; exit 2; }
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_binary bench_sliced
 
 run_cpp() { "$BIN" --benchmark_repetitions="$REPS" --benchmark_format=json >"$TMP/cpp_$1.json" 2>/dev/null; }
 run_py() { "$PY" "$HERE/sliced.py" --reps "$REPS" >"$TMP/py_$1.json"; }
-for ((r = 0; r < ROUNDS; r++)); do
-  if ((r % 2 == 0)); then run_cpp "$r"; run_py "$r"; else run_py "$r"; run_cpp "$r"; fi
-  echo "  round $((r + 1))/$ROUNDS done" >&2
-done
+interleave_rounds
 
 "$PY" - "$TMP" "$ROUNDS" <<'PYEOF'
 import json, statistics, sys

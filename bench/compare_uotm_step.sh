@@ -8,18 +8,9 @@ BUILD=${1:-build}
 ROUNDS=${ROUNDS:-5}
 STEPS=${STEPS:-300}
 WARMUP=${WARMUP:-20}
-PY=/usr/bin/python3  # Debian's python3-torch; the first python3 on PATH may lack torch
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BIN=$BUILD/bench_uotm_step
-
-if [[ ! -x $BIN ]]; then
-  echo "compare_uotm_step: $BIN not found; build it with: ninja -C $BUILD bench_uotm_step" >&2
-  exit 2
-fi
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_binary bench_uotm_step
 
 run_cpp() {
   "$BIN" --uotm_steps="$STEPS" --uotm_warmup="$WARMUP" --benchmark_filter='BM_UotmStep|BM_Matmul' \
@@ -31,10 +22,7 @@ run_py() {
 
 echo "UOTM toy step: batch 400, ResNet-FC 128 x 3, R1 on, 1 thread; $ROUNDS rounds of $STEPS steps" \
   "(+ $WARMUP warm-up) per side, interleaved" >&2
-for ((r = 0; r < ROUNDS; r++)); do
-  if ((r % 2 == 0)); then run_cpp "$r"; run_py "$r"; else run_py "$r"; run_cpp "$r"; fi
-  echo "  round $((r + 1))/$ROUNDS done" >&2
-done
+interleave_rounds
 
 "$PY" - "$TMP" "$ROUNDS" <<'EOF'
 import json, statistics, sys

@@ -1,0 +1,50 @@
+// Shared by the Google Benchmark programs in bench/: the program's own --name=value flags, and the
+// run of everything registered, on one thread.
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace uotflow::bench {
+
+/// Reads and removes the integer flags `--name=value` listed in `flags` from argv, because Google
+/// Benchmark rejects flags it does not know.
+inline void take_int_flags(int& argc, char** argv,
+                           const std::vector<std::pair<std::string, int64_t*>>& flags) {
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    bool taken = false;
+    for (const auto& [name, value] : flags) {
+      const std::string prefix = "--" + name + "=";
+      if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
+        *value = std::strtoll(argv[i] + prefix.size(), nullptr, 10);
+        taken = true;
+      }
+    }
+    if (!taken) {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+}
+
+/// Runs the registered benchmarks with one LibTorch thread; an unknown flag exits with 2.
+inline int run_benchmarks(int argc, char** argv) {
+  torch::set_num_threads(1);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    return 2;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+}  // namespace uotflow::bench

@@ -1,0 +1,26 @@
+# Shared by the compare_*.sh scripts (source it after setting BUILD and ROUNDS): one thread for every
+# library, Debian's python3 (the first python3 on PATH may lack POT / torch), a temporary folder, and
+# the interleaved rounds. The caller defines run_cpp ROUND and run_py ROUND.
+
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# require_binary NAME: sets BIN=$BUILD/NAME, or exits 2 saying how to build it.
+require_binary() {
+  BIN=$BUILD/$1
+  if [[ ! -x $BIN ]]; then
+    echo "$(basename "$0" .sh): $BIN not found; build it with: ninja -C $BUILD $1" >&2
+    exit 2
+  fi
+}
+
+# ROUNDS rounds of run_cpp and run_py, the order alternating so neither side always runs first.
+interleave_rounds() {
+  for ((r = 0; r < ROUNDS; r++)); do
+    if ((r % 2 == 0)); then run_cpp "$r"; run_py "$r"; else run_py "$r"; run_cpp "$r"; fi
+    echo "  round $((r + 1))/$ROUNDS done" >&2
+  done
+}
