@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "uotflow/core/error.h"
 #include "uotflow/methods/semidual_method.h"
@@ -76,9 +77,11 @@ struct SjkoSchedule {
 
 class Sjko : public SemiDualMethod {
  public:
-  explicit Sjko(const MethodContext& ctx)
-      : SemiDualMethod(ctx, SjkoSchedule(ctx.config).total_steps()),
-        schedule_(ctx.config),
+  explicit Sjko(const MethodContext& ctx) : Sjko(ctx, SjkoSchedule(ctx.config)) {}
+
+  Sjko(const MethodContext& ctx, SjkoSchedule schedule)
+      : SemiDualMethod(ctx, schedule.total_steps()),
+        schedule_(std::move(schedule)),
         phi2_(get<std::string>(ctx.config, "loss.phi2")),
         cost_scale_(positive_number(ctx.config, "loss.cost_scale")),
         reduction_(parse_cost_reduction(get<std::string>(ctx.config, "loss.cost_reduction"))) {

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -360,21 +361,18 @@ class Run {
     return cached;
   }
 
-  // The phase that ends after `step` steps, or -1.
+  // The phase that ends after `step` steps, or -1 (end steps ascend: a binary search per step).
   int64_t phase_ending_at(int64_t step) const {
-    for (size_t k = 0; k < phases_.size(); ++k) {
-      if (phases_[k].end_step == step) {
-        return static_cast<int64_t>(k);
-      }
-    }
-    return -1;
+    const auto it = std::lower_bound(phases_.begin(), phases_.end(), step,
+                                     [](const Phase& p, int64_t s) { return p.end_step < s; });
+    return it != phases_.end() && it->end_step == step ? it - phases_.begin() : -1;
   }
 
   // Samples, their picture and the generators at the end of a phase, and a strip of the phases so
   // far.
   void end_phase(int64_t phase) {
     const std::string tag = "phase-" + zero_pad(phase, 4);
-    snapshot(tag);
+    const auto current = snapshot(tag);
     const auto dir = fs::path(run_dir_) / "phases" / tag;
     fs::create_directories(dir);
     for (const auto& [group, tensors] : method_->export_weights()) {
@@ -391,8 +389,11 @@ class Run {
     std::vector<torch::Tensor> samples;
     for (int64_t i = 0; i < panels; ++i) {
       const int64_t k = panels == 1 ? phase : i * phase / (panels - 1);
+      // Earlier phases come from their files (they may predate a resume).
       const auto path = fs::path(run_dir_) / "samples" / ("phase-" + zero_pad(k, 4) + ".npy");
-      if (fs::exists(path)) {
+      if (k == phase) {
+        samples.push_back(current.slice(1, 0, 2));
+      } else if (fs::exists(path)) {
         samples.push_back(load_npy(path.string()).slice(1, 0, 2));
       }
     }
@@ -501,7 +502,8 @@ class Run {
     log("eval step " + std::to_string(step_) + ":" + summary.str());
   }
 
-  void snapshot(const std::string& tag) {
+  // Writes samples/TAG.{npy,png} and returns the samples [2000, D] (float32, CPU).
+  torch::Tensor snapshot(const std::string& tag) {
     const int64_t n = 2000;
     auto gen = make_stream(seed_, "snapshot");
     auto samples = method_->sample(n, gen, method_->has_ema()).cpu().to(torch::kFloat32);
@@ -515,6 +517,7 @@ class Run {
     } else {
       save_scatter_png(png, reference.slice(1, 0, 2), samples.slice(1, 0, 2), window);
     }
+    return samples;
   }
 
   void write_final() {
