@@ -1,4 +1,4 @@
-// The uotflow command-line tool: train, sample, data, eval, info. Exit codes: 0 ok, 1 runtime
+// The uotflow command-line tool: train, flow, sample, data, eval, info. Exit codes: 0 ok, 1 runtime
 // error, 2 usage or config error.
 #include <torch/torch.h>
 #include <unistd.h>
@@ -14,6 +14,9 @@
 #include "uotflow/core/error.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/dataset.h"
+#include "uotflow/flow/functional.h"
+#include "uotflow/flow/parametrization.h"
+#include "uotflow/flow/swgf.h"
 #include "uotflow/io/npy.h"
 #include "uotflow/metrics/metrics.h"
 #include "uotflow/nets/nets.h"
@@ -53,14 +56,18 @@ struct TrainArgs {
   bool out_given = false;
 };
 
-int run_train(const TrainArgs& a, const std::string& command_line) {
+// The resolved config of `train` or `flow`: from --resume's run directory, or defaults < --config <
+// --set < the dedicated flags. `steps_key` is the key --steps sets.
+template <typename Resolve, typename Load>
+uotflow::Json command_config(const TrainArgs& a, const std::string& steps_key, Resolve resolve,
+                             Load load) {
   using uotflow::Json;
   std::vector<std::pair<std::string, Json>> flags;
   if (a.seed) {
     flags.emplace_back("seed", *a.seed);
   }
   if (a.steps) {
-    flags.emplace_back("train.steps", *a.steps);
+    flags.emplace_back(steps_key, *a.steps);
   }
   if (a.threads) {
     flags.emplace_back("threads", *a.threads);
@@ -68,31 +75,39 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   if (a.device) {
     flags.emplace_back("device", *a.device);
   }
-  Json config;
-  if (!a.resume.empty()) {
-    if (!a.config_file.empty() || !a.sets.empty() || a.seed || a.out_given || !a.name.empty()) {
-      throw uotflow::ConfigError(
-          "--resume continues a run in its own directory with its own config: --config, --set, "
-          "--seed, --out and --name are not allowed");
-    }
-    config = uotflow::load_run_config(a.resume);
-    for (const auto& [key, value] : flags) {
-      uotflow::apply_set(config, key + "=" + value.dump());
-    }
-  } else {
+  if (a.resume.empty()) {
     Json file = a.config_file.empty() ? Json() : uotflow::read_json_file(a.config_file);
-    config = uotflow::resolve_config(file, a.sets, flags);
+    return resolve(file, a.sets, flags);
   }
-  if (a.dry_run) {
-    std::cout << config.dump(2) << std::endl;
-    return 0;
+  if (!a.config_file.empty() || !a.sets.empty() || a.seed || a.out_given || !a.name.empty()) {
+    throw uotflow::ConfigError(
+        "--resume continues a run in its own directory with its own config: --config, --set, "
+        "--seed, --out and --name are not allowed");
   }
+  Json config = load(a.resume);
+  for (const auto& [key, value] : flags) {
+    uotflow::apply_set(config, key + "=" + value.dump());
+  }
+  return config;
+}
+
+void set_threads(const uotflow::Json& config) {
   const auto threads = uotflow::get<int64_t>(config, "threads");
   if (threads <= 0) {
     throw uotflow::ConfigError("threads must be > 0, got " + std::to_string(threads));
   }
   torch::set_num_threads(static_cast<int>(threads));
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
 
+int run_train(const TrainArgs& a, const std::string& command_line) {
+  auto config = command_config(a, "train.steps", uotflow::resolve_config, uotflow::load_run_config);
+  if (a.dry_run) {
+    std::cout << config.dump(2) << std::endl;
+    return 0;
+  }
+  set_threads(config);
   uotflow::TrainOptions options;
   options.out_root = a.out;
   options.name = a.name;
@@ -101,14 +116,38 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   options.stop = &g_stop;
   options.progress = &std::cerr;
   options.progress_is_terminal = isatty(STDERR_FILENO) != 0;
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
   auto result = uotflow::train(config, options);
   if (result.interrupted) {
     std::cerr << "interrupted at step " << result.step << "; checkpoint written; resume with "
               << "uotflow train --resume " << result.run_dir << "\n";
   } else {
     std::cerr << "finished " << result.step << " steps\n";
+  }
+  std::cout << result.run_dir << std::endl;
+  return 0;
+}
+
+int run_flow_command(const TrainArgs& a, const std::string& command_line) {
+  auto config = command_config(a, "flow.n_steps", uotflow::resolve_flow_config,
+                               uotflow::load_flow_run_config);
+  if (a.dry_run) {
+    std::cout << config.dump(2) << std::endl;
+    return 0;
+  }
+  set_threads(config);
+  uotflow::FlowOptions options;
+  options.out_root = a.out;
+  options.name = a.name;
+  options.resume_dir = a.resume;
+  options.command_line = command_line;
+  options.stop = &g_stop;
+  options.progress = &std::cerr;
+  auto result = uotflow::run_flow(config, options);
+  if (result.interrupted) {
+    std::cerr << "interrupted after JKO step " << result.step << "; resume with "
+              << "uotflow flow --resume " << result.run_dir << "\n";
+  } else {
+    std::cerr << "finished " << result.step << " JKO steps\n";
   }
   std::cout << result.run_dir << std::endl;
   return 0;
@@ -226,6 +265,8 @@ int run_info() {
   print_registry("generator networks", describe(uotflow::generator_registry()));
   print_registry("potential networks", describe(uotflow::potential_registry()));
   print_registry("metrics", describe(uotflow::metric_registry()));
+  print_registry("functionals (flow)", describe(uotflow::functional_registry()));
+  print_registry("parametrizations (flow)", describe(uotflow::parametrization_registry()));
   return 0;
 }
 
@@ -251,6 +292,23 @@ int main(int argc, char** argv) {
   train->add_option("--resume", train_args.resume,
                     "continue this run directory from its newest checkpoint");
   train->add_flag("--dry-run", train_args.dry_run, "print the resolved config and exit");
+
+  TrainArgs flow_args;
+  auto* flow =
+      app.add_subcommand("flow", "run a sliced-Wasserstein gradient flow (writes a run directory)");
+  flow->add_option("--config", flow_args.config_file, "JSON config file (comments allowed)");
+  flow->add_option("--set", flow_args.sets, "override a config key: key.path=value (repeatable)");
+  auto* flow_out_option =
+      flow->add_option("--out", flow_args.out, "parent folder of run directories")
+          ->capture_default_str();
+  flow->add_option("--name", flow_args.name, "run name (default: swgf-functional-parametrization)");
+  flow->add_option("--seed", flow_args.seed, "master seed (random when omitted; recorded)");
+  flow->add_option("--steps", flow_args.steps, "JKO steps (with --resume: continue to N)");
+  flow->add_option("--threads", flow_args.threads, "intra-op CPU threads (default 1)");
+  flow->add_option("--device", flow_args.device, "cpu | cuda | cuda:N (default cpu)");
+  flow->add_option("--resume", flow_args.resume,
+                   "continue this run directory from its newest checkpoint");
+  flow->add_flag("--dry-run", flow_args.dry_run, "print the resolved config and exit");
 
   std::string sample_run;
   int64_t sample_n = 1000;
@@ -313,6 +371,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     train_args.out_given = out_option->count() > 0;
+    flow_args.out_given = flow_out_option->count() > 0;
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
@@ -322,6 +381,9 @@ int main(int argc, char** argv) {
     torch::set_num_threads(1);
     if (*train) {
       return run_train(train_args, join_args(argc, argv));
+    }
+    if (*flow) {
+      return run_flow_command(flow_args, join_args(argc, argv));
     }
     if (*sample) {
       auto x = uotflow::sample_run(sample_run, sample_n, sample_seed, !no_ema, sample_phase);

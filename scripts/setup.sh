@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages uotflow needs to build, test and benchmark. Idempotent: apt runs only when a
-# package is missing. Set UOTFLOW_SETUP_SKIP=1 to skip (e.g. on a machine without apt).
+# Installs the Debian packages uotflow needs to build, test and benchmark, then fetches the tabular data sets
+# (scripts/fetch_tabular.sh). Idempotent: apt runs only when a package or data file is missing. Set
+# UOTFLOW_SETUP_SKIP=1 to skip (e.g. on a machine without apt).
 set -euo pipefail
 [ "${UOTFLOW_SETUP_SKIP:-0}" = 1 ] && exit 0
 packages=(
@@ -16,12 +17,12 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "setup: installing ${missing[*]}"
-sudo_cmd=()
-[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+bash "$(dirname "${BASH_SOURCE[0]}")/fetch_tabular.sh"

@@ -4,14 +4,12 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
-#include <regex>
 #include <sstream>
 
 #include "uotflow/core/error.h"
@@ -20,11 +18,11 @@
 #include "uotflow/io/files.h"
 #include "uotflow/io/npy.h"
 #include "uotflow/io/plot.h"
+#include "uotflow/io/run_dir.h"
 #include "uotflow/io/safetensors.h"
 #include "uotflow/metrics/gaussian.h"
 #include "uotflow/metrics/metrics.h"
 #include "uotflow/nets/nets.h"
-#include "uotflow_build_info.h"
 
 namespace fs = std::filesystem;
 
@@ -32,78 +30,6 @@ namespace uotflow {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string zero_pad(int64_t value, int width) {
-  std::ostringstream s;
-  s << std::setw(width) << std::setfill('0') << value;
-  return s.str();
-}
-
-std::string iso_time() {
-  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::ostringstream s;
-  s << std::put_time(std::gmtime(&now), "%Y-%m-%dT%H:%M:%SZ");
-  return s.str();
-}
-
-// Creates out_root/NNNNN-name with the next free number; mkdir fails on an existing folder, so two
-// runs can never share one.
-// The checkpoints of a run, oldest first (names are zero-padded step numbers, so names sort by
-// step).
-std::vector<fs::path> list_checkpoints(const std::string& run_dir) {
-  static const std::regex kName(R"(step-\d+\.pt)");
-  std::vector<fs::path> found;
-  const auto dir = fs::path(run_dir) / "checkpoints";
-  if (fs::is_directory(dir)) {
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (std::regex_match(e.path().filename().string(), kName)) {
-        found.push_back(e.path());
-      }
-    }
-  }
-  std::sort(found.begin(), found.end());
-  return found;
-}
-
-std::string create_run_dir(const std::string& out_root, const std::string& name) {
-  std::error_code ec;
-  fs::create_directories(out_root, ec);
-  if (ec) {
-    throw ConfigError("cannot create output folder '" + out_root + "': " + ec.message());
-  }
-  int64_t next = 0;
-  for (const auto& entry : fs::directory_iterator(out_root)) {
-    const std::string base = entry.path().filename().string();
-    size_t digits = 0;
-    while (digits < base.size() && std::isdigit(static_cast<unsigned char>(base[digits]))) {
-      ++digits;
-    }
-    if (digits > 0 && digits < 19) {
-      next = std::max<int64_t>(next, std::stoll(base.substr(0, digits)) + 1);
-    }
-  }
-  for (int attempt = 0; attempt < 1000; ++attempt, ++next) {
-    const fs::path dir = fs::path(out_root) / (zero_pad(next, 5) + "-" + name);
-    if (fs::create_directory(dir, ec)) {
-      return dir.string();
-    }
-  }
-  throw RuntimeError("cannot create a run directory under '" + out_root + "'");
-}
-
-void save_generator_state(torch::serialize::OutputArchive& archive, const std::string& key,
-                          at::Generator& gen) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  archive.write(key, gen.get_state());
-}
-
-void load_generator_state(torch::serialize::InputArchive& archive, const std::string& key,
-                          at::Generator& gen) {
-  torch::Tensor state;
-  archive.read(key, state);
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
-}
 
 // Running means of the losses between two log ticks.
 class LossMeter {
@@ -292,13 +218,7 @@ class Run {
 
  private:
   void write_config() {
-    Json out = config_;
-    out["meta"] = Json{{"uotflow_version", UOTFLOW_VERSION},
-                       {"libtorch_version", TORCH_VERSION},
-                       {"device", device_.str()},
-                       {"command_line", options_.command_line},
-                       {"created", iso_time()}};
-    write_file_atomic((fs::path(run_dir_) / "config.json").string(), out.dump(2) + "\n");
+    write_run_config(run_dir_, config_, device_.str(), options_.command_line);
   }
 
   void resume() {
@@ -337,18 +257,7 @@ class Run {
     archive.save_to(bytes);
     const auto dir = fs::path(run_dir_) / "checkpoints";
     write_file_atomic((dir / ("step-" + zero_pad(step_, 8) + ".pt")).string(), bytes.str());
-    prune_checkpoints();
-  }
-
-  void prune_checkpoints() {
-    const int64_t keep = get<int64_t>(config_, "train.keep_last");
-    if (keep <= 0) {
-      return;
-    }
-    const auto found = list_checkpoints(run_dir_);
-    for (size_t i = 0; i + keep < found.size(); ++i) {
-      fs::remove(found[i]);
-    }
+    prune_checkpoints(run_dir_, get<int64_t>(config_, "train.keep_last"));
   }
 
   // A fixed draw of the data, the same for every evaluation and snapshot: drawn once per size.
@@ -562,7 +471,7 @@ class Run {
   }
 
   void log(const std::string& message) {
-    append_line((fs::path(run_dir_) / "log.txt").string(), iso_time() + " " + message);
+    log_line(run_dir_, message);
   }
 
   Json config_;
@@ -656,26 +565,12 @@ Json resolve_config(const Json& file_config, const std::vector<std::string>& set
   for (const auto& [key, value] : flags) {
     apply_set(config, key + "=" + value.dump());
   }
-  if (config["seed"].is_null()) {
-    config["seed"] = random_seed();
-  }
-  if (!config["seed"].is_number_unsigned() && !config["seed"].is_number_integer()) {
-    throw ConfigError("config key 'seed' must be a non-negative integer");
-  }
-  if (config["seed"].is_number_integer() && config["seed"].get<int64_t>() < 0) {
-    throw ConfigError("config key 'seed' must be a non-negative integer");
-  }
+  resolve_seed(config);
   return config;
 }
 
 Json load_run_config(const std::string& run_dir) {
-  const auto path = (fs::path(run_dir) / "config.json").string();
-  if (!fs::exists(path)) {
-    throw ConfigError("'" + run_dir + "' is not a run directory (no config.json)");
-  }
-  Json stored = read_json_file(path);
-  stored.erase("meta");
-  return resolve_config(stored, {}, {});
+  return resolve_config(read_run_config(run_dir), {}, {});
 }
 
 torch::Device parse_device(const std::string& name) {

@@ -1,0 +1,80 @@
+// Functionals F(rho) of probability measures, the objectives of Wasserstein-type gradient flows:
+// potential energies, negative entropy, KL to a Gibbs target, interaction energies, half SW2^2 to
+// a data set, and weighted sums. Picked by name from the config's "functional" section.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "uotflow/core/config.h"
+#include "uotflow/core/registry.h"
+#include "uotflow/data/dataset.h"
+
+namespace uotflow {
+
+/// What a functional sees of the current measure rho: a weighted sample and, where the
+/// parametrization can estimate it, E_rho log rho.
+struct FlowBatch {
+  torch::Tensor x;               ///< [N, D] support points (carry the parametrization's gradient)
+  torch::Tensor weights;         ///< [N] summing to 1 (grid), undefined = uniform
+  torch::Tensor neg_entropy;     ///< [] estimate of E log rho(x), undefined when not available
+  at::Generator* gen = nullptr;  ///< for functionals that draw (e.g. data batches)
+};
+
+/// A functional F(rho), estimated on a FlowBatch.
+///
+///   auto f = make_functional(Json{{"name", "interaction"}, {"params", {{"kernel", "ring"}}}}, 2);
+///   FlowBatch batch{x};                 // x: [N, 2]
+///   torch::Tensor value = f->value(batch);  // [] with grad
+class Functional {
+ public:
+  virtual ~Functional() = default;
+  /// F(rho) on the batch: [] (differentiable in batch.x, batch.weights and batch.neg_entropy).
+  virtual torch::Tensor value(const FlowBatch& batch) = 0;
+  /// The named terms of the value (one entry for a single functional), for logs.
+  virtual std::map<std::string, double> terms(const FlowBatch& batch);
+  /// Whether value() needs batch.neg_entropy.
+  virtual bool needs_entropy() const {
+    return false;
+  }
+  /// The dimension the functional fixes (a potential's target, the data), or 0 when any.
+  virtual int64_t dim() const {
+    return 0;
+  }
+  /// Checks of a sample for eval.jsonl that apply to this functional (aggregation radius, test
+  /// accuracy, ...). x: [N, D] (CPU, float32), weights: [N] or undefined (uniform).
+  virtual std::map<std::string, double> diagnostics(const torch::Tensor& x,
+                                                    const torch::Tensor& weights) {
+    return {};
+  }
+  /// For a potential V: the Gibbs measure exp(-V) / Z when it is a Gaussian, else undefined.
+  virtual GaussianParams gibbs_gaussian() const {
+    return {};
+  }
+  /// The minimiser of the functional when it is KL to a Gaussian (then the flow has the
+  /// Fokker-Planck closed form), else undefined.
+  virtual GaussianParams gaussian_target() const {
+    return {};
+  }
+};
+
+/// Factories take the section's "params" and the flow's dimension (0 = not fixed yet).
+using FunctionalRegistry = Registry<std::unique_ptr<Functional>(const Json& params, int64_t dim)>;
+FunctionalRegistry& functional_registry();
+
+/// Builds {"name": ..., "params": {...}}; "sum" takes {"terms": [{"name", "weight", "params"}]}.
+std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim);
+
+/// (1/2) E W(x - x') over distinct pairs, with W(x) = |x|^a / a - |x|^b / b (b = 0: log |x|).
+/// x: [N, D], weights: [N] or undefined -> [].
+torch::Tensor interaction_energy(const torch::Tensor& x, const torch::Tensor& weights, double a,
+                                 double b);
+
+/// E_w f over the rows: weights [N] (summing to 1) or undefined (mean). values: [N] -> [].
+torch::Tensor weighted_mean(const torch::Tensor& values, const torch::Tensor& weights);
+
+}  // namespace uotflow

@@ -1,0 +1,90 @@
+// Parametrizations of the measures a sliced-Wasserstein JKO flow moves: particles, weights on a
+// 2-D grid, a generator MLP, a RealNVP normalizing flow. Each gives batches of the current
+// measure (with gradients), batches of the frozen previous one, and an entropy estimate where it
+// can make one.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "uotflow/core/config.h"
+#include "uotflow/core/registry.h"
+#include "uotflow/flow/functional.h"
+
+namespace uotflow {
+
+/// The measure rho_k of a flow and how to move it.
+///
+///   auto rho = make_parametrization(config["parametrization"], 2, torch::kCPU);
+///   rho->freeze();                                   // rho_k
+///   FlowBatch now = rho->draw(1024, gen, true);      // x [1024, 2] with grad, neg_entropy []
+///   FlowBatch before = rho->draw_previous(1024, gen);
+class Parametrization {
+ public:
+  virtual ~Parametrization() = default;
+  virtual int64_t dim() const = 0;
+  /// A batch of the current measure for the inner objective, differentiable in parameters();
+  /// with_entropy adds neg_entropy. Particles and grids return their whole support (n ignored).
+  virtual FlowBatch draw(int64_t n, at::Generator& gen, bool with_entropy) = 0;
+  /// A batch of the frozen previous measure (no gradient).
+  virtual FlowBatch draw_previous(int64_t n, at::Generator& gen) = 0;
+  /// Freezes the current measure as the previous one (the start of a JKO step).
+  virtual void freeze() = 0;
+  /// The tensors the optimiser moves.
+  virtual std::vector<torch::Tensor> parameters() = 0;
+  /// Factor applied to the gradients before a step (particles: N, so that the learning rate is a
+  /// step size on each particle's own gradient).
+  virtual double gradient_scale() const {
+    return 1.0;
+  }
+  /// Restores constraints after an optimiser step (grid: projection onto the simplex).
+  virtual void project() {}
+  /// Whether draw(..., true) can estimate E log rho.
+  virtual bool has_entropy() const = 0;
+  /// Whether log_density() is available at arbitrary points.
+  virtual bool has_density() const {
+    return false;
+  }
+  /// log rho(x) for x: [M, D] -> [M] (no gradient).
+  virtual torch::Tensor log_density(const torch::Tensor& x);
+  /// n draws (particles: all of them) for outputs and checks: x [n, D] and weights (grid), CPU,
+  /// float32, no gradient.
+  virtual FlowBatch sample(int64_t n, at::Generator& gen) = 0;
+  /// Full state (for checkpoints) and the weights for final/ (CPU tensors by name).
+  virtual void save(torch::serialize::OutputArchive& archive) = 0;
+  virtual void load(torch::serialize::InputArchive& archive) = 0;
+  virtual std::map<std::string, torch::Tensor> export_weights() = 0;
+  /// The default optimiser: "adam" for nets, "sgd" for particles and grids.
+  virtual std::string default_optimizer() const = 0;
+};
+
+/// Registry: factories take the parametrization section, the dimension and the device.
+using ParametrizationRegistry =
+    Registry<std::unique_ptr<Parametrization>(const Json& section, int64_t dim, torch::Device)>;
+ParametrizationRegistry& parametrization_registry();
+
+/// The default "parametrization" section: {"name", "init": {"mean", "std"}, and one sub-section
+/// per kind: "particles", "grid", "generator", "realnvp"}.
+Json default_parametrization_section();
+
+/// Builds the parametrization the section names, starting at rho_0 = N(init.mean, init.std^2 I).
+std::unique_ptr<Parametrization> make_parametrization(const Json& section, int64_t dim,
+                                                      torch::Device device);
+
+/// Euclidean projection of each row of v: [..., N] onto the probability simplex.
+torch::Tensor project_to_simplex(const torch::Tensor& v);
+
+/// Plug-in Gaussian KDE estimate of E log rho, mean_i log((1/N) sum_j K_h(x_i - x_j)), from
+/// samples x: [N, D] with bandwidth h.
+torch::Tensor kde_neg_entropy(const torch::Tensor& x, double bandwidth);
+
+/// Scott's rule bandwidth: mean coordinate std * N^(-1/(D+4)), for x: [N, D].
+double scott_bandwidth(const torch::Tensor& x);
+
+}  // namespace uotflow

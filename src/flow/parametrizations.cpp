@@ -1,0 +1,423 @@
+// Particles, grid weights, generator MLP and RealNVP as parametrizations of a flow's measure.
+#include "uotflow/flow/parametrization.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "uotflow/core/error.h"
+#include "uotflow/nets/nets.h"
+#include "uotflow/nets/realnvp.h"
+
+namespace uotflow {
+namespace {
+
+constexpr double kLog2Pi = 1.8378770664093453;
+
+// rho_0 = N(mean, std^2 I): "init": {"mean": number or [D], "std": number}.
+struct Start {
+  torch::Tensor mean;  // [D] float32
+  double std = 1.0;
+};
+
+Start read_start(const Json& section, int64_t dim) {
+  const Json& init = at_path(section, "init");
+  Start start;
+  start.std = get<double>(init, "std");
+  if (!(start.std > 0)) {
+    throw ConfigError("parametrization.init.std must be > 0");
+  }
+  const Json& mean = at_path(init, "mean");
+  if (mean.is_number()) {
+    start.mean = torch::full({dim}, mean.get<double>());
+  } else if (mean.is_array() && static_cast<int64_t>(mean.size()) == dim) {
+    start.mean = torch::tensor(mean.get<std::vector<double>>()).to(torch::kFloat32);
+  } else {
+    throw ConfigError("parametrization.init.mean must be a number or a list of " +
+                      std::to_string(dim) + " numbers");
+  }
+  return start;
+}
+
+int64_t positive(const Json& section, const std::string& key) {
+  const auto v = get<int64_t>(section, key);
+  if (v < 1) {
+    throw ConfigError("config key 'parametrization." + key + "' must be >= 1");
+  }
+  return v;
+}
+
+torch::Tensor detached_cpu(const torch::Tensor& x) {
+  return x.detach().to(torch::kCPU, torch::kFloat32);
+}
+
+// A fixed set of N particles moved by (scaled) gradient steps; entropy by a KDE plug-in.
+class Particles : public Parametrization {
+ public:
+  Particles(const Json& section, int64_t dim, torch::Device device) : dim_(dim) {
+    const Start start = read_start(section, dim);
+    const int64_t n = positive(section, "particles.n");
+    bandwidth_ = get<double>(section, "particles.kde_bandwidth");
+    if (bandwidth_ < 0) {
+      throw ConfigError("parametrization.particles.kde_bandwidth must be >= 0 (0 = Scott's rule)");
+    }
+    // The initial positions come from a fixed stream, so they are part of the config.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(get<uint64_t>(section, "particles.seed"));
+    x_ = (start.mean + start.std * torch::randn({n, dim}, gen)).to(device).requires_grad_(true);
+  }
+  int64_t dim() const override {
+    return dim_;
+  }
+  FlowBatch draw(int64_t, at::Generator&, bool with_entropy) override {
+    FlowBatch b{x_};
+    if (with_entropy) {
+      b.neg_entropy = kde_neg_entropy(x_, bandwidth());
+    }
+    return b;
+  }
+  FlowBatch draw_previous(int64_t, at::Generator&) override {
+    return FlowBatch{previous_};
+  }
+  void freeze() override {
+    previous_ = x_.detach().clone();
+  }
+  std::vector<torch::Tensor> parameters() override {
+    return {x_};
+  }
+  double gradient_scale() const override {
+    return static_cast<double>(x_.size(0));
+  }
+  bool has_entropy() const override {
+    return true;
+  }
+  FlowBatch sample(int64_t, at::Generator&) override {
+    return FlowBatch{detached_cpu(x_)};
+  }
+  void save(torch::serialize::OutputArchive& archive) override {
+    archive.write("particles", x_.detach());
+  }
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::Tensor x;
+    archive.read("particles", x);
+    TORCH_CHECK(x.sizes() == x_.sizes(), "checkpoint particles have shape ", x.sizes());
+    torch::NoGradGuard no_grad;
+    x_.copy_(x);
+  }
+  std::map<std::string, torch::Tensor> export_weights() override {
+    return {{"particles", detached_cpu(x_)}};
+  }
+  std::string default_optimizer() const override {
+    return "sgd";
+  }
+
+ private:
+  double bandwidth() const {
+    return bandwidth_ > 0 ? bandwidth_ : scott_bandwidth(x_.detach());
+  }
+  int64_t dim_;
+  double bandwidth_ = 0.0;
+  torch::Tensor x_, previous_;
+};
+
+// Weights on the cell centres of a G x G grid over [c - r, c + r]^2; the SW term uses the
+// weighted 1-D OT path; entropy sum w log(w / cell area).
+class Grid : public Parametrization {
+ public:
+  Grid(const Json& section, int64_t dim, torch::Device device) {
+    if (dim != 2) {
+      throw ConfigError("parametrization 'grid' is 2-D only; the flow has dim " +
+                        std::to_string(dim));
+    }
+    const Start start = read_start(section, dim);
+    const int64_t g = positive(section, "grid.size");
+    const double radius = get<double>(section, "grid.radius");
+    if (!(radius > 0)) {
+      throw ConfigError("parametrization.grid.radius must be > 0");
+    }
+    const auto centre = get<std::vector<double>>(section, "grid.centre");
+    if (centre.size() != 2) {
+      throw ConfigError("parametrization.grid.centre must be a list of 2 numbers");
+    }
+    const double cell = 2 * radius / g;
+    cell_area_ = cell * cell;
+    auto ticks = torch::arange(g, torch::kFloat32) * cell + cell / 2 - radius;
+    auto mesh = torch::meshgrid({ticks + centre[0], ticks + centre[1]}, "ij");
+    points_ = torch::stack({mesh[0].reshape(-1), mesh[1].reshape(-1)}, 1).to(device);
+    // The start density at the cell centres, normalised over the grid.
+    auto log_w = -(points_.cpu() - start.mean).pow(2).sum(1) / (2 * start.std * start.std);
+    w_ = torch::softmax(log_w, 0).to(device).requires_grad_(true);
+  }
+  int64_t dim() const override {
+    return 2;
+  }
+  FlowBatch draw(int64_t, at::Generator&, bool with_entropy) override {
+    FlowBatch b{points_, w_};
+    if (with_entropy) {
+      b.neg_entropy = (w_ * torch::log(w_.clamp_min(1e-30) / cell_area_)).sum();
+    }
+    return b;
+  }
+  FlowBatch draw_previous(int64_t, at::Generator&) override {
+    return FlowBatch{points_, previous_};
+  }
+  void freeze() override {
+    previous_ = w_.detach().clone();
+  }
+  std::vector<torch::Tensor> parameters() override {
+    return {w_};
+  }
+  void project() override {
+    torch::NoGradGuard no_grad;
+    w_.copy_(project_to_simplex(w_));
+  }
+  bool has_entropy() const override {
+    return true;
+  }
+  FlowBatch sample(int64_t n, at::Generator& gen) override {
+    // Draws cell centres by weight, uniformly jittered inside the cell.
+    auto w = detached_cpu(w_).to(torch::kDouble);
+    auto idx = torch::multinomial(w, n, true, gen);
+    const double cell = std::sqrt(cell_area_);
+    auto x = points_.cpu().index_select(0, idx) + (torch::rand({n, 2}, gen) - 0.5) * cell;
+    return FlowBatch{x};
+  }
+  void save(torch::serialize::OutputArchive& archive) override {
+    archive.write("weights", w_.detach());
+  }
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::Tensor w;
+    archive.read("weights", w);
+    TORCH_CHECK(w.sizes() == w_.sizes(), "checkpoint grid weights have shape ", w.sizes());
+    torch::NoGradGuard no_grad;
+    w_.copy_(w);
+  }
+  std::map<std::string, torch::Tensor> export_weights() override {
+    return {{"points", detached_cpu(points_)}, {"weights", detached_cpu(w_)}};
+  }
+  std::string default_optimizer() const override {
+    return "sgd";
+  }
+
+ private:
+  torch::Tensor points_, w_, previous_;
+  double cell_area_ = 1.0;
+};
+
+// A net-based measure x = mean + std * g(z), z ~ N(0, I): common code of generator and RealNVP.
+// `Net` is a module holder; g starts as (nearly) the identity so rho_0 = N(mean, std^2 I).
+template <typename Net>
+class NetMeasure : public Parametrization {
+ public:
+  NetMeasure(const Json& section, int64_t dim, torch::Device device, Net net, int64_t latent)
+      : dim_(dim), latent_(latent), device_(device), net_(std::move(net)) {
+    const Start start = read_start(section, dim);
+    mean_ = start.mean.to(device);
+    std_ = start.std;
+    net_->to(device);
+  }
+  int64_t dim() const override {
+    return dim_;
+  }
+  FlowBatch draw(int64_t n, at::Generator& gen, bool with_entropy) override {
+    auto [x, neg_entropy] = push(net_, latent_sample(n, gen), with_entropy);
+    FlowBatch b{x};
+    b.neg_entropy = neg_entropy;
+    return b;
+  }
+  FlowBatch draw_previous(int64_t n, at::Generator& gen) override {
+    torch::NoGradGuard no_grad;
+    return FlowBatch{push(previous_, latent_sample(n, gen), false).first};
+  }
+  void freeze() override {
+    previous_ = Net(std::dynamic_pointer_cast<typename Net::ContainedType>(net_->clone(device_)));
+    for (auto& p : previous_->parameters()) {
+      p.set_requires_grad(false);
+    }
+  }
+  std::vector<torch::Tensor> parameters() override {
+    return net_->parameters();
+  }
+  FlowBatch sample(int64_t n, at::Generator& gen) override {
+    torch::NoGradGuard no_grad;
+    return FlowBatch{detached_cpu(push(net_, latent_sample(n, gen), false).first)};
+  }
+  void save(torch::serialize::OutputArchive& archive) override {
+    torch::serialize::OutputArchive net;
+    net_->save(net);
+    archive.write("net", net);
+  }
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::serialize::InputArchive net;
+    archive.read("net", net);
+    net_->load(net);
+    net_->to(device_);
+  }
+  std::map<std::string, torch::Tensor> export_weights() override {
+    std::map<std::string, torch::Tensor> out;
+    for (const auto& item : net_->named_parameters()) {
+      out[item.key()] = item.value().detach().cpu();
+    }
+    return out;
+  }
+  std::string default_optimizer() const override {
+    return "adam";
+  }
+
+ protected:
+  // z: [n, latent] -> (x [n, D], E log rho or undefined).
+  virtual std::pair<torch::Tensor, torch::Tensor> push(Net& net, const torch::Tensor& z,
+                                                       bool with_entropy) = 0;
+  torch::Tensor latent_sample(int64_t n, at::Generator& gen) const {
+    return torch::randn({n, latent_}, gen).to(device_);
+  }
+
+  int64_t dim_, latent_;
+  torch::Device device_;
+  Net net_, previous_{nullptr};
+  torch::Tensor mean_;
+  double std_ = 1.0;
+};
+
+// x = mean + std * (z[:, :D] + MLP(z)); the MLP's last layer starts at zero. No entropy.
+class GeneratorMeasure : public NetMeasure<torch::nn::Sequential> {
+ public:
+  GeneratorMeasure(const Json& section, int64_t dim, torch::Device device)
+      : NetMeasure(section, dim, device, build(section, dim), latent_dim(section, dim)) {}
+  bool has_entropy() const override {
+    return false;
+  }
+
+ private:
+  static int64_t latent_dim(const Json& section, int64_t dim) {
+    const auto nz = get<int64_t>(section, "generator.latent_dim");
+    if (nz != 0 && nz < dim) {
+      throw ConfigError("parametrization.generator.latent_dim must be 0 (= dim) or >= dim (" +
+                        std::to_string(dim) + ")");
+    }
+    return nz == 0 ? dim : nz;
+  }
+  static torch::nn::Sequential build(const Json& section, int64_t dim) {
+    auto net = make_mlp(latent_dim(section, dim), positive(section, "generator.width"),
+                        positive(section, "generator.depth"), dim);
+    torch::NoGradGuard no_grad;
+    auto last = net->ptr(net->size() - 1)->as<torch::nn::Linear>();
+    last->weight.zero_();
+    last->bias.zero_();
+    return net;
+  }
+  std::pair<torch::Tensor, torch::Tensor> push(torch::nn::Sequential& net, const torch::Tensor& z,
+                                               bool) override {
+    return {mean_ + std_ * (z.slice(1, 0, dim_) + net->forward(z)), {}};
+  }
+};
+
+// x = mean + std * f(z) with f a RealNVP: exact log-density by inversion, exact entropy.
+class RealNVPMeasure : public NetMeasure<RealNVP> {
+ public:
+  RealNVPMeasure(const Json& section, int64_t dim, torch::Device device)
+      : NetMeasure(section, dim, device,
+                   RealNVP(RealNVPOptions(dim)
+                               .couplings(positive(section, "realnvp.couplings"))
+                               .width(positive(section, "realnvp.width"))
+                               .hidden_layers(get<int64_t>(section, "realnvp.hidden_layers"))),
+                   dim) {}
+  bool has_entropy() const override {
+    return true;
+  }
+  bool has_density() const override {
+    return true;
+  }
+  torch::Tensor log_density(const torch::Tensor& x) override {
+    torch::NoGradGuard no_grad;
+    auto u = (x.to(device_, torch::kFloat32) - mean_) / std_;
+    return (net_->log_prob(u) - dim_ * std::log(std_)).cpu();
+  }
+
+ private:
+  std::pair<torch::Tensor, torch::Tensor> push(RealNVP& net, const torch::Tensor& z,
+                                               bool with_entropy) override {
+    auto [u, log_det] = net->forward(z);
+    torch::Tensor neg_entropy;
+    if (with_entropy) {
+      neg_entropy = (standard_normal_log_prob(z) - log_det).mean() - dim_ * std::log(std_);
+    }
+    return {mean_ + std_ * u, neg_entropy};
+  }
+};
+
+}  // namespace
+
+torch::Tensor Parametrization::log_density(const torch::Tensor&) {
+  throw ConfigError("this parametrization has no density");
+}
+
+ParametrizationRegistry& parametrization_registry() {
+  static ParametrizationRegistry registry = [] {
+    ParametrizationRegistry r("parametrization");
+    r.add("particles", "N particles moved by SGD; entropy by a Gaussian KDE plug-in",
+          [](const Json& s, int64_t d, torch::Device dev) {
+            return std::make_unique<Particles>(s, d, dev);
+          });
+    r.add("grid", "weights on a 2-D grid, SGD with simplex projection; exact grid entropy",
+          [](const Json& s, int64_t d, torch::Device dev) {
+            return std::make_unique<Grid>(s, d, dev);
+          });
+    r.add("generator", "MLP generator x = g(z); no entropy",
+          [](const Json& s, int64_t d, torch::Device dev) {
+            return std::make_unique<GeneratorMeasure>(s, d, dev);
+          });
+    r.add("realnvp", "RealNVP normalizing flow; exact log-density and entropy",
+          [](const Json& s, int64_t d, torch::Device dev) {
+            return std::make_unique<RealNVPMeasure>(s, d, dev);
+          });
+    return r;
+  }();
+  return registry;
+}
+
+Json default_parametrization_section() {
+  return Json{{"name", "realnvp"},
+              {"init", {{"mean", 0.0}, {"std", 1.0}}},
+              {"particles", {{"n", 1000}, {"seed", 0}, {"kde_bandwidth", 0.0}}},
+              {"grid", {{"size", 50}, {"radius", 3.0}, {"centre", {0.0, 0.0}}}},
+              {"generator", {{"width", 100}, {"depth", 3}, {"latent_dim", 0}}},
+              {"realnvp", {{"couplings", 5}, {"width", 100}, {"hidden_layers", 2}}}};
+}
+
+std::unique_ptr<Parametrization> make_parametrization(const Json& section, int64_t dim,
+                                                      torch::Device device) {
+  return parametrization_registry().create(get<std::string>(section, "name"), section, dim, device);
+}
+
+torch::Tensor project_to_simplex(const torch::Tensor& v) {
+  // Sort descending, find the largest k with u_k > (sum_{i<=k} u_i - 1) / k, shift and clip.
+  auto u = std::get<0>(v.sort(-1, true));
+  auto css = u.cumsum(-1) - 1.0;
+  auto k = torch::arange(1, v.size(-1) + 1, v.options());
+  auto cond = (u - css / k) > 0;
+  auto rho =
+      (cond.to(torch::kLong) * torch::arange(1, v.size(-1) + 1, v.options().dtype(torch::kLong)))
+          .amax(-1, true);
+  auto theta = css.gather(-1, rho - 1) / rho.to(v.scalar_type());
+  return (v - theta).clamp_min(0.0);
+}
+
+double scott_bandwidth(const torch::Tensor& x) {
+  const double n = static_cast<double>(x.size(0));
+  const double d = static_cast<double>(x.size(1));
+  return x.std(0).mean().item<double>() * std::pow(n, -1.0 / (d + 4.0));
+}
+
+torch::Tensor kde_neg_entropy(const torch::Tensor& x, double bandwidth) {
+  const int64_t n = x.size(0);
+  const double d = static_cast<double>(x.size(1));
+  TORCH_CHECK(n >= 1, "a KDE entropy needs points");
+  // The plug-in keeps each point's own kernel: log rho(x_i) >= log(K(0) / N), so an isolated
+  // particle is never pushed away without bound (leave-one-out would).
+  auto sq = (x.unsqueeze(1) - x.unsqueeze(0)).pow(2).sum(2) / (2 * bandwidth * bandwidth);
+  auto log_k = -sq - d * std::log(bandwidth) - 0.5 * d * kLog2Pi;
+  return (torch::logsumexp(log_k, 1) - std::log(static_cast<double>(n))).mean();
+}
+
+}  // namespace uotflow
