@@ -47,8 +47,8 @@ class Functional {
   }
   /// Checks of a sample for eval.jsonl that apply to this functional (aggregation radius, test
   /// accuracy, ...). x: [N, D] (CPU, float32), weights: [N] or undefined (uniform).
-  virtual std::map<std::string, double> diagnostics(const torch::Tensor& x,
-                                                    const torch::Tensor& weights) {
+  virtual std::map<std::string, double> diagnostics(const torch::Tensor& /*x*/,
+                                                    const torch::Tensor& /*weights*/) {
     return {};
   }
   /// For a potential V: the Gibbs measure exp(-V) / Z when it is a Gaussian, else undefined.
