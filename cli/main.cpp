@@ -101,6 +101,37 @@ void set_threads(const uotflow::Json& config) {
   std::signal(SIGTERM, on_stop_signal);
 }
 
+// The options `train` and `flow` share; returns --out (whose use is checked with --resume).
+CLI::Option* add_run_options(CLI::App* command, TrainArgs& a, const std::string& name_help,
+                             const std::string& steps_help) {
+  command->add_option("--config", a.config_file, "JSON config file (comments allowed)");
+  command->add_option("--set", a.sets, "override a config key: key.path=value (repeatable)");
+  auto* out = command->add_option("--out", a.out, "parent folder of run directories")
+                  ->capture_default_str();
+  command->add_option("--name", a.name, name_help);
+  command->add_option("--seed", a.seed, "master seed (random when omitted; recorded)");
+  command->add_option("--steps", a.steps, steps_help);
+  command->add_option("--threads", a.threads, "intra-op CPU threads (default 1)");
+  command->add_option("--device", a.device, "cpu | cuda | cuda:N (default cpu)");
+  command->add_option("--resume", a.resume,
+                      "continue this run directory from its newest checkpoint");
+  command->add_flag("--dry-run", a.dry_run, "print the resolved config and exit");
+  return out;
+}
+
+// TrainOptions / FlowOptions from the command line: the fields both share.
+template <typename Options>
+Options run_options(const TrainArgs& a, const std::string& command_line) {
+  Options options;
+  options.out_root = a.out;
+  options.name = a.name;
+  options.resume_dir = a.resume;
+  options.command_line = command_line;
+  options.stop = &g_stop;
+  options.progress = &std::cerr;
+  return options;
+}
+
 int run_train(const TrainArgs& a, const std::string& command_line) {
   auto config = command_config(a, "train.steps", uotflow::resolve_config, uotflow::load_run_config);
   if (a.dry_run) {
@@ -108,13 +139,7 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
     return 0;
   }
   set_threads(config);
-  uotflow::TrainOptions options;
-  options.out_root = a.out;
-  options.name = a.name;
-  options.resume_dir = a.resume;
-  options.command_line = command_line;
-  options.stop = &g_stop;
-  options.progress = &std::cerr;
+  auto options = run_options<uotflow::TrainOptions>(a, command_line);
   options.progress_is_terminal = isatty(STDERR_FILENO) != 0;
   auto result = uotflow::train(config, options);
   if (result.interrupted) {
@@ -135,13 +160,7 @@ int run_flow_command(const TrainArgs& a, const std::string& command_line) {
     return 0;
   }
   set_threads(config);
-  uotflow::FlowOptions options;
-  options.out_root = a.out;
-  options.name = a.name;
-  options.resume_dir = a.resume;
-  options.command_line = command_line;
-  options.stop = &g_stop;
-  options.progress = &std::cerr;
+  auto options = run_options<uotflow::FlowOptions>(a, command_line);
   auto result = uotflow::run_flow(config, options);
   if (result.interrupted) {
     std::cerr << "interrupted after JKO step " << result.step << "; resume with "
@@ -279,36 +298,14 @@ int main(int argc, char** argv) {
 
   TrainArgs train_args;
   auto* train = app.add_subcommand("train", "train a model (writes a run directory)");
-  train->add_option("--config", train_args.config_file, "JSON config file (comments allowed)");
-  train->add_option("--set", train_args.sets, "override a config key: key.path=value (repeatable)");
-  auto* out_option = train->add_option("--out", train_args.out, "parent folder of run directories")
-                         ->capture_default_str();
-  train->add_option("--name", train_args.name, "run name (default: method-dataset)");
-  train->add_option("--seed", train_args.seed, "master seed (random when omitted; recorded)");
-  train->add_option("--steps", train_args.steps,
-                    "total training steps (with --resume: continue to N)");
-  train->add_option("--threads", train_args.threads, "intra-op CPU threads (default 1)");
-  train->add_option("--device", train_args.device, "cpu | cuda | cuda:N (default cpu)");
-  train->add_option("--resume", train_args.resume,
-                    "continue this run directory from its newest checkpoint");
-  train->add_flag("--dry-run", train_args.dry_run, "print the resolved config and exit");
-
+  auto* out_option = add_run_options(train, train_args, "run name (default: method-dataset)",
+                                     "total training steps (with --resume: continue to N)");
   TrainArgs flow_args;
   auto* flow =
       app.add_subcommand("flow", "run a sliced-Wasserstein gradient flow (writes a run directory)");
-  flow->add_option("--config", flow_args.config_file, "JSON config file (comments allowed)");
-  flow->add_option("--set", flow_args.sets, "override a config key: key.path=value (repeatable)");
   auto* flow_out_option =
-      flow->add_option("--out", flow_args.out, "parent folder of run directories")
-          ->capture_default_str();
-  flow->add_option("--name", flow_args.name, "run name (default: swgf-functional-parametrization)");
-  flow->add_option("--seed", flow_args.seed, "master seed (random when omitted; recorded)");
-  flow->add_option("--steps", flow_args.steps, "JKO steps (with --resume: continue to N)");
-  flow->add_option("--threads", flow_args.threads, "intra-op CPU threads (default 1)");
-  flow->add_option("--device", flow_args.device, "cpu | cuda | cuda:N (default cpu)");
-  flow->add_option("--resume", flow_args.resume,
-                   "continue this run directory from its newest checkpoint");
-  flow->add_flag("--dry-run", flow_args.dry_run, "print the resolved config and exit");
+      add_run_options(flow, flow_args, "run name (default: swgf-functional-parametrization)",
+                      "JKO steps (with --resume: continue to N)");
 
   std::string sample_run;
   int64_t sample_n = 1000;

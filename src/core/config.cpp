@@ -166,4 +166,17 @@ void throw_type_error(const std::string& key, const Json& node) {
                     node.dump() + ")");
 }
 
+void apply_overrides(Json& config, const Json& file_config, const std::vector<std::string>& sets,
+                     const std::vector<std::pair<std::string, Json>>& flags) {
+  if (!file_config.is_null()) {
+    merge_checked(config, file_config);
+  }
+  for (const auto& s : sets) {
+    apply_set(config, s);
+  }
+  for (const auto& [key, value] : flags) {
+    apply_set(config, key + "=" + value.dump());
+  }
+}
+
 }  // namespace uotflow

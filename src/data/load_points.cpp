@@ -10,35 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "data/text.h"
 #include "uotflow/core/error.h"
 #include "uotflow/data/dataset.h"
 #include "uotflow/io/npy.h"
 
 namespace uotflow {
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) {
-    return "";
-  }
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-}
-
-// from_chars rather than strtod: it ignores the C locale, so "1.5" parses the same everywhere.
-std::optional<double> parse_number(std::string cell) {
-  cell = trim(cell);
-  if (!cell.empty() && cell[0] == '+') {
-    cell.erase(0, 1);
-  }
-  double value = 0.0;
-  const char* end = cell.data() + cell.size();
-  const auto [ptr, ec] = std::from_chars(cell.data(), end, value);
-  if (cell.empty() || ec != std::errc() || ptr != end) {
-    return std::nullopt;
-  }
-  return value;
-}
 
 std::vector<std::string> split_commas(const std::string& line) {
   std::vector<std::string> cells;
@@ -68,7 +46,7 @@ torch::Tensor read_csv(const std::string& path) {
     const auto cells = split_commas(line);
     std::vector<double> row;
     for (const auto& cell : cells) {
-      const auto value = parse_number(cell);
+      const auto value = parse_number(trim(cell));
       if (!value) {
         if (first_line) {
           break;  // a header

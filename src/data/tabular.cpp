@@ -14,18 +14,11 @@
 #include <fstream>
 #include <utility>
 
+#include "data/text.h"
 #include "uotflow/core/error.h"
 
 namespace uotflow {
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) {
-    return "";
-  }
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -78,17 +71,13 @@ class LineReader {
   int64_t line_number_ = 0;
 };
 
-// from_chars rather than strtod: it ignores the C locale, so "1.5" parses the same everywhere.
 // `what` says which column the text came from.
 double parse_number(const std::string& text, const std::string& what, const LineReader& at) {
-  const size_t skip = !text.empty() && text[0] == '+' ? 1 : 0;
-  double value = 0.0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data() + skip, end, value);
-  if (text.size() == skip || ec != std::errc() || ptr != end || !std::isfinite(value)) {
+  const auto value = uotflow::parse_number(text);
+  if (!value || !std::isfinite(*value)) {
     at.fail("cannot parse '" + text + "' as a finite number (" + what + ")");
   }
-  return value;
+  return *value;
 }
 
 bool is_quote(char c) {

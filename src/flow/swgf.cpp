@@ -60,18 +60,6 @@ torch::Tensor gaussian_draw(const GaussianFit& g, int64_t n, at::Generator& gen)
   return g.mean + torch::randn({n, g.mean.size(0)}, gen, torch::kDouble).matmul(l.t());
 }
 
-Json tensor_json(const torch::Tensor& t) {
-  auto c = t.to(torch::kDouble).contiguous();
-  if (c.dim() == 1) {
-    return Json(std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel()));
-  }
-  Json rows = Json::array();
-  for (int64_t i = 0; i < c.size(0); ++i) {
-    rows.push_back(tensor_json(c[i]));
-  }
-  return rows;
-}
-
 class FlowRun {
  public:
   FlowRun(const Json& config, const FlowOptions& options)
@@ -178,14 +166,17 @@ class FlowRun {
     const auto start = Clock::now();
     rho_->freeze();
     const double lr = get<double>(config_, step_ == 0 ? "flow.lr_first" : "flow.lr");
-    auto optimizer =
-        make_optimizer(optimizer_, rho_->parameters(), lr, get<double>(config_, "flow.momentum"));
+    const auto params = rho_->parameters();
+    auto optimizer = make_optimizer(optimizer_, params, lr, get<double>(config_, "flow.momentum"));
     const int64_t iterations = get<int64_t>(config_, "flow.inner_iterations");
     const int64_t batch = get<int64_t>(config_, "flow.batch_size");
     const int64_t n_projections = get<int64_t>(config_, "flow.n_projections");
     const bool entropy = functional_->needs_entropy();
     const double scale = rho_->gradient_scale();
-    double sum_loss = 0.0, sum_sw = 0.0, sum_f = 0.0;
+    // Running sums of the terms stay tensors (one read at the end); only the objective is read per
+    // iteration, for the finiteness check.
+    double sum_loss = 0.0;
+    torch::Tensor sum_sw, sum_f;
     for (int64_t it = 0; it < iterations; ++it) {
       if (options_.stop != nullptr && options_.stop->load()) {
         return false;
@@ -212,22 +203,26 @@ class FlowRun {
       loss.backward();
       if (scale != 1.0) {
         torch::NoGradGuard no_grad;
-        for (auto& p : rho_->parameters()) {
+        for (const auto& p : params) {
           p.mutable_grad().mul_(scale);
         }
       }
       optimizer->step();
       rho_->project();
       sum_loss += value;
-      sum_sw += sw.item<double>();
-      sum_f += f.item<double>();
+      sum_sw = sum_sw.defined() ? sum_sw + sw.detach() : sw.detach();
+      sum_f = sum_f.defined() ? sum_f + f.detach() : f.detach();
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     const double n = static_cast<double>(iterations);
-    Json row{{"step", step_ + 1},         {"sw_time", (step_ + 1) * tau_},
-             {"objective", sum_loss / n}, {"sw2_previous", sum_sw / n},
-             {"functional", sum_f / n},   {"lr", lr},
-             {"seconds", seconds},        {"sec_per_iteration", seconds / n}};
+    Json row{{"step", step_ + 1},
+             {"sw_time", (step_ + 1) * tau_},
+             {"objective", sum_loss / n},
+             {"sw2_previous", sum_sw.item<double>() / n},
+             {"functional", sum_f.item<double>() / n},
+             {"lr", lr},
+             {"seconds", seconds},
+             {"sec_per_iteration", seconds / n}};
     append_line((fs::path(run_dir_) / "metrics.jsonl").string(), row.dump());
     return true;
   }
@@ -247,6 +242,7 @@ class FlowRun {
                {"w_time", w_time}, {"n", drawn.x.size(0)}, {"seed", seed}};
       row.update(extra);
       append_line((fs::path(run_dir_) / "eval.jsonl").string(), row.dump());
+      add_to_curve(row);
       summary << " " << name << "=" << value;
     };
     {
@@ -342,24 +338,20 @@ class FlowRun {
     save_scatter_strip_png((dir / "steps.png").string(), torch::Tensor(), strip, window, 256);
   }
 
-  // plots/METRIC.png: each eval.jsonl metric against time (W-time for *_w_time metrics, SW-time
-  // otherwise), redrawn after every step from the file so resumed runs plot whole.
+  // One eval.jsonl row on its metric's curve: against W-time for *_w_time metrics, SW-time
+  // otherwise.
+  void add_to_curve(const Json& row) {
+    const auto name = row["metric"].get<std::string>();
+    const bool w = name.size() > 7 && name.compare(name.size() - 7, 7, "_w_time") == 0;
+    auto& [t, v] = curves_[name];
+    t.push_back(row[w ? "w_time" : "sw_time"].get<double>());
+    v.push_back(row["value"].is_number() ? row["value"].get<double>()
+                                         : std::numeric_limits<double>::quiet_NaN());
+  }
+
+  // plots/METRIC.png: each metric's curve so far.
   void plot_metrics() {
-    std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> curves;
-    std::istringstream lines(read_file((fs::path(run_dir_) / "eval.jsonl").string()));
-    for (std::string line; std::getline(lines, line);) {
-      if (line.empty()) {
-        continue;
-      }
-      const Json row = Json::parse(line);
-      const auto name = row["metric"].get<std::string>();
-      const bool w = name.size() > 7 && name.compare(name.size() - 7, 7, "_w_time") == 0;
-      auto& [t, v] = curves[name];
-      t.push_back(row[w ? "w_time" : "sw_time"].get<double>());
-      v.push_back(row["value"].is_number() ? row["value"].get<double>()
-                                           : std::numeric_limits<double>::quiet_NaN());
-    }
-    for (const auto& [name, curve] : curves) {
+    for (const auto& [name, curve] : curves_) {
       save_line_plot_png((fs::path(run_dir_) / "plots" / (name + ".png")).string(), curve.first,
                          {curve.second});
     }
@@ -369,11 +361,11 @@ class FlowRun {
     if (!target_.mean.defined()) {
       return;
     }
-    Json out{
-        {"mean", tensor_json(target_.mean)},
-        {"covariance", tensor_json(target_.covariance)},
-        {"precision", tensor_json(torch::linalg_inv(target_.covariance))},
-        {"start", {{"mean", tensor_json(start_.mean)}, {"covariance", tensor_json(start_.cov)}}}};
+    Json out{{"mean", tensor_to_json(target_.mean)},
+             {"covariance", tensor_to_json(target_.covariance)},
+             {"precision", tensor_to_json(torch::linalg_inv(target_.covariance))},
+             {"start",
+              {{"mean", tensor_to_json(start_.mean)}, {"covariance", tensor_to_json(start_.cov)}}}};
     write_file_atomic((fs::path(run_dir_) / "target.json").string(), out.dump(2) + "\n");
   }
 
@@ -412,6 +404,16 @@ class FlowRun {
       throw ConfigError("checkpoint '" + path + "' is corrupt or truncated (" +
                         what.substr(0, what.find('\n')) + ")");
     }
+    // The curves so far, so the plots of a resumed run are whole.
+    const auto eval_path = fs::path(run_dir_) / "eval.jsonl";
+    if (fs::exists(eval_path)) {
+      std::istringstream lines(read_file(eval_path.string()));
+      for (std::string line; std::getline(lines, line);) {
+        if (!line.empty()) {
+          add_to_curve(Json::parse(line));
+        }
+      }
+    }
     log("resume from " + path + " at JKO step " + std::to_string(step_) + ": " +
         options_.command_line);
   }
@@ -435,6 +437,7 @@ class FlowRun {
   double tau_ = 0.05;
   GaussianParams target_;
   GaussianFit start_;
+  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> curves_;
 };
 
 }  // namespace
@@ -463,15 +466,7 @@ Json default_flow_config() {
 Json resolve_flow_config(const Json& file_config, const std::vector<std::string>& sets,
                          const std::vector<std::pair<std::string, Json>>& flags) {
   Json config = default_flow_config();
-  if (!file_config.is_null()) {
-    merge_checked(config, file_config);
-  }
-  for (const auto& s : sets) {
-    apply_set(config, s);
-  }
-  for (const auto& [key, value] : flags) {
-    apply_set(config, key + "=" + value.dump());
-  }
+  apply_overrides(config, file_config, sets, flags);
   resolve_seed(config);
   return config;
 }

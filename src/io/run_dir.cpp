@@ -129,6 +129,18 @@ void load_generator_state(torch::serialize::InputArchive& archive, const std::st
   gen.set_state(state);
 }
 
+Json tensor_to_json(const torch::Tensor& t) {
+  auto c = t.to(torch::kDouble).contiguous();
+  if (c.dim() == 1) {
+    return Json(std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel()));
+  }
+  Json rows = Json::array();
+  for (int64_t i = 0; i < c.size(0); ++i) {
+    rows.push_back(tensor_to_json(c[i]));
+  }
+  return rows;
+}
+
 void log_line(const std::string& run_dir, const std::string& message) {
   append_line((fs::path(run_dir) / "log.txt").string(), iso_time() + " " + message);
 }

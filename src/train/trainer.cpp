@@ -327,22 +327,10 @@ class Run {
     if (!target.mean.defined()) {
       return;
     }
-    auto to_json = [](const torch::Tensor& t) {
-      auto c = t.to(torch::kDouble).contiguous();
-      if (c.dim() == 1) {
-        return Json(std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel()));
-      }
-      Json rows = Json::array();
-      for (int64_t i = 0; i < c.size(0); ++i) {
-        rows.push_back(
-            std::vector<double>(c[i].data_ptr<double>(), c[i].data_ptr<double>() + c.size(1)));
-      }
-      return rows;
-    };
     const double prior_std = get<double>(config_, "prior.std");
-    Json out{{"mean", to_json(target.mean)},
-             {"covariance", to_json(target.covariance)},
-             {"precision", to_json(torch::linalg_inv(target.covariance))},
+    Json out{{"mean", tensor_to_json(target.mean)},
+             {"covariance", tensor_to_json(target.covariance)},
+             {"precision", tensor_to_json(torch::linalg_inv(target.covariance))},
              {"prior", {{"mean", 0.0}, {"std", prior_std}}}};
     write_file_atomic((fs::path(run_dir_) / "target.json").string(), out.dump(2) + "\n");
   }
@@ -556,15 +544,7 @@ Json resolve_config(const Json& file_config, const std::vector<std::string>& set
     }
   }
   Json config = default_config(method);
-  if (!file_config.is_null()) {
-    merge_checked(config, file_config);
-  }
-  for (const auto& s : sets) {
-    apply_set(config, s);
-  }
-  for (const auto& [key, value] : flags) {
-    apply_set(config, key + "=" + value.dump());
-  }
+  apply_overrides(config, file_config, sets, flags);
   resolve_seed(config);
   return config;
 }

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace uotflow {
@@ -26,6 +27,11 @@ void merge_checked(Json& base, const Json& overrides, const std::string& path = 
 /// Applies one `key.path=value` override. The value is parsed as JSON when it parses, else taken as
 /// a string.
 void apply_set(Json& config, const std::string& assignment);
+
+/// The override chain shared by every command: merges `file_config` (null = none) into `config`
+/// with merge_checked, then applies each --set assignment, then each dedicated flag (key -> value).
+void apply_overrides(Json& config, const Json& file_config, const std::vector<std::string>& sets,
+                     const std::vector<std::pair<std::string, Json>>& flags);
 
 /// Typed access with a ConfigError naming the key when it is missing or of the wrong type.
 /// `key` is a dotted path: get<double>(cfg, "train.lr_g").

@@ -48,6 +48,9 @@ void save_generator_state(torch::serialize::OutputArchive& archive, const std::s
 void load_generator_state(torch::serialize::InputArchive& archive, const std::string& key,
                           at::Generator& gen);
 
+/// A vector [D] or matrix [R, C] as JSON numbers (a list, or a list of rows), for target.json.
+Json tensor_to_json(const torch::Tensor& t);
+
 /// Appends "TIME message" to RUN_DIR/log.txt.
 void log_line(const std::string& run_dir, const std::string& message);
 
