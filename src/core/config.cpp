@@ -2,6 +2,7 @@
 #include "uotflow/core/config.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -77,16 +78,44 @@ Json read_json_file(const std::string& path) {
   return parse_json(buffer.str(), path);
 }
 
-void merge_checked(Json& base, const Json& overrides, const std::string& path) {
+namespace {
+
+// Paths whose default is an empty object: free-form sections (data.params, functional.params)
+// whose contents their consumer checks. Keys below them may be added at any override level.
+using OpenPaths = std::set<std::string>;
+
+void collect_open(const Json& j, const std::string& path, OpenPaths& open) {
+  if (!j.is_object()) {
+    return;
+  }
+  if (j.empty()) {
+    open.insert(path);
+  }
+  for (const auto& [key, value] : j.items()) {
+    collect_open(value, path.empty() ? key : path + "." + key, open);
+  }
+}
+
+bool is_open(const OpenPaths& open, const std::string& path) {
+  for (const auto& p : open) {
+    if (path == p || path.rfind(p + ".", 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void merge_impl(Json& base, const Json& overrides, const std::string& path,
+                const OpenPaths& open_paths) {
   if (!overrides.is_object()) {
     throw ConfigError("config " + (path.empty() ? std::string("root") : "'" + path + "'") +
                       " must be a JSON object, got " + type_name(overrides));
   }
-  const bool open_object = base.is_object() && base.empty();
+  const bool open = (base.is_object() && base.empty()) || is_open(open_paths, path);
   for (const auto& [key, value] : overrides.items()) {
     const std::string full = path.empty() ? key : path + "." + key;
     if (!base.contains(key)) {
-      if (open_object) {
+      if (open) {
         base[key] = value;
         continue;
       }
@@ -97,8 +126,12 @@ void merge_checked(Json& base, const Json& overrides, const std::string& path) {
       throw ConfigError("unknown config key '" + full + "' (known at this level: " + known + ")");
     }
     Json& slot = base[key];
-    if (slot.is_object() && !slot.empty()) {
-      merge_checked(slot, value, full);
+    if (slot.is_object() && !slot.empty() && value.is_object()) {
+      merge_impl(slot, value, full, open_paths);
+    } else if (open) {
+      slot = value;
+    } else if (slot.is_object() && !slot.empty()) {
+      merge_impl(slot, value, full, open_paths);  // raises the type error
     } else if (!compatible(slot, value)) {
       throw ConfigError("config key '" + full + "' expects " + type_name(slot) + ", got " +
                         type_name(value) + " (" + value.dump() + ")");
@@ -110,21 +143,20 @@ void merge_checked(Json& base, const Json& overrides, const std::string& path) {
   }
 }
 
-void apply_set(Json& config, const std::string& assignment) {
+// {"a": {"b": value}} for "a.b=value" (the value parsed as JSON when it parses).
+Json set_patch(const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
     throw ConfigError("--set expects key.path=value, got '" + assignment + "'");
   }
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
-  Json value;
+  Json patch;
   try {
-    value = Json::parse(text);
+    patch = Json::parse(text);
   } catch (const Json::parse_error&) {
-    value = text;
+    patch = text;
   }
-  // Build {"a": {"b": value}} and merge it so the same checks apply.
-  Json patch = value;
   std::vector<std::string> parts;
   size_t start = 0;
   while (true) {
@@ -141,7 +173,17 @@ void apply_set(Json& config, const std::string& assignment) {
     }
     patch = Json{{*it, patch}};
   }
-  merge_checked(config, patch);
+  return patch;
+}
+
+}  // namespace
+
+void merge_checked(Json& base, const Json& overrides, const std::string& path) {
+  merge_impl(base, overrides, path, {});
+}
+
+void apply_set(Json& config, const std::string& assignment) {
+  merge_checked(config, set_patch(assignment));
 }
 
 const Json& at_path(const Json& config, const std::string& key) {
@@ -168,14 +210,16 @@ void throw_type_error(const std::string& key, const Json& node) {
 
 void apply_overrides(Json& config, const Json& file_config, const std::vector<std::string>& sets,
                      const std::vector<std::pair<std::string, Json>>& flags) {
+  OpenPaths open;
+  collect_open(config, "", open);
   if (!file_config.is_null()) {
-    merge_checked(config, file_config);
+    merge_impl(config, file_config, "", open);
   }
   for (const auto& s : sets) {
-    apply_set(config, s);
+    merge_impl(config, set_patch(s), "", open);
   }
   for (const auto& [key, value] : flags) {
-    apply_set(config, key + "=" + value.dump());
+    merge_impl(config, set_patch(key + "=" + value.dump()), "", open);
   }
 }
 

@@ -48,5 +48,7 @@ class SamplerDataset : public Dataset {
 
 /// Registers 8gaussians, 25gaussians, checkerboard, moons, spiral, swissroll, twocircles and rings.
 void add_toy2d_datasets(DatasetRegistry& registry);
+/// fashion_mnist, mnist, cifar10, image_folder, image_mix (src/data/images.cpp).
+void add_image_datasets(DatasetRegistry& registry);
 
 }  // namespace uotflow::data_detail

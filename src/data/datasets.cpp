@@ -354,6 +354,7 @@ DatasetRegistry& dataset_registry() {
           "a seed (params: dim, mean, std | covariance | precision | seed)",
           make_gaussian);
     r.add("file", "finite point set from a .npy or .csv file, resampled (params: path)", make_file);
+    data_detail::add_image_datasets(r);
     return r;
   }();
   return registry;

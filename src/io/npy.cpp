@@ -102,7 +102,7 @@ uint64_t read_le(const std::string& bytes, size_t offset, size_t width) {
 
 }  // namespace
 
-void save_npy(const std::string& path, const torch::Tensor& tensor) {
+std::string npy_bytes(const torch::Tensor& tensor, const std::string& path) {
   TORCH_CHECK(tensor.defined(), "save_npy('", path, "'): the tensor is undefined");
   const NpyType* type = nullptr;
   for (const auto& candidate : kTypes) {
@@ -136,11 +136,18 @@ void save_npy(const std::string& path, const torch::Tensor& tensor) {
   }
   out += dict;
   out.append(static_cast<const char*>(cpu.data_ptr()), nbytes);
-  write_file_atomic(path, out);
+  return out;
+}
+
+void save_npy(const std::string& path, const torch::Tensor& tensor) {
+  write_file_atomic(path, npy_bytes(tensor, path));
 }
 
 torch::Tensor load_npy(const std::string& path) {
-  const std::string bytes = read_file(path);
+  return parse_npy(read_file(path), path);
+}
+
+torch::Tensor parse_npy(const std::string& bytes, const std::string& path) {
   if (bytes.size() < kMagicLen + 4 || bytes.compare(0, kMagicLen, kMagic, kMagicLen) != 0) {
     fail(path, "bad magic (not a .npy file)");
   }

@@ -29,6 +29,19 @@ namespace uotflow {
 
 namespace {
 
+// Encoding to memory and writing through write_file_atomic means a reader never sees half a PNG.
+void write_png(const std::string& path, const uint8_t* pixels, int width, int height,
+               int channels) {
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), size);
+  };
+  const int ok = stbi_write_png_to_func(append, &png, width, height, channels, pixels,
+                                        channels * width);
+  TORCH_CHECK(ok != 0, "cannot encode PNG for '", path, "'");
+  write_file_atomic(path, png);
+}
+
 using Rgb = std::array<uint8_t, 3>;
 
 constexpr Rgb kFrame = {190, 190, 190};
@@ -111,16 +124,7 @@ class Canvas {
   }
 
   void save_png(const std::string& path) const {
-    std::string png;
-    auto append = [](void* context, void* data, int size) {
-      static_cast<std::string*>(context)->append(static_cast<const char*>(data), size);
-    };
-    // Encoding to memory and writing through write_file_atomic means a reader never sees half a
-    // PNG.
-    const int ok =
-        stbi_write_png_to_func(append, &png, width_, height_, 3, rgb_.data(), 3 * width_);
-    TORCH_CHECK(ok != 0, "cannot encode PNG for '", path, "'");
-    write_file_atomic(path, png);
+    write_png(path, rgb_.data(), width_, height_, 3);
   }
 
  private:
@@ -340,6 +344,51 @@ void save_line_plot_png(const std::string& path, const std::vector<double>& x,
     }
   }
   canvas.save_png(path);
+}
+
+}  // namespace uotflow
+
+namespace uotflow {
+
+torch::Tensor image_grid(const torch::Tensor& images, int64_t columns, int64_t padding,
+                         int64_t scale) {
+  TORCH_CHECK(images.dim() == 4 && images.size(0) > 0,
+              "image_grid: images must be [N, C, H, W] with N > 0, got ", images.sizes());
+  TORCH_CHECK(columns > 0 && padding >= 0 && scale > 0,
+              "image_grid: columns and scale must be > 0 and padding >= 0");
+  auto x = images.detach().to(torch::kCPU, torch::kFloat32);
+  if (scale > 1) {
+    x = x.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
+  }
+  const int64_t n = x.size(0);
+  const int64_t c = x.size(1);
+  const int64_t h = x.size(2);
+  const int64_t w = x.size(3);
+  const int64_t cols = std::min(columns, n);
+  const int64_t rows = (n + cols - 1) / cols;
+  auto grid = torch::zeros({c, rows * (h + padding) + padding, cols * (w + padding) + padding},
+                           torch::kUInt8);
+  // [-1, 1] -> {0..255}; NaNs (a diverged sample) show as black.
+  auto pixels = torch::nan_to_num((x + 1.0) * 127.5, 0.0).round().clamp(0, 255).to(torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t top = padding + (i / cols) * (h + padding);
+    const int64_t left = padding + (i % cols) * (w + padding);
+    grid.slice(1, top, top + h).slice(2, left, left + w).copy_(pixels[i]);
+  }
+  return grid;
+}
+
+void save_image_png(const std::string& path, const torch::Tensor& image) {
+  TORCH_CHECK(image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3),
+              "save_image_png: image must be [C, H, W] with C = 1 or 3, got ", image.sizes());
+  const auto pixels = image.to(torch::kUInt8).permute({1, 2, 0}).contiguous();  // [H, W, C]
+  write_png(path, pixels.data_ptr<uint8_t>(), static_cast<int>(image.size(2)),
+            static_cast<int>(image.size(1)), static_cast<int>(image.size(0)));
+}
+
+void save_image_grid_png(const std::string& path, const torch::Tensor& images, int64_t columns,
+                         int64_t scale) {
+  save_image_png(path, image_grid(images, columns, 2, scale));
 }
 
 }  // namespace uotflow

@@ -2,7 +2,9 @@
 // semi-dual loss (+ R1), then one generator update, with EMA, lr schedule and checkpoint state.
 #include "uotflow/methods/semidual_method.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "uotflow/core/error.h"
 #include "uotflow/train/schedule.h"
@@ -14,6 +16,62 @@ void set_requires_grad(torch::nn::Module& module, bool on) {
   for (auto& p : module.parameters()) {
     p.requires_grad_(on);
   }
+}
+
+// bf16 autocast for the forward passes of a training step (train.autocast = "bf16"); restores
+// the previous state on exit. The autocast API changed in LibTorch 2.4.
+class AutocastScope {
+ public:
+  AutocastScope(bool on, torch::Device device) : on_(on), type_(device.type()) {
+    if (!on_) {
+      return;
+    }
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    was_enabled_ = at::autocast::is_autocast_enabled(type_);
+    was_dtype_ = at::autocast::get_autocast_dtype(type_);
+    at::autocast::set_autocast_enabled(type_, true);
+    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+#else
+    const bool cuda = type_ == torch::kCUDA;
+    was_enabled_ = cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+    was_dtype_ =
+        cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+    cuda ? at::autocast::set_enabled(true) : at::autocast::set_cpu_enabled(true);
+    cuda ? at::autocast::set_autocast_gpu_dtype(at::kBFloat16)
+         : at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!on_) {
+      return;
+    }
+    if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
+    }
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(type_, was_enabled_);
+    at::autocast::set_autocast_dtype(type_, was_dtype_);
+#else
+    const bool cuda = type_ == torch::kCUDA;
+    cuda ? at::autocast::set_enabled(was_enabled_) : at::autocast::set_cpu_enabled(was_enabled_);
+    cuda ? at::autocast::set_autocast_gpu_dtype(was_dtype_)
+         : at::autocast::set_autocast_cpu_dtype(was_dtype_);
+#endif
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool on_;
+  c10::DeviceType type_;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kFloat;
+};
+
+// Network outputs in float32 for the losses (a no-op without autocast).
+torch::Tensor as_float(const torch::Tensor& t) {
+  return t.to(torch::kFloat32);
 }
 
 }  // namespace
@@ -32,40 +90,6 @@ double positive_number(const Json& config, const std::string& key) {
     throw ConfigError("config key '" + key + "' must be > 0, got " + std::to_string(v));
   }
   return v;
-}
-
-std::map<std::string, torch::Tensor> named_tensors(const torch::nn::Module& module) {
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& item : module.named_parameters()) {
-    out[item.key()] = item.value().detach().cpu().clone();
-  }
-  for (const auto& item : module.named_buffers()) {
-    out[item.key()] = item.value().detach().cpu().clone();
-  }
-  return out;
-}
-
-void load_named_tensors(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& in,
-                        const std::string& group) {
-  torch::NoGradGuard no_grad;
-  auto assign = [&](const std::string& name, torch::Tensor& slot) {
-    auto it = in.find(name);
-    if (it == in.end()) {
-      throw ConfigError("weights '" + group + "' lack tensor '" + name + "'");
-    }
-    if (it->second.sizes() != slot.sizes()) {
-      throw ConfigError("weights '" + group + "': tensor '" + name + "' has shape " +
-                        c10::str(it->second.sizes()) + ", the network expects " +
-                        c10::str(slot.sizes()));
-    }
-    slot.copy_(it->second);
-  };
-  for (auto& item : module.named_parameters()) {
-    assign(item.key(), item.value());
-  }
-  for (auto& item : module.named_buffers()) {
-    assign(item.key(), item.value());
-  }
 }
 
 SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
@@ -101,6 +125,15 @@ SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
     throw ConfigError("train.ema_decay must be in [0, 1), got " + std::to_string(ema_decay_));
   }
   grad_clip_ = get<double>(c, "train.grad_clip");
+  const auto autocast = get<std::string>(c, "train.autocast");
+  if (autocast != "none" && autocast != "bf16") {
+    throw ConfigError("unknown train.autocast '" + autocast + "' (known: none, bf16)");
+  }
+  autocast_bf16_ = autocast == "bf16";
+  if (autocast_bf16_ && !device_.is_cuda()) {
+    // LibTorch's CPU autocast does not cover every op the image nets use (mixed-dtype cat).
+    throw ConfigError("train.autocast 'bf16' runs on CUDA only; use --device cuda or 'none'");
+  }
   if (r1_gamma_ < 0 || grad_clip_ < 0) {
     throw ConfigError("loss.r1_gamma and train.grad_clip must be >= 0");
   }
@@ -126,6 +159,7 @@ SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
 
 std::map<std::string, double> SemiDualMethod::step(int64_t step, TrainStreams& streams) {
   begin_step(step);
+  AutocastScope autocast(autocast_bf16_, device_);
   set_adam_lr(*opt_g_, scheduled_lr(lr_schedule_, lr_g_, lr_min_, step, lr_horizon_));
   set_adam_lr(*opt_d_, scheduled_lr(lr_schedule_, lr_d_, lr_min_, step, lr_horizon_));
 
@@ -142,13 +176,13 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, TrainStreams& s
     torch::Tensor fake;
     {
       torch::NoGradGuard no_grad;
-      fake = generator_->forward(x, z);  // [B, D]
+      fake = as_float(generator_->forward(x, z));  // [B, D]
     }
     if (r1_gamma_ > 0) {
       real.requires_grad_(true);
     }
-    auto v_real = potential_->forward(real);  // [B]
-    auto v_fake = potential_->forward(fake);  // [B]
+    auto v_real = as_float(potential_->forward(real));  // [B]
+    auto v_fake = as_float(potential_->forward(fake));  // [B]
     loss_v = loss_.potential(v_fake, potential_cost(x, fake), v_real);
     auto total = loss_v;
     if (r1_gamma_ > 0) {
@@ -165,8 +199,8 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, TrainStreams& s
   set_requires_grad(*potential_, false);
   auto [x, z] = draw_source(batch_size_, streams.noise);
   const auto reference = cost_reference(x, streams.noise);  // [B, D]
-  auto fake = generator_->forward(x, z);
-  auto loss_g = loss_.generator(potential_->forward(fake), cost_(reference, fake));
+  auto fake = as_float(generator_->forward(x, z));
+  auto loss_g = loss_.generator(as_float(potential_->forward(fake)), cost_(reference, fake));
   opt_g_->zero_grad();
   loss_g.backward();
   clip(*generator_);

@@ -162,7 +162,7 @@ class Sjko : public SemiDualMethod {
     }
     torch::NoGradGuard no_grad;
     auto z = torch::randn({x.size(0), reference_->latent_dim()}, noise).to(device());
-    return reference_->forward(x, z);
+    return reference_->forward(x, z).to(torch::kFloat32);  // float32 under bf16 autocast too
   }
 
   // phi1 is linear, so the cost is constant in v and is left out of the potential loss.

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "uotflow/core/error.h"
+#include "uotflow/nets/image_nets.h"
 
 namespace uotflow {
 namespace {
@@ -140,12 +141,30 @@ torch::Tensor ResNetFCImpl::forward(const torch::Tensor& x) {
   return h;
 }
 
+// The image nets' keys sit beside the toy nets' ones; each net reads only its own (docs/config.md).
 Json default_generator_section() {
-  return Json{{"net", "resnet_fc"}, {"width", 128}, {"depth", 3}, {"nz", 2}};
+  return Json{{"net", "resnet_fc"},
+              {"width", 128},
+              {"depth", 3},
+              {"nz", 2},
+              {"image_shape", Json::array()},
+              {"nf", 64},
+              {"ch_mult", {1, 2, 2, 2}},
+              {"num_res_blocks", 2},
+              {"attn_resolutions", {16}},
+              {"dropout", 0.0},
+              {"z_emb_dim", 256},
+              {"n_mlp", 3},
+              {"resblock", "biggan"},
+              {"progressive_input", "residual"},
+              {"skip_rescale", true},
+              {"centered", true}};
 }
 
 Json default_potential_section() {
-  return Json{{"net", "resnet_fc"}, {"width", 128}, {"depth", 3}};
+  return Json{{"net", "resnet_fc"}, {"width", 128},          {"depth", 3},
+              {"image_shape", Json::array()}, {"nf", 64},    {"ch_mult", {2, 4, 8, 8}},
+              {"stddev_group", 4}};
 }
 
 GeneratorRegistry& generator_registry() {
@@ -161,6 +180,7 @@ GeneratorRegistry& generator_registry() {
             auto shape = read_shape(s, true);
             return std::make_shared<MlpGenerator>(dim, shape.width, shape.depth, shape.nz);
           });
+    add_image_generators(r);
     return r;
   }();
   return registry;
@@ -179,6 +199,7 @@ PotentialRegistry& potential_registry() {
             auto shape = read_shape(s, false);
             return std::make_shared<MlpPotential>(dim, shape.width, shape.depth);
           });
+    add_image_potentials(r);
     return r;
   }();
   return registry;
@@ -198,6 +219,40 @@ int64_t count_parameters(const torch::nn::Module& module) {
     n += p.numel();
   }
   return n;
+}
+
+std::map<std::string, torch::Tensor> named_tensors(const torch::nn::Module& module) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& item : module.named_parameters()) {
+    out[item.key()] = item.value().detach().cpu().clone();
+  }
+  for (const auto& item : module.named_buffers()) {
+    out[item.key()] = item.value().detach().cpu().clone();
+  }
+  return out;
+}
+
+void load_named_tensors(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& in,
+                        const std::string& group) {
+  torch::NoGradGuard no_grad;
+  auto assign = [&](const std::string& name, torch::Tensor& slot) {
+    auto it = in.find(name);
+    if (it == in.end()) {
+      throw ConfigError("weights '" + group + "' lack tensor '" + name + "'");
+    }
+    if (it->second.sizes() != slot.sizes()) {
+      throw ConfigError("weights '" + group + "': tensor '" + name + "' has shape " +
+                        c10::str(it->second.sizes()) + ", the network expects " +
+                        c10::str(slot.sizes()));
+    }
+    slot.copy_(it->second);
+  };
+  for (auto& item : module.named_parameters()) {
+    assign(item.key(), item.value());
+  }
+  for (auto& item : module.named_buffers()) {
+    assign(item.key(), item.value());
+  }
 }
 
 }  // namespace uotflow

@@ -24,12 +24,17 @@
 #include "uotflow/metrics/metrics.h"
 #include "uotflow/nets/nets.h"
 
+#include "feature_eval.h"
+
 namespace fs = std::filesystem;
 
 namespace uotflow {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kGridImages = 64;    // images in a snapshot grid (8 x 8)
+constexpr int64_t kStripColumns = 8;   // images per phase in samples/phases.png
 
 // Running means of the losses between two log ticks.
 class LossMeter {
@@ -115,6 +120,10 @@ class Run {
         throw ConfigError(std::string("config key '") + key + "' must be >= 0");
       }
     }
+    if (get<int64_t>(config, "train.phase_weights_every") < 0) {
+      throw ConfigError("config key 'train.phase_weights_every' must be >= 0");
+    }
+    train_detail::FeatureEvaluator::validate(config_, *data_);
     eval_metrics_ = get<std::vector<std::string>>(config, "eval.metrics");
     for (const auto& m : eval_metrics_) {
       metric_registry().at(m);  // unknown names fail before the run starts
@@ -146,6 +155,8 @@ class Run {
     }
     log("device " + device_.str() + ", seed " + std::to_string(seed_) + ", steps " +
         std::to_string(step_) + " -> " + std::to_string(total_steps_));
+    features_ = train_detail::FeatureEvaluator::create(
+        config_, *data_, run_dir_, device_, [this](const std::string& line) { log(line); });
 
     const int64_t log_every = get<int64_t>(config_, "train.log_every");
     const int64_t eval_every = get<int64_t>(config_, "train.eval_every");
@@ -153,6 +164,9 @@ class Run {
     const int64_t snapshot_every = get<int64_t>(config_, "train.snapshot_every");
     auto due = [](int64_t step, int64_t every) { return every > 0 && step % every == 0; };
 
+    if (step_ == 0 && get<bool>(config_, "eval.at_start")) {
+      evaluate(-1);  // the untrained model: the baseline later evaluations improve on
+    }
     TrainResult result;
     const auto start = Clock::now();
     auto tick_start = start;
@@ -282,11 +296,15 @@ class Run {
   void end_phase(int64_t phase) {
     const std::string tag = "phase-" + zero_pad(phase, 4);
     const auto current = snapshot(tag);
-    const auto dir = fs::path(run_dir_) / "phases" / tag;
-    fs::create_directories(dir);
-    for (const auto& [group, tensors] : method_->export_weights()) {
-      if (group.rfind("generator", 0) == 0) {
-        save_safetensors((dir / (group + ".safetensors")).string(), tensors);
+    const int64_t every = get<int64_t>(config_, "train.phase_weights_every");
+    const bool last_phase = phase + 1 == static_cast<int64_t>(phases_.size());
+    if (last_phase || (every > 0 && (phase + 1) % every == 0)) {
+      const auto dir = fs::path(run_dir_) / "phases" / tag;
+      fs::create_directories(dir);
+      for (const auto& [group, tensors] : method_->export_weights()) {
+        if (group.rfind("generator", 0) == 0) {
+          save_safetensors((dir / (group + ".safetensors")).string(), tensors);
+        }
       }
     }
     if (data_->dim() < 2) {
@@ -301,13 +319,26 @@ class Run {
       // Earlier phases come from their files (they may predate a resume).
       const auto path = fs::path(run_dir_) / "samples" / ("phase-" + zero_pad(k, 4) + ".npy");
       if (k == phase) {
-        samples.push_back(current.slice(1, 0, 2));
+        samples.push_back(current);
       } else if (fs::exists(path)) {
-        samples.push_back(load_npy(path.string()).slice(1, 0, 2));
+        samples.push_back(load_npy(path.string()));
       }
     }
-    save_scatter_strip_png((fs::path(run_dir_) / "samples" / "phases.png").string(),
-                           reference_samples(2000).slice(1, 0, 2), samples, plot_window(), 256);
+    const auto strip = (fs::path(run_dir_) / "samples" / "phases.png").string();
+    if (is_image()) {
+      // One row of the first kStripColumns snapshot images per phase shown.
+      std::vector<torch::Tensor> rows;
+      for (const auto& x : samples) {
+        rows.push_back(as_images(x.slice(0, 0, kStripColumns)));
+      }
+      save_image_grid_png(strip, torch::cat(rows), kStripColumns, grid_scale());
+      return;
+    }
+    for (auto& x : samples) {
+      x = x.slice(1, 0, 2);
+    }
+    save_scatter_strip_png(strip, reference_samples(2000).slice(1, 0, 2), samples, plot_window(),
+                           256);
   }
 
   PlotWindow plot_window() const {
@@ -350,7 +381,7 @@ class Run {
   void evaluate(int64_t phase) {
     const int64_t n = get<int64_t>(config_, "eval.n");
     const auto target = data_->gaussian();
-    if (n <= 0 || (eval_metrics_.empty() && !target.mean.defined())) {
+    if (n <= 0 || (eval_metrics_.empty() && !target.mean.defined() && !features_)) {
       return;
     }
     const uint64_t seed = derive_seed(seed_, "eval", step_);
@@ -367,9 +398,11 @@ class Run {
     summary << std::setprecision(5);
     const bool finite = torch::isfinite(samples).all().item<bool>();
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    auto write_row = [&](const std::string& name, double value, double time) {
+    auto write_row = [&](const std::string& name, double value, double time,
+                         const Json& extra = Json::object()) {
       Json row{{"step", step_}, {"metric", name}, {"value", value},
                {"n", n},        {"ema", ema},     {"seed", seed}};
+      row.update(extra);
       if (phase >= 0) {
         row["phase"] = phase;
       }
@@ -381,6 +414,11 @@ class Run {
     };
     for (const auto& name : eval_metrics_) {
       write_row(name, finite ? compute_metric(name, samples, reference, context) : nan, nan);
+    }
+    if (features_) {
+      for (const auto& record : features_->evaluate(samples, reference, seed)) {
+        write_row(record.metric, record.value, nan, features_->provenance());
+      }
     }
     if (target.mean.defined()) {
       const GaussianFit exact{target.mean, target.covariance};
@@ -399,13 +437,33 @@ class Run {
     log("eval step " + std::to_string(step_) + ":" + summary.str());
   }
 
-  // Writes samples/TAG.{npy,png} and returns the samples [2000, D] (float32, CPU).
+  bool is_image() const {
+    return !data_->image_shape().empty();
+  }
+
+  // x: [N, C*H*W] -> [N, C, H, W]
+  torch::Tensor as_images(const torch::Tensor& x) const {
+    const auto shape = data_->image_shape();
+    return x.view({x.size(0), shape[0], shape[1], shape[2]});
+  }
+
+  // Small images are drawn at twice their size so the grids are readable.
+  int64_t grid_scale() const {
+    return data_->image_shape()[1] <= 32 ? 2 : 1;
+  }
+
+  // Writes samples/TAG.{npy,png} and returns the samples (float32, CPU): [2000, D] drawn over the
+  // data, or for images [64, D] shown as an 8 x 8 grid. The seed is fixed, so snapshots compare.
   torch::Tensor snapshot(const std::string& tag) {
-    const int64_t n = 2000;
+    const int64_t n = is_image() ? kGridImages : 2000;
     auto gen = make_stream(seed_, "snapshot");
     auto samples = method_->sample(n, gen, method_->has_ema()).cpu().to(torch::kFloat32);
     const auto dir = fs::path(run_dir_) / "samples";
     save_npy((dir / (tag + ".npy")).string(), samples);
+    if (is_image()) {
+      save_image_grid_png((dir / (tag + ".png")).string(), as_images(samples), 8, grid_scale());
+      return samples;
+    }
     auto reference = reference_samples(n);
     const PlotWindow window = plot_window();
     const auto png = (dir / (tag + ".png")).string();
@@ -470,6 +528,7 @@ class Run {
   std::unique_ptr<Method> method_;
   TrainStreams streams_;
   std::vector<std::string> eval_metrics_;
+  std::unique_ptr<train_detail::FeatureEvaluator> features_;
   std::map<int64_t, torch::Tensor> reference_cache_;
   std::string run_dir_;
   int64_t step_ = 0;
@@ -511,11 +570,15 @@ Json common_defaults() {
                 {"eval_every", 1000},
                 {"snapshot_every", 1000},
                 {"checkpoint_every", 1000},
-                {"keep_last", 3}}},
+                {"keep_last", 3},
+                {"phase_weights_every", 1},
+                {"autocast", "none"}}},
               {"eval",
                {{"n", 2000},
+                {"at_start", false},
                 {"n_projections", 500},
-                {"metrics", Json::array({"sw2", "energy", "mean_error", "cov_error"})}}}};
+                {"metrics", Json::array({"sw2", "energy", "mean_error", "cov_error"})},
+                {"features", train_detail::default_features_section()}}}};
 }
 
 }  // namespace
@@ -578,19 +641,25 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return found.empty() ? "" : found.back().string();
 }
 
-torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
-                         int64_t phase) {
-  if (n <= 0) {
-    throw ConfigError("--n must be > 0, got " + std::to_string(n));
-  }
+namespace {
+
+// A finished run's method with its final/ (or phases/phase-K/) generator weights loaded, on the
+// CPU, and the run's data set.
+struct LoadedRun {
+  std::unique_ptr<Dataset> data;
+  std::unique_ptr<Method> method;
+};
+
+LoadedRun load_trained_run(const std::string& run_dir, int64_t phase) {
   Json config = load_run_config(run_dir);
   config["device"] = "cpu";
-  auto data = make_dataset(at_path(config, "data"));
-  auto method = make_method(config, *data, torch::Device(torch::kCPU));
+  LoadedRun run;
+  run.data = make_dataset(at_path(config, "data"));
+  run.method = make_method(config, *run.data, torch::Device(torch::kCPU));
   WeightGroups weights;
   auto dir = fs::path(run_dir) / "final";
   if (phase >= 0) {
-    const auto phases = method->phases();
+    const auto phases = run.method->phases();
     if (phases.empty()) {
       throw ConfigError("run '" + run_dir + "' (method '" + get<std::string>(config, "method") +
                         "') has no phases; leave out --phase");
@@ -602,8 +671,9 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
     }
     dir = fs::path(run_dir) / "phases" / ("phase-" + zero_pad(phase, 4));
     if (!fs::is_directory(dir)) {
-      throw ConfigError("run '" + run_dir + "' has not finished phase " + std::to_string(phase) +
-                        " yet (no " + dir.string() + ")");
+      throw ConfigError("run '" + run_dir + "' has no weights for phase " + std::to_string(phase) +
+                        " (no " + dir.string() +
+                        "; unfinished, or skipped by train.phase_weights_every)");
     }
   } else if (!fs::is_directory(dir)) {
     throw ConfigError("run '" + run_dir + "' has no final/ weights yet");
@@ -614,12 +684,38 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
     }
   }
   try {
-    method->import_weights(weights);
+    run.method->import_weights(weights);
   } catch (const ConfigError& e) {
     throw ConfigError("run '" + run_dir + "' " + dir.filename().string() + "/: " + e.what());
   }
+  return run;
+}
+
+}  // namespace
+
+torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
+                         int64_t phase) {
+  if (n <= 0) {
+    throw ConfigError("--n must be > 0, got " + std::to_string(n));
+  }
+  auto run = load_trained_run(run_dir, phase);
   auto gen = make_stream(seed, "sample");
-  return method->sample(n, gen, ema).cpu();
+  return run.method->sample(n, gen, ema).cpu();
+}
+
+SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint64_t>& seeds,
+                             bool ema, int64_t phase) {
+  if (seeds.empty()) {
+    throw ConfigError("--seeds: no seeds given");
+  }
+  auto run = load_trained_run(run_dir, phase);
+  std::vector<torch::Tensor> rows;
+  for (const auto seed : seeds) {
+    // One draw per seed, so a seed's image does not depend on the other seeds asked for.
+    auto gen = make_stream(seed, "sample");
+    rows.push_back(run.method->sample(1, gen, ema).cpu());
+  }
+  return {torch::cat(rows), run.data->image_shape()};
 }
 
 }  // namespace uotflow

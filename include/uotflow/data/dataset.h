@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "uotflow/core/config.h"
 #include "uotflow/core/registry.h"
@@ -42,6 +43,10 @@ class Dataset {
   }
   /// The exact parameters when the set is a Gaussian (flows towards it have closed forms).
   virtual GaussianParams gaussian() const {
+    return {};
+  }
+  /// [C, H, W] when a sample is a flattened image (D = C * H * W), else empty.
+  virtual std::vector<int64_t> image_shape() const {
     return {};
   }
   /// Half-width of the square (or interval) that plots of this set use, centred at plot_centre().

@@ -1,5 +1,5 @@
 // PNG pictures of samples: 2-D scatter plots over the data with fixed axes, 1-D histograms, line
-// plots.
+// plots, image grids.
 #pragma once
 
 #include <torch/types.h>
@@ -38,5 +38,20 @@ void save_histogram_png(const std::string& path, const torch::Tensor& data,
 void save_line_plot_png(const std::string& path, const std::vector<double>& x,
                         const std::vector<std::vector<double>>& series, int width_px = 640,
                         int height_px = 360);
+
+/// Tiles images [N, C, H, W] (values in [-1, 1], any float dtype) into one uint8 picture
+/// [C, H', W'] with `columns` per row, `padding` black pixels between tiles and each pixel repeated
+/// `scale` x `scale` times.
+torch::Tensor image_grid(const torch::Tensor& images, int64_t columns, int64_t padding = 2,
+                         int64_t scale = 1);
+
+/// Writes a uint8 image [C, H, W] (C = 1 grey or 3 RGB) as PNG, atomically.
+void save_image_png(const std::string& path, const torch::Tensor& image);
+
+/// image_grid of `images` [N, C, H, W] in [-1, 1], written as PNG.
+///
+///   save_image_grid_png("samples/step-0001000.png", x.view({64, 1, 28, 28}), 8, 2);
+void save_image_grid_png(const std::string& path, const torch::Tensor& images, int64_t columns = 8,
+                         int64_t scale = 1);
 
 }  // namespace uotflow

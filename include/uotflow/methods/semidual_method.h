@@ -92,6 +92,7 @@ class SemiDualMethod : public Method {
   int64_t lr_horizon_ = 0;
   double ema_decay_ = 0;
   double grad_clip_ = 0;
+  bool autocast_bf16_ = false;
   std::shared_ptr<GeneratorNet> generator_;
   std::shared_ptr<GeneratorNet> generator_ema_;
   std::shared_ptr<PotentialNet> potential_;
@@ -102,11 +103,5 @@ class SemiDualMethod : public Method {
 /// Raises a ConfigError unless config[key] > 0; returns it.
 int64_t positive_int(const Json& config, const std::string& key);
 double positive_number(const Json& config, const std::string& key);
-
-/// The named parameters and buffers of `module` as CPU copies, and back (a ConfigError names a
-/// missing tensor or a shape mismatch; `group` names the set of weights in messages).
-std::map<std::string, torch::Tensor> named_tensors(const torch::nn::Module& module);
-void load_named_tensors(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& in,
-                        const std::string& group);
 
 }  // namespace uotflow

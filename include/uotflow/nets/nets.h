@@ -5,7 +5,9 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
 
+#include <map>
 #include <memory>
+#include <string>
 
 #include "uotflow/core/config.h"
 #include "uotflow/core/registry.h"
@@ -57,6 +59,12 @@ PotentialRegistry& potential_registry();
 /// Builds the nets a section describes for data of dimension `dim`.
 std::shared_ptr<GeneratorNet> make_generator(int64_t dim, const Json& section);
 std::shared_ptr<PotentialNet> make_potential(int64_t dim, const Json& section);
+
+/// The named parameters and buffers of `module` as CPU copies, and back (a ConfigError names a
+/// missing tensor or a shape mismatch; `group` names the set of weights in messages).
+std::map<std::string, torch::Tensor> named_tensors(const torch::nn::Module& module);
+void load_named_tensors(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& in,
+                        const std::string& group);
 
 /// Number of scalar parameters.
 int64_t count_parameters(const torch::nn::Module& module);

@@ -58,6 +58,15 @@ TrainResult train(const Json& config, const TrainOptions& options);
 torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
                          int64_t phase = -1);
 
+/// One sample per seed from a finished run (as sample_run), each independent of the others: the
+/// sample of seed s is sample_run(run_dir, 1, s, ...).
+struct SeedSamples {
+  torch::Tensor samples;             ///< [S, D] (CPU)
+  std::vector<int64_t> image_shape;  ///< [C, H, W] for image data, else empty
+};
+SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint64_t>& seeds,
+                             bool ema, int64_t phase = -1);
+
 /// Path of the newest checkpoint of a run ("" when there is none).
 std::string latest_checkpoint(const std::string& run_dir);
 
