@@ -60,55 +60,34 @@ std::vector<double> metric_values(const std::string& run, const std::string& met
   return out;
 }
 
-// One CI-sized UOTM run on Fashion-MNIST shared by the tests that read it.
-class ImageTrain : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    root_ = new fs::path(fs::path(::testing::TempDir()) / "uotflow-image-train");
-    fs::remove_all(*root_);
-    run_ = new std::string(
-        train_in(*root_, ci_config("uotm_fashion_mnist.json",
-                                   {"train.steps=300", "train.eval_every=150",
-                                    "train.snapshot_every=150", "train.ema_decay=0.98"})));
-  }
-  static void TearDownTestSuite() {
-    delete run_;
-    delete root_;
-  }
-  static fs::path* root_;
-  static std::string* run_;
-};
-fs::path* ImageTrain::root_ = nullptr;
-std::string* ImageTrain::run_ = nullptr;
-
-TEST_F(ImageTrain, ClassifierFidFallsByALargeFactorFromInitialisation) {
-  const auto fid = metric_values(*run_, "classifier_fid");
+void check_fid_falls(const std::string& run) {
+  const auto fid = metric_values(run, "classifier_fid");
   ASSERT_EQ(fid.size(), 3u) << "at the start, at step 150 and at step 300";
   EXPECT_GT(fid.front(), 300.0) << "an untrained generator";
   EXPECT_LT(fid.back(), fid.front() / 3.0) << fid.front() << " -> " << fid.back();
-  const auto kid = metric_values(*run_, "classifier_kid");
+  const auto kid = metric_values(run, "classifier_kid");
   ASSERT_EQ(kid.size(), 3u);
   EXPECT_LT(kid.back(), kid.front() / 3.0);
 
   // Every record names the extractor, which is kept with the run.
-  const auto classifier = *run_ + "/extractor/classifier.safetensors";
-  const auto info = read_json_file(*run_ + "/extractor/classifier.json");
+  const auto classifier = run + "/extractor/classifier.safetensors";
+  const auto info = read_json_file(run + "/extractor/classifier.json");
   EXPECT_GT(info["accuracy"].get<double>(), 0.7);
-  for (const auto& row : read_jsonl(*run_ + "/eval.jsonl")) {
+  for (const auto& row : read_jsonl(run + "/eval.jsonl")) {
     EXPECT_EQ(row["extractor"], "classifier");
     EXPECT_EQ(row["extractor_sha256"], sha256_file(classifier));
     EXPECT_EQ(row["n"], 500);
   }
 }
 
-TEST_F(ImageTrain, SnapshotsAreImageGridsFromAFixedSeed) {
+void check_snapshots(const std::string& run) {
   for (const char* tag : {"step-0000150", "step-0000300", "final"}) {
-    const auto x = load_npy(*run_ + "/samples/" + tag + ".npy");
+    const auto x = load_npy(run + "/samples/" + tag + ".npy");
     EXPECT_EQ(x.sizes(), (std::vector<int64_t>{64, 784})) << tag;
-    EXPECT_TRUE(fs::exists(*run_ + "/samples/" + tag + ".png")) << tag;
+    EXPECT_TRUE(fs::exists(run + "/samples/" + tag + ".png")) << tag;
   }
   // 8 x 8 tiles of 56 px (28 px at 2x) with 2 px padding: a 466-px square PNG.
-  const auto png = read_file(*run_ + "/samples/final.png");
+  const auto png = read_file(run + "/samples/final.png");
   ASSERT_GT(png.size(), 24u);
   const auto be32 = [&](size_t at) {
     return (static_cast<uint32_t>(static_cast<unsigned char>(png[at])) << 24) |
@@ -119,38 +98,38 @@ TEST_F(ImageTrain, SnapshotsAreImageGridsFromAFixedSeed) {
   EXPECT_EQ(be32(16), 466u);
   EXPECT_EQ(be32(20), 466u);
   // The final snapshot is the same seed as step 300 with the same weights.
-  EXPECT_TRUE(torch::equal(load_npy(*run_ + "/samples/final.npy"),
-                           load_npy(*run_ + "/samples/step-0000300.npy")));
+  EXPECT_TRUE(torch::equal(load_npy(run + "/samples/final.npy"),
+                           load_npy(run + "/samples/step-0000300.npy")));
 }
 
-TEST_F(ImageTrain, SampleSeedsWritesOnePngPerSeedIndependentOfTheOthers) {
-  const auto out = *root_ / "seeds";
-  auto result = run_cli("sample --run " + *run_ + " --seeds 0-3,9 --out " + out.string());
+void check_sample_seeds(const fs::path& root, const std::string& run) {
+  const auto out = root / "seeds";
+  auto result = run_cli("sample --run " + run + " --seeds 0-3,9 --out " + out.string());
   ASSERT_EQ(result.code, 0) << result.output;
   for (const char* name : {"seed-000000.png", "seed-000001.png", "seed-000002.png",
                            "seed-000003.png", "seed-000009.png"}) {
     EXPECT_TRUE(fs::exists(out / name)) << name;
   }
   EXPECT_FALSE(fs::exists(out / "seed-000004.png"));
-  const auto alone = *root_ / "alone";
-  ASSERT_EQ(run_cli("sample --run " + *run_ + " --seeds 2 --out " + alone.string()).code, 0);
+  const auto alone = root / "alone";
+  ASSERT_EQ(run_cli("sample --run " + run + " --seeds 2 --out " + alone.string()).code, 0);
   EXPECT_EQ(read_file((out / "seed-000002.png").string()),
             read_file((alone / "seed-000002.png").string()));
   EXPECT_NE(read_file((out / "seed-000002.png").string()),
             read_file((out / "seed-000003.png").string()));
   // The seed's image is `sample --n 1 --seed S`.
-  const auto seeds = sample_run_seeds(*run_, {2}, true);
-  EXPECT_TRUE(torch::equal(seeds.samples, sample_run(*run_, 1, 2, true)));
+  const auto seeds = sample_run_seeds(run, {2}, true);
+  EXPECT_TRUE(torch::equal(seeds.samples, sample_run(run, 1, 2, true)));
   EXPECT_EQ(seeds.image_shape, (std::vector<int64_t>{1, 28, 28}));
 
-  auto bad = run_cli("sample --run " + *run_ + " --seeds 5-2 --out " + out.string());
+  auto bad = run_cli("sample --run " + run + " --seeds 5-2 --out " + out.string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(last_line(bad.output).find("--seeds"), std::string::npos) << bad.output;
 }
 
-TEST_F(ImageTrain, FidRefStatisticsServeALaterRunAndMustMatchItsExtractor) {
-  const auto classifier = *run_ + "/extractor/classifier.safetensors";
-  const auto stats = (*root_ / "fmnist.npz").string();
+void check_fid_ref(const fs::path& root, const std::string& run) {
+  const auto classifier = run + "/extractor/classifier.safetensors";
+  const auto stats = (root / "fmnist.npz").string();
   auto result = run_cli(
       "fid-ref --data fashion_mnist --params '{\"limit\": 2000}' --extractor " + classifier +
       " --out " + stats);
@@ -163,14 +142,14 @@ TEST_F(ImageTrain, FidRefStatisticsServeALaterRunAndMustMatchItsExtractor) {
   EXPECT_EQ(loaded.extractor_sha256, sha256_file(classifier));
 
   // A run using those statistics (and that classifier) records FIDs against them.
-  const auto dir = fresh_test_dir();
-  const auto run = train_in(
+  const auto dir = root / "with-stats";
+  const auto later = train_in(
       dir, ci_config("uotm_fashion_mnist.json",
                      {"train.steps=2", "train.eval_every=1", "eval.features.extractor=" + classifier,
                       "eval.features.reference=" + stats, "eval.features.metrics=[\"fid\"]"}));
-  const auto fid = metric_values(run, "classifier_fid");
+  const auto fid = metric_values(later, "classifier_fid");
   ASSERT_EQ(fid.size(), 3u);
-  EXPECT_FALSE(fs::exists(run + "/extractor")) << "a given extractor is not retrained";
+  EXPECT_FALSE(fs::exists(later + "/extractor")) << "a given extractor is not retrained";
 
   // Statistics of another extractor are refused before training.
   ReferenceStats other = loaded;
@@ -184,6 +163,31 @@ TEST_F(ImageTrain, FidRefStatisticsServeALaterRunAndMustMatchItsExtractor) {
                                  "eval.features.metrics=[\"fid\"]"}));
       },
       "stats of another extractor", "sha256");
+}
+
+// One CI-sized UOTM run on Fashion-MNIST (about a minute), then everything that reads it: ctest runs
+// each test in its own process, so the checks share one test.
+TEST(ImageTrain, CiSizedFashionMnistRunLearnsAndItsOutputsWork) {
+  const auto root = fresh_test_dir();
+  const auto run = train_in(root, ci_config("uotm_fashion_mnist.json",
+                                            {"train.steps=300", "train.eval_every=150",
+                                             "train.snapshot_every=150", "train.ema_decay=0.98"}));
+  {
+    SCOPED_TRACE("classifier FID falls");
+    check_fid_falls(run);
+  }
+  {
+    SCOPED_TRACE("snapshots");
+    check_snapshots(run);
+  }
+  {
+    SCOPED_TRACE("sample --seeds");
+    check_sample_seeds(root, run);
+  }
+  {
+    SCOPED_TRACE("fid-ref");
+    check_fid_ref(root, run);
+  }
 }
 
 TEST(ImageSjko, PhasesOnImagesKeepEveryNthWeightsAndDrawAPhaseStrip) {
