@@ -27,6 +27,7 @@ demo: setup $(BUILD)/build.ninja
 
 bench: build
 	bash bench/compare_uotm_step.sh $(BUILD)
+	bash bench/compare_image_step.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
