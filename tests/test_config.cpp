@@ -7,6 +7,7 @@
 #include "uotflow/core/rng.h"
 
 using uotflow::ConfigError;
+using uotflow::apply_overrides;
 using uotflow::Json;
 
 namespace {
@@ -90,6 +91,23 @@ TEST(Config, SetOverridesParseJsonOrString) {
   EXPECT_NE(msg.find("b.name"), std::string::npos);
   msg = error_of([&] { uotflow::at_path(base, "b.missing"); });
   EXPECT_NE(msg.find("b.missing"), std::string::npos);
+}
+
+TEST(Config, OverridesMayAddKeysBelowAnOpenDefaultAtEveryLevel) {
+  // data.params defaults to {} (free-form, checked by the data set): a file that sets some keys
+  // does not close it to --set, nested objects below it stay open, and closed sections stay closed.
+  const Json defaults = {{"data", {{"name", "a"}, {"params", Json::object()}}}, {"lr", 1.0}};
+  Json config = defaults;
+  const Json file = {{"data", {{"params", {{"split", "train"}, {"base", {{"name", "b"}}}}}}}};
+  apply_overrides(config, file, {"data.params.limit=50", "data.params.base.params={\"x\": 1}"},
+                  {{"lr", 2}});
+  EXPECT_EQ(config["data"]["params"]["split"], "train");
+  EXPECT_EQ(config["data"]["params"]["limit"], 50);
+  EXPECT_EQ(config["data"]["params"]["base"]["params"]["x"], 1);
+  EXPECT_EQ(config["lr"].get<double>(), 2.0);
+  Json closed = defaults;
+  EXPECT_THROW(apply_overrides(closed, file, {"data.size=3"}, {}), ConfigError);
+  EXPECT_THROW(apply_overrides(closed, Json(), {"lr=\"fast\""}, {}), ConfigError);
 }
 
 TEST(Registry, UnknownNameListsKnownOnes) {
