@@ -1,5 +1,5 @@
-// The uotflow command-line tool: train, flow, sample, data, eval, fid-ref, info. Exit codes: 0 ok, 1 runtime
-// error, 2 usage or config error.
+// The uotflow command-line tool: train, flow, sample, data, eval, fid-ref, info. Exit codes: 0 ok,
+// 1 runtime error, 2 usage or config error.
 #include <torch/torch.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
@@ -8,8 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
-#include <filesystem>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -18,10 +18,10 @@
 #include "uotflow/core/error.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/dataset.h"
+#include "uotflow/data/images.h"
 #include "uotflow/flow/functional.h"
 #include "uotflow/flow/parametrization.h"
 #include "uotflow/flow/swgf.h"
-#include "uotflow/data/images.h"
 #include "uotflow/io/npy.h"
 #include "uotflow/io/plot.h"
 #include "uotflow/io/run_dir.h"
@@ -307,13 +307,15 @@ int run_sample_seeds(const std::string& run, const std::string& seeds_text, bool
   auto result = uotflow::sample_run_seeds(run, seeds, ema, phase);
   const auto& shape = result.image_shape;
   if (shape.empty()) {
-    throw uotflow::ConfigError("--seeds writes one PNG per seed and needs a run on image data; "
-                               "use --n and an .npy --out for points");
+    throw uotflow::ConfigError(
+        "--seeds writes one PNG per seed and needs a run on image data; "
+        "use --n and an .npy --out for points");
   }
   std::filesystem::create_directories(out_dir);
   auto images = result.samples.view({result.samples.size(0), shape[0], shape[1], shape[2]});
   for (size_t i = 0; i < seeds.size(); ++i) {
-    const auto path = std::filesystem::path(out_dir) / ("seed-" + uotflow::zero_pad(seeds[i], 6) + ".png");
+    const auto path =
+        std::filesystem::path(out_dir) / ("seed-" + uotflow::zero_pad(seeds[i], 6) + ".png");
     uotflow::save_image_png(path.string(), uotflow::image_grid(images.slice(0, i, i + 1), 1, 0));
   }
   std::cout << out_dir << std::endl;
@@ -452,8 +454,8 @@ int main(int argc, char** argv) {
   auto* sample = app.add_subcommand("sample", "draw samples from a trained run's final weights");
   sample->add_option("--run", sample_run, "run directory")->required();
   sample->add_option("--n", sample_n, "number of samples")->capture_default_str();
-  sample->add_option("--out", sample_out,
-                     "output .npy file, or with --seeds the folder of the PNGs")
+  sample
+      ->add_option("--out", sample_out, "output .npy file, or with --seeds the folder of the PNGs")
       ->required();
   sample->add_option("--seeds", sample_seeds,
                      "image runs: one PNG per seed, e.g. 0-63 or 0-3,10 (seed-SSSSSS.png)");
@@ -521,14 +523,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   fid_ref->add_option("--seed", fid_args.seed, "seed of the subset and the classifier")
       ->capture_default_str();
-  fid_ref->add_option("--classifier-steps", fid_args.classifier_steps,
-                      "training steps of the built-in classifier")
+  fid_ref
+      ->add_option("--classifier-steps", fid_args.classifier_steps,
+                   "training steps of the built-in classifier")
       ->capture_default_str();
-  fid_ref->add_option("--input-range", fid_args.input_range,
-                      "TorchScript input scaling: signed [-1,1], unit [0,1] or byte [0,255]")
+  fid_ref
+      ->add_option("--input-range", fid_args.input_range,
+                   "TorchScript input scaling: signed [-1,1], unit [0,1] or byte [0,255]")
       ->capture_default_str();
-  fid_ref->add_option("--input-channels", fid_args.input_channels,
-                      "TorchScript input channels: 0 as is, 3 repeats grey images")
+  fid_ref
+      ->add_option("--input-channels", fid_args.input_channels,
+                   "TorchScript input channels: 0 as is, 3 repeats grey images")
       ->capture_default_str();
   fid_ref->add_option("--device", fid_args.device, "cpu, cuda or cuda:N")->capture_default_str();
   fid_ref->add_option("--threads", fid_args.threads, "intra-op CPU threads")->capture_default_str();

@@ -6,8 +6,8 @@
 #include "uotflow/core/registry.h"
 #include "uotflow/core/rng.h"
 
-using uotflow::ConfigError;
 using uotflow::apply_overrides;
+using uotflow::ConfigError;
 using uotflow::Json;
 
 namespace {

@@ -8,10 +8,10 @@
 #include <fstream>
 #include <string>
 
-#include "uotflow_build_info.h"
 #include "uotflow/core/error.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/dataset.h"
+#include "uotflow_build_info.h"
 
 namespace uotflow {
 namespace {

@@ -68,7 +68,8 @@ TEST(Npz, RoundTripsAndNumpyReadsAndWritesTheSameFiles) {
 
   // NumPy reads ours, and we read what np.savez writes (zip64 extras included).
   PythonOracle py;
-  py.run("z = np.load('" + path + "')\nsave('sum', [z['mu'].sum(), z['sigma'].sum(), z['b'].sum()])\n"
+  py.run("z = np.load('" + path +
+         "')\nsave('sum', [z['mu'].sum(), z['sigma'].sum(), z['b'].sum()])\n"
          "np.savez(D + '/py.npz', x=np.arange(6.0).reshape(2, 3), y=np.int64(7))\n"
          "np.savez_compressed(D + '/pyc.npz', x=np.arange(6.0))");
   auto sums = py.get("sum");
@@ -78,7 +79,8 @@ TEST(Npz, RoundTripsAndNumpyReadsAndWritesTheSameFiles) {
   auto theirs = load_npz(py.path_of("py.npz"));
   EXPECT_TRUE(torch::equal(theirs["x"], torch::arange(6, torch::kFloat64).view({2, 3})));
   EXPECT_EQ(theirs["y"].item<int64_t>(), 7);
-  expect_config_error([&] { load_npz(py.path_of("pyc.npz")); }, "compressed npz", "savez_compressed");
+  expect_config_error([&] { load_npz(py.path_of("pyc.npz")); }, "compressed npz",
+                      "savez_compressed");
 }
 
 TEST(Npz, CorruptFilesGiveOneLineErrors) {
@@ -98,8 +100,8 @@ TEST(Npz, CorruptFilesGiveOneLineErrors) {
 
 TEST(ImageGrid, TilesImagesRowMajorWithPaddingAndScale) {
   // Three 1x2x2 images with constant values -1, 0, 1 -> 0, 128 (127.5 rounded), 255.
-  auto images = torch::stack({torch::full({1, 2, 2}, -1.0), torch::full({1, 2, 2}, 0.0),
-                              torch::full({1, 2, 2}, 1.0)});
+  auto images = torch::stack(
+      {torch::full({1, 2, 2}, -1.0), torch::full({1, 2, 2}, 0.0), torch::full({1, 2, 2}, 1.0)});
   auto grid = image_grid(images, 2, 1, 2);  // 2 columns, 1 px padding, 2x scale
   ASSERT_EQ(grid.sizes(), (std::vector<int64_t>{1, 2 * 5 + 1, 2 * 5 + 1}));
   EXPECT_EQ(grid[0][1][1].item<int>(), 0);    // image 0, top-left
@@ -153,14 +155,18 @@ TEST(Classifier, LearnsTwoClassesDeterministicallyAndReloads) {
   auto alone = extractor->features(data.images().slice(0, 7, 8));
   EXPECT_LT((alone[0] - features[7]).abs().max().item<double>(), 1e-5);
 
-  expect_config_error([&] { load_feature_extractor(a, {1, 28, 28}, torch::kCPU); },
-                      "wrong image shape", "trained on images");
-  expect_config_error([&] { load_feature_extractor((dir / "none.pt").string(), {1, 8, 8},
-                                                   torch::kCPU); },
-                      "missing extractor", "does not exist");
+  expect_config_error(
+      [&] {
+        load_feature_extractor(a, {1, 28, 28}, torch::kCPU);
+      },
+      "wrong image shape", "trained on images");
+  expect_config_error(
+      [&] {
+        load_feature_extractor((dir / "none.pt").string(), {1, 8, 8}, torch::kCPU);
+      },
+      "missing extractor", "does not exist");
   ImageSet unlabelled(data.images(), {}, {1, 8, 8}, {}, false);
-  expect_config_error([&] { train_classifier(unlabelled, options, b); }, "unlabelled",
-                      "labelled");
+  expect_config_error([&] { train_classifier(unlabelled, options, b); }, "unlabelled", "labelled");
 }
 
 TEST(TorchScriptExtractor, FidEqualsPythonsFromTheSameModule) {
@@ -183,7 +189,8 @@ class Net(torch.nn.Module):
     def forward(self, x):
         return torch.tanh(self.fc(torch.relu(self.conv(x / 255.0)).flatten(1)))
 net = torch.jit.script(Net().eval())
-net.save(')" + module + R"(')
+net.save(')" +
+         module + R"(')
 def feats(x):
     x = torch.from_numpy(x).float().view(-1, 3, 16, 16)
     with torch.no_grad():
@@ -209,12 +216,17 @@ save('fa', fa)
   EXPECT_LT(relative_error(fid, reference), 1e-6) << fid << " vs " << reference;
 
   write_file_atomic((dir / "broken.pt").string(), "garbage");
-  expect_config_error([&] { load_feature_extractor((dir / "broken.pt").string(), {3, 16, 16},
-                                                   torch::kCPU); },
-                      "broken module", "broken.pt");
+  expect_config_error(
+      [&] {
+        load_feature_extractor((dir / "broken.pt").string(), {3, 16, 16}, torch::kCPU);
+      },
+      "broken module", "broken.pt");
   input.range = "percent";
-  expect_config_error([&] { load_feature_extractor(module, {3, 16, 16}, torch::kCPU, input); },
-                      "bad input range", "percent");
+  expect_config_error(
+      [&] {
+        load_feature_extractor(module, {3, 16, 16}, torch::kCPU, input);
+      },
+      "bad input range", "percent");
 }
 
 TEST(ReferenceStats, RoundTripThroughNpzAndPytorchFidLayout) {
@@ -236,7 +248,8 @@ TEST(ReferenceStats, RoundTripThroughNpzAndPytorchFidLayout) {
   EXPECT_TRUE(plain.extractor_sha256.empty());
   EXPECT_EQ(plain.gaussian.cov.size(0), 3);
   py.run("np.savez(D + '/bad.npz', mu=np.zeros(3), sigma=np.eye(4))");
-  expect_config_error([&] { load_reference_stats(py.path_of("bad.npz")); }, "shape mismatch", "sigma");
+  expect_config_error([&] { load_reference_stats(py.path_of("bad.npz")); }, "shape mismatch",
+                      "sigma");
 }
 
 }  // namespace

@@ -130,9 +130,8 @@ void check_sample_seeds(const fs::path& root, const std::string& run) {
 void check_fid_ref(const fs::path& root, const std::string& run) {
   const auto classifier = run + "/extractor/classifier.safetensors";
   const auto stats = (root / "fmnist.npz").string();
-  auto result = run_cli(
-      "fid-ref --data fashion_mnist --params '{\"limit\": 2000}' --extractor " + classifier +
-      " --out " + stats);
+  auto result = run_cli("fid-ref --data fashion_mnist --params '{\"limit\": 2000}' --extractor " +
+                        classifier + " --out " + stats);
   ASSERT_EQ(result.code, 0) << result.output;
   const auto report = parse_json(last_line(result.output), "fid-ref output");
   EXPECT_EQ(report["n"], 2000);
@@ -144,9 +143,10 @@ void check_fid_ref(const fs::path& root, const std::string& run) {
   // A run using those statistics (and that classifier) records FIDs against them.
   const auto dir = root / "with-stats";
   const auto later = train_in(
-      dir, ci_config("uotm_fashion_mnist.json",
-                     {"train.steps=2", "train.eval_every=1", "eval.features.extractor=" + classifier,
-                      "eval.features.reference=" + stats, "eval.features.metrics=[\"fid\"]"}));
+      dir,
+      ci_config("uotm_fashion_mnist.json",
+                {"train.steps=2", "train.eval_every=1", "eval.features.extractor=" + classifier,
+                 "eval.features.reference=" + stats, "eval.features.metrics=[\"fid\"]"}));
   const auto fid = metric_values(later, "classifier_fid");
   ASSERT_EQ(fid.size(), 3u);
   EXPECT_FALSE(fs::exists(later + "/extractor")) << "a given extractor is not retrained";
@@ -157,16 +157,16 @@ void check_fid_ref(const fs::path& root, const std::string& run) {
   save_reference_stats(stats, other);
   expect_config_error(
       [&] {
-        train_in(dir, ci_config("uotm_fashion_mnist.json",
-                                {"train.steps=2", "eval.features.extractor=" + classifier,
-                                 "eval.features.reference=" + stats,
-                                 "eval.features.metrics=[\"fid\"]"}));
+        train_in(dir, ci_config(
+                          "uotm_fashion_mnist.json",
+                          {"train.steps=2", "eval.features.extractor=" + classifier,
+                           "eval.features.reference=" + stats, "eval.features.metrics=[\"fid\"]"}));
       },
       "stats of another extractor", "sha256");
 }
 
-// One CI-sized UOTM run on Fashion-MNIST (about a minute), then everything that reads it: ctest runs
-// each test in its own process, so the checks share one test.
+// One CI-sized UOTM run on Fashion-MNIST (about a minute), then everything that reads it: ctest
+// runs each test in its own process, so the checks share one test.
 TEST(ImageTrain, CiSizedFashionMnistRunLearnsAndItsOutputsWork) {
   const auto root = fresh_test_dir();
   const auto run = train_in(root, ci_config("uotm_fashion_mnist.json",
@@ -192,11 +192,11 @@ TEST(ImageTrain, CiSizedFashionMnistRunLearnsAndItsOutputsWork) {
 
 TEST(ImageSjko, PhasesOnImagesKeepEveryNthWeightsAndDrawAPhaseStrip) {
   const auto dir = fresh_test_dir();
-  const auto run = train_in(
-      dir, ci_config("sjko_fashion_mnist.json",
-                     {"sjko.n_phases=3", "sjko.init_iterations=6", "sjko.iterations=4",
-                      "train.phase_weights_every=2", "eval.features.metrics=[]",
-                      "eval.at_start=false", "train.checkpoint_every=5"}));
+  const auto run =
+      train_in(dir, ci_config("sjko_fashion_mnist.json",
+                              {"sjko.n_phases=3", "sjko.init_iterations=6", "sjko.iterations=4",
+                               "train.phase_weights_every=2", "eval.features.metrics=[]",
+                               "eval.at_start=false", "train.checkpoint_every=5"}));
   EXPECT_TRUE(fs::exists(run + "/samples/phases.png"));
   for (const char* phase : {"phase-0000", "phase-0001", "phase-0002"}) {
     EXPECT_TRUE(fs::exists(run + "/samples/" + std::string(phase) + ".png")) << phase;
@@ -222,8 +222,8 @@ TEST(ImageTrainConfig, ConfigErrorsNameTheKey) {
   for (const auto& [sets, mentions] : cases) {
     auto all = sets;
     all.push_back("train.steps=1");
-    expect_config_error([&] { train_in(dir, ci_config("uotm_fashion_mnist.json", all)); },
-                        mentions, mentions);
+    expect_config_error([&] { train_in(dir, ci_config("uotm_fashion_mnist.json", all)); }, mentions,
+                        mentions);
   }
   expect_config_error(
       [&] {

@@ -36,8 +36,8 @@ void write_png(const std::string& path, const uint8_t* pixels, int width, int he
   auto append = [](void* context, void* data, int size) {
     static_cast<std::string*>(context)->append(static_cast<const char*>(data), size);
   };
-  const int ok = stbi_write_png_to_func(append, &png, width, height, channels, pixels,
-                                        channels * width);
+  const int ok =
+      stbi_write_png_to_func(append, &png, width, height, channels, pixels, channels * width);
   TORCH_CHECK(ok != 0, "cannot encode PNG for '", path, "'");
   write_file_atomic(path, png);
 }

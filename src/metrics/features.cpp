@@ -48,7 +48,8 @@ class ClassifierNetImpl : public torch::nn::Module {
 
   // x: [B, C*H*W] -> [B, feature_dim]
   torch::Tensor features(const torch::Tensor& x) {
-    return torch::silu(dense_(body_->forward(x.view({x.size(0), shape_[0], shape_[1], shape_[2]}))));
+    return torch::silu(
+        dense_(body_->forward(x.view({x.size(0), shape_[0], shape_[1], shape_[2]}))));
   }
 
   // x: [B, C*H*W] -> logits [B, K]
@@ -130,9 +131,8 @@ class ClassifierExtractor : public FeatureExtractor {
   }
   torch::Tensor class_probabilities(const torch::Tensor& images) override {
     check_images(images, product(shape_), "classifier");
-    return batched(images, device_, [&](const torch::Tensor& x) {
-      return torch::softmax(net_->forward(x), 1);
-    });
+    return batched(images, device_,
+                   [&](const torch::Tensor& x) { return torch::softmax(net_->forward(x), 1); });
   }
   int64_t outlier_class() const override {
     return outlier_class_;
@@ -156,7 +156,9 @@ class TorchScriptExtractor : public FeatureExtractor {
  public:
   TorchScriptExtractor(const std::string& path, std::vector<int64_t> image_shape,
                        torch::Device device, TorchScriptInput input)
-      : device_(device), shape_(std::move(image_shape)), input_(std::move(input)),
+      : device_(device),
+        shape_(std::move(image_shape)),
+        input_(std::move(input)),
         sha256_(sha256_file(path)) {
     if (input_.range != "signed" && input_.range != "unit" && input_.range != "byte") {
       throw ConfigError("extractor input range '" + input_.range +
@@ -249,8 +251,8 @@ ClassifierReport train_classifier(const ImageSet& data, const ClassifierOptions&
   ClassifierNet net(data.image_shape(), data.n_classes(), options.width, options.feature_dim);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(options.lr));
   for (int64_t step = 0; step < options.steps; ++step) {
-    const auto pick = train_idx.index_select(
-        0, torch::randint(train_idx.numel(), {options.batch_size}, gen));
+    const auto pick =
+        train_idx.index_select(0, torch::randint(train_idx.numel(), {options.batch_size}, gen));
     auto x = data.images().index_select(0, pick);
     auto loss = torch::cross_entropy_loss(net->forward(x), labels.index_select(0, pick));
     opt.zero_grad();
@@ -262,9 +264,10 @@ ClassifierReport train_classifier(const ImageSet& data, const ClassifierOptions&
     }
   }
   net->eval();
-  const auto predicted = batched(data.images().index_select(0, holdout_idx), torch::kCPU,
-                                 [&](const torch::Tensor& x) { return net->forward(x); })
-                             .argmax(1);
+  const auto predicted =
+      batched(data.images().index_select(0, holdout_idx), torch::kCPU, [&](const torch::Tensor& x) {
+        return net->forward(x);
+      }).argmax(1);
   ClassifierReport report;
   report.accuracy =
       predicted.eq(labels.index_select(0, holdout_idx)).to(torch::kFloat64).mean().item<double>();

@@ -162,8 +162,9 @@ Json default_generator_section() {
 }
 
 Json default_potential_section() {
-  return Json{{"net", "resnet_fc"}, {"width", 128},          {"depth", 3},
-              {"image_shape", Json::array()}, {"nf", 64},    {"ch_mult", {2, 4, 8, 8}},
+  return Json{{"net", "resnet_fc"}, {"width", 128},
+              {"depth", 3},         {"image_shape", Json::array()},
+              {"nf", 64},           {"ch_mult", {2, 4, 8, 8}},
               {"stddev_group", 4}};
 }
 

@@ -76,8 +76,8 @@ std::string train_run_classifier(const Json& config, const std::string& run_dir,
   if (images == nullptr) {
     throw ConfigError("eval.features.classifier.data must be an image data set");
   }
-  const auto options = classifier_options(config, derive_seed(get<uint64_t>(config, "seed"),
-                                                              "classifier"));
+  const auto options =
+      classifier_options(config, derive_seed(get<uint64_t>(config, "seed"), "classifier"));
   log("training the built-in feature classifier (" + std::to_string(options.steps) + " steps)");
   std::ostringstream progress;
   const auto report = train_classifier(*images, options, path, &progress);
@@ -86,8 +86,9 @@ std::string train_run_classifier(const Json& config, const std::string& run_dir,
             {"n_holdout", report.n_holdout},
             {"steps", options.steps},
             {"sha256", sha256_file(path)},
-            {"note", "uotflow's small CNN classifier, not Inception-v3: FIDs on its features are "
-                     "recorded as classifier_fid"}};
+            {"note",
+             "uotflow's small CNN classifier, not Inception-v3: FIDs on its features are "
+             "recorded as classifier_fid"}};
   write_file_atomic((dir / "classifier.json").string(), info.dump(2) + "\n");
   log("feature classifier: held-out accuracy " + std::to_string(report.accuracy));
   return path;
@@ -129,8 +130,9 @@ void FeatureEvaluator::validate(const Json& config, const Dataset& data) {
     throw ConfigError("eval.features.reference '" + reference + "' does not exist");
   }
   if (!reference.empty() && asks_for(metrics, "kid")) {
-    throw ConfigError("eval.features.metrics 'kid' needs reference features, not the statistics "
-                      "file eval.features.reference; leave reference empty");
+    throw ConfigError(
+        "eval.features.metrics 'kid' needs reference features, not the statistics "
+        "file eval.features.reference; leave reference empty");
   }
   if (asks_for(metrics, "outlier_fraction") && extractor != kClassifier &&
       fs::path(extractor).extension() != ".safetensors") {
@@ -160,8 +162,9 @@ std::unique_ptr<FeatureEvaluator> FeatureEvaluator::create(
                       "' has no class named 'outlier' (train it on an image_mix set)");
   }
   log("feature extractor: " + extractor->kind() + " " + path + " sha256 " + extractor->sha256());
-  return std::unique_ptr<FeatureEvaluator>(new FeatureEvaluator(
-      std::move(extractor), std::move(metrics), get<std::string>(config, "eval.features.reference")));
+  return std::unique_ptr<FeatureEvaluator>(
+      new FeatureEvaluator(std::move(extractor), std::move(metrics),
+                           get<std::string>(config, "eval.features.reference")));
 }
 
 FeatureEvaluator::FeatureEvaluator(std::unique_ptr<FeatureExtractor> extractor,

@@ -27,9 +27,9 @@ class FeatureEvaluator {
   /// Sets up the extractor for a run: the built-in classifier is trained on a new run and saved in
   /// RUN/extractor/, and loaded from there on resume. Returns null when no feature metric is asked
   /// for. `log` receives progress lines.
-  static std::unique_ptr<FeatureEvaluator> create(const Json& config, const Dataset& data,
-                                                  const std::string& run_dir, torch::Device device,
-                                                  const std::function<void(const std::string&)>& log);
+  static std::unique_ptr<FeatureEvaluator> create(
+      const Json& config, const Dataset& data, const std::string& run_dir, torch::Device device,
+      const std::function<void(const std::string&)>& log);
 
   /// samples: [N, D] generated images; reference: [M, D] data images (used unless eval.features.
   /// reference names a statistics file). Non-finite samples give NaN values.

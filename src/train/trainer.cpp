@@ -33,8 +33,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int64_t kGridImages = 64;    // images in a snapshot grid (8 x 8)
-constexpr int64_t kStripColumns = 8;   // images per phase in samples/phases.png
+constexpr int64_t kGridImages = 64;   // images in a snapshot grid (8 x 8)
+constexpr int64_t kStripColumns = 8;  // images per phase in samples/phases.png
 
 // Running means of the losses between two log ticks.
 class LossMeter {

@@ -1,4 +1,5 @@
-// .npy and .npz files (NumPy format 1.0): float32/float64/int64, C order; what users open from Python.
+// .npy and .npz files (NumPy format 1.0): float32/float64/int64, C order; what users open from
+// Python.
 #pragma once
 
 #include <torch/types.h>

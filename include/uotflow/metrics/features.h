@@ -64,13 +64,13 @@ std::unique_ptr<FeatureExtractor> load_feature_extractor(const std::string& path
 
 /// Options of the built-in classifier's training.
 struct ClassifierOptions {
-  int64_t steps = 2000;      ///< Adam steps
-  int64_t batch_size = 128;  ///< images per step
-  double lr = 1e-3;          ///< Adam learning rate
-  int64_t width = 16;        ///< channels of the first conv block (the second has 2x)
-  int64_t feature_dim = 128; ///< width of the penultimate layer: the FID features
-  double holdout = 0.1;      ///< fraction of the set kept out of training to measure accuracy
-  uint64_t seed = 0;         ///< split, initialisation and minibatches
+  int64_t steps = 2000;       ///< Adam steps
+  int64_t batch_size = 128;   ///< images per step
+  double lr = 1e-3;           ///< Adam learning rate
+  int64_t width = 16;         ///< channels of the first conv block (the second has 2x)
+  int64_t feature_dim = 128;  ///< width of the penultimate layer: the FID features
+  double holdout = 0.1;       ///< fraction of the set kept out of training to measure accuracy
+  uint64_t seed = 0;          ///< split, initialisation and minibatches
 };
 
 /// What train_classifier reports.
