@@ -30,6 +30,8 @@ void apply_set(Json& config, const std::string& assignment);
 
 /// The override chain shared by every command: merges `file_config` (null = none) into `config`
 /// with merge_checked, then applies each --set assignment, then each dedicated flag (key -> value).
+/// Sections whose default in `config` is an empty object (data.params) stay open through the whole
+/// chain: a file that sets some of their keys does not stop --set from adding others.
 void apply_overrides(Json& config, const Json& file_config, const std::vector<std::string>& sets,
                      const std::vector<std::pair<std::string, Json>>& flags);
 
