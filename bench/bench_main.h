@@ -1,5 +1,5 @@
-// Shared by the Google Benchmark programs in bench/: the program's own --name=value flags, and the
-// run of everything registered, on one thread.
+// Shared by the Google Benchmark programs in bench/: the program's own --name=value flags, the timed
+// loop of training steps, and the run of everything registered, on one thread.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -13,6 +13,23 @@
 #include <vector>
 
 namespace uotflow::bench {
+
+/// Times `method.step` as the trainer calls it: `warmup` untimed steps, then one step per benchmark
+/// iteration. Sets the it_per_s counter and returns the number of timed steps.
+template <typename Method, typename Streams>
+double time_training_steps(benchmark::State& state, Method& method, Streams& streams,
+                           int64_t warmup) {
+  int64_t i = 0;
+  for (; i < warmup; ++i) {
+    benchmark::DoNotOptimize(method.step(i, streams));
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(method.step(i++, streams));
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["it_per_s"] = benchmark::Counter(n, benchmark::Counter::kIsRate);
+  return n;
+}
 
 /// Reads and removes the integer flags `--name=value` listed in `flags` from argv, because Google
 /// Benchmark rejects flags it does not know.

@@ -77,15 +77,7 @@ void BM_UotmStep(benchmark::State& state) {
   auto method = uotflow::method_registry().create("uotm").create(
       uotflow::MethodContext{cfg, *data, torch::Device(torch::kCPU)});
   uotflow::TrainStreams streams{uotflow::make_stream(0, "data"), uotflow::make_stream(0, "noise")};
-  int64_t i = 0;
-  for (; i < g_warmup; ++i) {
-    benchmark::DoNotOptimize(method->step(i, streams));
-  }
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(method->step(i++, streams));
-  }
-  const auto n = static_cast<double>(state.iterations());
-  state.counters["it_per_s"] = benchmark::Counter(n, benchmark::Counter::kIsRate);
+  const double n = uotflow::bench::time_training_steps(state, *method, streams, g_warmup);
   state.counters["GFLOP/s"] =
       benchmark::Counter(n * step_flops() * 1e-9, benchmark::Counter::kIsRate);
   state.counters["GFLOP_per_step"] = step_flops() * 1e-9;

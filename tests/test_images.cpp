@@ -18,20 +18,12 @@
 #include "python_oracle.h"
 #include "run_checks.h"
 #include "uotflow/data/images.h"
+#include "uotflow/io/plot.h"
 #include "uotflow_build_info.h"
 
 #ifdef UOTFLOW_HAVE_ZLIB
 #include <zlib.h>
 #endif
-
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
 
 namespace uotflow {
 namespace {
@@ -94,16 +86,10 @@ torch::Tensor scaled(const torch::Tensor& raw) {  // raw: uint8 -> x / 127.5 - 1
   return raw.to(torch::kFloat).div(127.5).sub(1.0).reshape({raw.size(0), -1});
 }
 
-// pixels: [H, W, C] uint8.
+// pixels: [H, W, C] uint8, C = 1 or 3; written with the library's own PNG writer.
 void write_png(const fs::path& path, const torch::Tensor& pixels) {
   fs::create_directories(path.parent_path());
-  const auto c = pixels.contiguous();
-  const int height = static_cast<int>(c.size(0));
-  const int width = static_cast<int>(c.size(1));
-  const int channels = static_cast<int>(c.size(2));
-  ASSERT_NE(stbi_write_png(path.string().c_str(), width, height, channels, c.data_ptr<uint8_t>(),
-                           width * channels),
-            0);
+  save_image_png(path.string(), pixels.permute({2, 0, 1}));
 }
 
 torch::Tensor grey(int value, int64_t height = 2, int64_t width = 2) {
