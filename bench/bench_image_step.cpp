@@ -20,9 +20,9 @@
 #include "uotflow/core/config.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/dataset.h"
+#include "uotflow/methods/method.h"
 #include "uotflow/nets/nets.h"
-#include "uotflow/train/method.h"
-#include "uotflow/train/trainer.h"
+#include "uotflow/run/run.h"
 
 #include "bench_main.h"
 
@@ -106,10 +106,10 @@ uotflow::Json pair_config(const Pair& pair) {
 void BM_ImageStep(benchmark::State& state, const Pair& pair) {
   torch::manual_seed(0);
   const uotflow::Json cfg = pair_config(pair);
-  const SyntheticImages data;
+  const auto problem = uotflow::make_problem(cfg, std::make_shared<const SyntheticImages>());
   auto method = uotflow::method_registry().create("uotm").create(
-      uotflow::MethodContext{cfg, data, torch::Device(torch::kCPU)});
-  uotflow::TrainStreams streams{uotflow::make_stream(0, "data"), uotflow::make_stream(0, "noise")};
+      uotflow::MethodContext{cfg, problem, torch::Device(torch::kCPU)});
+  uotflow::RandomStreams streams(0);
   const double n = uotflow::bench::time_training_steps(state, *method, streams, g_warmup);
   state.counters["img_per_s"] =
       benchmark::Counter(n * static_cast<double>(pair.batch), benchmark::Counter::kIsRate);

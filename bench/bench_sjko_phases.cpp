@@ -19,8 +19,8 @@
 #include "uotflow/core/config.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/dataset.h"
-#include "uotflow/train/method.h"
-#include "uotflow/train/trainer.h"
+#include "uotflow/methods/method.h"
+#include "uotflow/run/run.h"
 
 namespace {
 
@@ -48,11 +48,11 @@ Timing run_sjko(int64_t phases, int64_t iterations, int64_t batch) {
                {"loss", {{"cost_reduction", "mean"}}},
                {"train", {{"batch_size", batch}}}};
   const Json config = uotflow::resolve_config(file, {}, {});
-  auto data = uotflow::make_dataset(uotflow::at_path(config, "data"));
+  const auto problem = uotflow::make_problem(config);
   torch::manual_seed(1);
   auto method = uotflow::method_registry().create("sjko").create(
-      uotflow::MethodContext{config, *data, torch::Device(torch::kCPU)});
-  uotflow::TrainStreams streams{uotflow::make_stream(1, "data"), uotflow::make_stream(1, "noise")};
+      uotflow::MethodContext{config, problem, torch::Device(torch::kCPU)});
+  uotflow::RandomStreams streams(1);
   const auto ends = method->phases();
   Timing timing;
   const auto start = Clock::now();

@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
   Json section = default_parametrization_section();
   section["realnvp"]["couplings"] = couplings;
   section["realnvp"]["width"] = width;
-  auto rho = make_parametrization(section, dim, torch::kCPU);
+  auto start = make_dataset("gaussian", Json{{"dim", dim}});
+  auto rho = make_parametrization(section, *start, torch::kCPU);
   auto kl = make_functional(
       Json{{"name", "kl"},
            {"params",

@@ -13,8 +13,8 @@
 #include "uotflow/core/config.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/dataset.h"
-#include "uotflow/train/method.h"
-#include "uotflow/train/trainer.h"
+#include "uotflow/methods/method.h"
+#include "uotflow/run/run.h"
 
 #include "bench_main.h"
 
@@ -73,10 +73,10 @@ uotflow::Json reference_config() {
 void BM_UotmStep(benchmark::State& state) {
   torch::manual_seed(0);
   const uotflow::Json cfg = reference_config();
-  auto data = uotflow::make_dataset(uotflow::at_path(cfg, "data"));
+  const auto problem = uotflow::make_problem(cfg);
   auto method = uotflow::method_registry().create("uotm").create(
-      uotflow::MethodContext{cfg, *data, torch::Device(torch::kCPU)});
-  uotflow::TrainStreams streams{uotflow::make_stream(0, "data"), uotflow::make_stream(0, "noise")};
+      uotflow::MethodContext{cfg, problem, torch::Device(torch::kCPU)});
+  uotflow::RandomStreams streams(0);
   const double n = uotflow::bench::time_training_steps(state, *method, streams, g_warmup);
   state.counters["GFLOP/s"] =
       benchmark::Counter(n * step_flops() * 1e-9, benchmark::Counter::kIsRate);

@@ -26,15 +26,22 @@ inline std::filesystem::path fresh_test_dir() {
   return dir;
 }
 
+/// Expects two safetensors files to hold the same tensors, bit for bit.
+inline void expect_same_weights(const std::string& a, const std::string& b) {
+  auto wa = load_safetensors(a);
+  auto wb = load_safetensors(b);
+  ASSERT_EQ(wa.size(), wb.size()) << a;
+  for (const auto& [name, t] : wa) {
+    ASSERT_TRUE(wb.count(name)) << b << " lacks " << name;
+    EXPECT_TRUE(torch::equal(t, wb.at(name))) << a << ": " << name;
+  }
+}
+
 /// Expects the final/ weights of two runs (generator, EMA generator, potential) to be equal.
 inline void expect_same_final_weights(const std::string& run_a, const std::string& run_b) {
   for (const auto& group : {"generator", "generator_ema", "potential"}) {
-    auto wa = load_safetensors(run_a + "/final/" + group + ".safetensors");
-    auto wb = load_safetensors(run_b + "/final/" + group + ".safetensors");
-    ASSERT_EQ(wa.size(), wb.size());
-    for (const auto& [name, t] : wa) {
-      EXPECT_TRUE(torch::equal(t, wb.at(name))) << group << "/" << name;
-    }
+    expect_same_weights(run_a + "/final/" + group + ".safetensors",
+                        run_b + "/final/" + group + ".safetensors");
   }
 }
 

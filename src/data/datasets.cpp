@@ -9,6 +9,7 @@
 #include "data/builtin.h"
 #include "uotflow/core/error.h"
 #include "uotflow/data/dataset.h"
+#include "uotflow/data/tensor_dataset.h"
 
 namespace uotflow {
 namespace {
@@ -266,16 +267,7 @@ std::unique_ptr<Dataset> make_file(const Json& params) {
   if (!path->is_string()) {
     bad_param("file", "path", "a string (path of a .npy or .csv file)", *path);
   }
-  const auto points = load_points(path->get<std::string>());  // [N, D]
-  SamplerSpec spec;
-  spec.dim = points.size(1);
-  // A set of identical zero points would give an empty window; fall back to a unit one.
-  const double extent = points.abs().max().item<double>();
-  spec.plot_radius = extent > 0.0 ? 1.05 * extent : 1.0;
-  spec.sample = [points](int64_t n, at::Generator& gen) {
-    return points.index_select(0, torch::randint(points.size(0), {n}, gen));
-  };
-  return std::make_unique<SamplerDataset>(std::move(spec));
+  return std::make_unique<TensorDataset>(load_points(path->get<std::string>()));
 }
 
 // Replaces each sample, with probability `fraction`, by a draw from N(loc, std^2 I).
@@ -407,6 +399,13 @@ std::unique_ptr<Dataset> make_dataset(const Json& section) {
                                     : to_tensor(loc.get<std::vector<double>>());
   return std::make_unique<ContaminatedDataset>(std::move(base), fraction, std::move(loc_tensor),
                                                outlier_std);
+}
+
+std::unique_ptr<Dataset> make_dataset(const std::string& name, const Json& params) {
+  Json section = default_data_section();
+  section["name"] = name;
+  section["params"] = params;
+  return make_dataset(section);
 }
 
 }  // namespace uotflow

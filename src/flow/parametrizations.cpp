@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "uotflow/core/error.h"
+#include "uotflow/io/archive.h"
 #include "uotflow/nets/nets.h"
 #include "uotflow/nets/realnvp.h"
 
@@ -15,29 +16,25 @@ namespace {
 
 constexpr double kLog2Pi = 1.8378770664093453;
 
-// rho_0 = N(mean, std^2 I): "init": {"mean": number or [D], "std": number}.
+// rho_0 = N(mean, std^2 I): the problem's source, which nets and grids need to be an isotropic
+// Gaussian.
 struct Start {
   torch::Tensor mean;  // [D] float32
   double std = 1.0;
 };
 
-Start read_start(const Json& section, int64_t dim) {
-  const Json& init = at_path(section, "init");
-  Start start;
-  start.std = get<double>(init, "std");
-  if (!(start.std > 0)) {
-    throw ConfigError("parametrization.init.std must be > 0");
+Start read_start(const Dataset& source, const std::string& kind) {
+  const auto g = source.gaussian();
+  const int64_t dim = source.dim();
+  if (g.mean.defined()) {
+    const double var = g.covariance[0][0].item<double>();
+    if (torch::allclose(g.covariance, var * torch::eye(dim, torch::kDouble))) {
+      return Start{g.mean.to(torch::kFloat32), std::sqrt(var)};
+    }
   }
-  const Json& mean = at_path(init, "mean");
-  if (mean.is_number()) {
-    start.mean = torch::full({dim}, mean.get<double>());
-  } else if (mean.is_array() && static_cast<int64_t>(mean.size()) == dim) {
-    start.mean = torch::tensor(mean.get<std::vector<double>>()).to(torch::kFloat32);
-  } else {
-    throw ConfigError("parametrization.init.mean must be a number or a list of " +
-                      std::to_string(dim) + " numbers");
-  }
-  return start;
+  throw ConfigError("parametrization '" + kind +
+                    "' starts from an isotropic Gaussian source N(mean, std^2 I) (source.name = "
+                    "gaussian with params mean, std); use particles for another source");
 }
 
 int64_t positive(const Json& section, const std::string& key) {
@@ -48,6 +45,23 @@ int64_t positive(const Json& section, const std::string& key) {
   return v;
 }
 
+std::string shape_string(const torch::Tensor& t) {
+  std::string out = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) {
+    out += (i ? ", " : "") + std::to_string(t.size(i));
+  }
+  return out + "]";
+}
+
+const torch::Tensor& weight(const std::map<std::string, torch::Tensor>& weights,
+                            const std::string& name) {
+  auto it = weights.find(name);
+  if (it == weights.end()) {
+    throw ConfigError("the weights lack the tensor '" + name + "'");
+  }
+  return it->second;
+}
+
 torch::Tensor detached_cpu(const torch::Tensor& x) {
   return x.detach().to(torch::kCPU, torch::kFloat32);
 }
@@ -55,8 +69,7 @@ torch::Tensor detached_cpu(const torch::Tensor& x) {
 // A fixed set of N particles moved by (scaled) gradient steps; entropy by a KDE plug-in.
 class Particles : public Parametrization {
  public:
-  Particles(const Json& section, int64_t dim, torch::Device device) : dim_(dim) {
-    const Start start = read_start(section, dim);
+  Particles(const Json& section, const Dataset& source, torch::Device device) : dim_(source.dim()) {
     const int64_t n = positive(section, "particles.n");
     bandwidth_ = get<double>(section, "particles.kde_bandwidth");
     if (bandwidth_ < 0) {
@@ -64,7 +77,7 @@ class Particles : public Parametrization {
     }
     // The initial positions come from a fixed stream, so they are part of the config.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(get<uint64_t>(section, "particles.seed"));
-    x_ = (start.mean + start.std * torch::randn({n, dim}, gen)).to(device).requires_grad_(true);
+    x_ = source.sample(n, gen).to(device).requires_grad_(true);
   }
   int64_t dim() const override {
     return dim_;
@@ -96,11 +109,25 @@ class Particles : public Parametrization {
   }
   void save(torch::serialize::OutputArchive& archive) override {
     archive.write("particles", x_.detach());
+    if (previous_.defined()) {
+      archive.write("previous", previous_);
+    }
   }
   void load(torch::serialize::InputArchive& archive) override {
     torch::Tensor x;
     archive.read("particles", x);
-    TORCH_CHECK(x.sizes() == x_.sizes(), "checkpoint particles have shape ", x.sizes());
+    import_weights({{"particles", x}});
+    torch::Tensor previous;
+    if (archive.try_read("previous", previous)) {
+      previous_ = previous.to(x_.device());
+    }
+  }
+  void import_weights(const std::map<std::string, torch::Tensor>& weights) override {
+    const auto& x = weight(weights, "particles");
+    if (x.sizes() != x_.sizes()) {
+      throw ConfigError("particles have shape " + shape_string(x) + ", the config asks for " +
+                        shape_string(x_));
+    }
     torch::NoGradGuard no_grad;
     x_.copy_(x);
   }
@@ -124,12 +151,12 @@ class Particles : public Parametrization {
 // weighted 1-D OT path; entropy sum w log(w / cell area).
 class Grid : public Parametrization {
  public:
-  Grid(const Json& section, int64_t dim, torch::Device device) {
-    if (dim != 2) {
+  Grid(const Json& section, const Dataset& source, torch::Device device) {
+    if (source.dim() != 2) {
       throw ConfigError("parametrization 'grid' is 2-D only; the flow has dim " +
-                        std::to_string(dim));
+                        std::to_string(source.dim()));
     }
-    const Start start = read_start(section, dim);
+    const Start start = read_start(source, "grid");
     const int64_t g = positive(section, "grid.size");
     const double radius = get<double>(section, "grid.radius");
     if (!(radius > 0)) {
@@ -184,11 +211,25 @@ class Grid : public Parametrization {
   }
   void save(torch::serialize::OutputArchive& archive) override {
     archive.write("weights", w_.detach());
+    if (previous_.defined()) {
+      archive.write("previous", previous_);
+    }
   }
   void load(torch::serialize::InputArchive& archive) override {
     torch::Tensor w;
     archive.read("weights", w);
-    TORCH_CHECK(w.sizes() == w_.sizes(), "checkpoint grid weights have shape ", w.sizes());
+    import_weights({{"weights", w}});
+    torch::Tensor previous;
+    if (archive.try_read("previous", previous)) {
+      previous_ = previous.to(w_.device());
+    }
+  }
+  void import_weights(const std::map<std::string, torch::Tensor>& weights) override {
+    const auto& w = weight(weights, "weights");
+    if (w.sizes() != w_.sizes()) {
+      throw ConfigError("grid weights have shape " + shape_string(w) + ", the config asks for " +
+                        shape_string(w_));
+    }
     torch::NoGradGuard no_grad;
     w_.copy_(w);
   }
@@ -209,9 +250,10 @@ class Grid : public Parametrization {
 template <typename Net>
 class NetMeasure : public Parametrization {
  public:
-  NetMeasure(const Json& section, int64_t dim, torch::Device device, Net net, int64_t latent)
-      : dim_(dim), latent_(latent), device_(device), net_(std::move(net)) {
-    const Start start = read_start(section, dim);
+  NetMeasure(const Dataset& source, const std::string& kind, torch::Device device, Net net,
+             int64_t latent)
+      : dim_(source.dim()), latent_(latent), device_(device), net_(std::move(net)) {
+    const Start start = read_start(source, kind);
     mean_ = start.mean.to(device);
     std_ = start.std;
     net_->to(device);
@@ -243,14 +285,24 @@ class NetMeasure : public Parametrization {
     return FlowBatch{detached_cpu(push(net_, latent_sample(n, gen), false).first)};
   }
   void save(torch::serialize::OutputArchive& archive) override {
-    torch::serialize::OutputArchive net;
-    net_->save(net);
-    archive.write("net", net);
+    write_state(archive, "net", *net_);
+    if (previous_) {
+      write_state(archive, "previous", *previous_);
+    }
   }
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive net;
-    archive.read("net", net);
-    net_->load(net);
+    read_state(archive, "net", *net_);
+    net_->to(device_);
+    freeze();  // a previous measure of the right shape, then its saved state when there is one
+    if (try_read_state(archive, "previous", *previous_)) {
+      previous_->to(device_);
+      for (auto& p : previous_->parameters()) {
+        p.set_requires_grad(false);
+      }
+    }
+  }
+  void import_weights(const std::map<std::string, torch::Tensor>& weights) override {
+    load_named_tensors(*net_, weights, "model");
     net_->to(device_);
   }
   std::map<std::string, torch::Tensor> export_weights() override {
@@ -282,17 +334,18 @@ class NetMeasure : public Parametrization {
 // x = mean + std * (z[:, :D] + MLP(z)); the MLP's last layer starts at zero. No entropy.
 class GeneratorMeasure : public NetMeasure<torch::nn::Sequential> {
  public:
-  GeneratorMeasure(const Json& section, int64_t dim, torch::Device device)
-      : NetMeasure(section, dim, device, build(section, dim), latent_dim(section, dim)) {}
+  GeneratorMeasure(const Json& section, const Dataset& source, torch::Device device)
+      : NetMeasure(source, "generator", device, build(section, source.dim()),
+                   latent_dim(section, source.dim())) {}
   bool has_entropy() const override {
     return false;
   }
 
  private:
   static int64_t latent_dim(const Json& section, int64_t dim) {
-    const auto nz = get<int64_t>(section, "generator.latent_dim");
+    const auto nz = get<int64_t>(section, "generator.nz");
     if (nz != 0 && nz < dim) {
-      throw ConfigError("parametrization.generator.latent_dim must be 0 (= dim) or >= dim (" +
+      throw ConfigError("parametrization.generator.nz must be 0 (= dim) or >= dim (" +
                         std::to_string(dim) + ")");
     }
     return nz == 0 ? dim : nz;
@@ -315,13 +368,13 @@ class GeneratorMeasure : public NetMeasure<torch::nn::Sequential> {
 // x = mean + std * f(z) with f a RealNVP: exact log-density by inversion, exact entropy.
 class RealNVPMeasure : public NetMeasure<RealNVP> {
  public:
-  RealNVPMeasure(const Json& section, int64_t dim, torch::Device device)
-      : NetMeasure(section, dim, device,
-                   RealNVP(RealNVPOptions(dim)
+  RealNVPMeasure(const Json& section, const Dataset& source, torch::Device device)
+      : NetMeasure(source, "realnvp", device,
+                   RealNVP(RealNVPOptions(source.dim())
                                .couplings(positive(section, "realnvp.couplings"))
                                .width(positive(section, "realnvp.width"))
                                .hidden_layers(get<int64_t>(section, "realnvp.hidden_layers"))),
-                   dim) {}
+                   source.dim()) {}
   bool has_entropy() const override {
     return true;
   }
@@ -356,20 +409,20 @@ ParametrizationRegistry& parametrization_registry() {
   static ParametrizationRegistry registry = [] {
     ParametrizationRegistry r("parametrization");
     r.add("particles", "N particles moved by SGD; entropy by a Gaussian KDE plug-in",
-          [](const Json& s, int64_t d, torch::Device dev) {
-            return std::make_unique<Particles>(s, d, dev);
+          [](const Json& s, const Dataset& source, torch::Device dev) {
+            return std::make_unique<Particles>(s, source, dev);
           });
     r.add("grid", "weights on a 2-D grid, SGD with simplex projection; exact grid entropy",
-          [](const Json& s, int64_t d, torch::Device dev) {
-            return std::make_unique<Grid>(s, d, dev);
+          [](const Json& s, const Dataset& source, torch::Device dev) {
+            return std::make_unique<Grid>(s, source, dev);
           });
     r.add("generator", "MLP generator x = g(z); no entropy",
-          [](const Json& s, int64_t d, torch::Device dev) {
-            return std::make_unique<GeneratorMeasure>(s, d, dev);
+          [](const Json& s, const Dataset& source, torch::Device dev) {
+            return std::make_unique<GeneratorMeasure>(s, source, dev);
           });
     r.add("realnvp", "RealNVP normalizing flow; exact log-density and entropy",
-          [](const Json& s, int64_t d, torch::Device dev) {
-            return std::make_unique<RealNVPMeasure>(s, d, dev);
+          [](const Json& s, const Dataset& source, torch::Device dev) {
+            return std::make_unique<RealNVPMeasure>(s, source, dev);
           });
     return r;
   }();
@@ -378,16 +431,16 @@ ParametrizationRegistry& parametrization_registry() {
 
 Json default_parametrization_section() {
   return Json{{"name", "realnvp"},
-              {"init", {{"mean", 0.0}, {"std", 1.0}}},
               {"particles", {{"n", 1000}, {"seed", 0}, {"kde_bandwidth", 0.0}}},
               {"grid", {{"size", 50}, {"radius", 3.0}, {"centre", {0.0, 0.0}}}},
-              {"generator", {{"width", 100}, {"depth", 3}, {"latent_dim", 0}}},
+              {"generator", {{"width", 100}, {"depth", 3}, {"nz", 0}}},
               {"realnvp", {{"couplings", 5}, {"width", 100}, {"hidden_layers", 2}}}};
 }
 
-std::unique_ptr<Parametrization> make_parametrization(const Json& section, int64_t dim,
+std::unique_ptr<Parametrization> make_parametrization(const Json& section, const Dataset& source,
                                                       torch::Device device) {
-  return parametrization_registry().create(get<std::string>(section, "name"), section, dim, device);
+  return parametrization_registry().create(get<std::string>(section, "name"), section, source,
+                                           device);
 }
 
 torch::Tensor project_to_simplex(const torch::Tensor& v) {

@@ -58,14 +58,12 @@ std::string create_run_dir(const std::string& out_root, const std::string& name)
   throw RuntimeError("cannot create a run directory under '" + out_root + "'");
 }
 
-void write_run_config(const std::string& run_dir, const Json& config, const std::string& device,
-                      const std::string& command_line) {
+void write_run_config(const std::string& run_dir, const Json& config, const Json& meta) {
   Json out = config;
   out["meta"] = Json{{"uotflow_version", UOTFLOW_VERSION},
                      {"libtorch_version", TORCH_VERSION},
-                     {"device", device},
-                     {"command_line", command_line},
                      {"created", iso_time()}};
+  out["meta"].update(meta);
   write_file_atomic((fs::path(run_dir) / "config.json").string(), out.dump(2) + "\n");
 }
 
@@ -77,6 +75,15 @@ Json read_run_config(const std::string& run_dir) {
   Json stored = read_json_file(path);
   stored.erase("meta");
   return stored;
+}
+
+Json read_run_meta(const std::string& run_dir) {
+  const auto path = (fs::path(run_dir) / "config.json").string();
+  if (!fs::exists(path)) {
+    throw ConfigError("'" + run_dir + "' is not a run directory (no config.json)");
+  }
+  Json stored = read_json_file(path);
+  return stored.contains("meta") && stored["meta"].is_object() ? stored["meta"] : Json::object();
 }
 
 void resolve_seed(Json& config) {

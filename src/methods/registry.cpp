@@ -1,7 +1,9 @@
-// The method registry: one registration line per method.
+// The method registry, owned by the methods layer: one registration line per method. Programs
+// and tests may add their own with method_registry().add(...).
+#include "uotflow/methods/method.h"
 #include "uotflow/methods/sjko.h"
+#include "uotflow/methods/swjko.h"
 #include "uotflow/methods/uotm.h"
-#include "uotflow/train/method.h"
 
 namespace uotflow {
 
@@ -10,6 +12,7 @@ MethodRegistry& method_registry() {
     MethodRegistry r("method");
     register_uotm(r);
     register_sjko(r);
+    register_swjko(r);
     return r;
   }();
   return registry;

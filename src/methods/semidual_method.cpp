@@ -7,7 +7,9 @@
 #include <torch/version.h>
 
 #include "uotflow/core/error.h"
-#include "uotflow/train/schedule.h"
+#include "uotflow/io/archive.h"
+#include "uotflow/optim/schedule.h"
+#include "uotflow/ot/phi.h"
 
 namespace uotflow {
 namespace {
@@ -92,102 +94,163 @@ double positive_number(const Json& config, const std::string& key) {
   return v;
 }
 
+namespace {
+
+void check_unit_interval(const Json& c, const std::string& key) {
+  const double v = get<double>(c, key);
+  if (!(v >= 0 && v < 1)) {
+    throw ConfigError("config key '" + key + "' must be in [0, 1), got " + std::to_string(v));
+  }
+}
+
+void check_non_negative(const Json& c, const std::string& key) {
+  if (!(get<double>(c, key) >= 0)) {
+    throw ConfigError("config key '" + key + "' must be >= 0, got " + at_path(c, key).dump());
+  }
+}
+
+}  // namespace
+
+SemiDualOptions SemiDualOptions::from_json(const Json& c) {
+  SemiDualOptions o;
+  o.phi1(get<std::string>(c, "loss.phi1"))
+      .phi2(get<std::string>(c, "loss.phi2"))
+      .marginal_weight(positive_number(c, "loss.marginal_weight"))
+      .cost(get<std::string>(c, "loss.cost"))
+      .cost_scale(get<double>(c, "loss.cost_scale"))
+      .cost_reduction(get<std::string>(c, "loss.cost_reduction"))
+      .r1_gamma(get<double>(c, "loss.r1_gamma"))
+      .batch_size(positive_int(c, "train.batch_size"))
+      .d_steps(positive_int(c, "train.d_steps"))
+      .lr_g(positive_number(c, "train.lr_g"))
+      .lr_d(positive_number(c, "train.lr_d"))
+      .beta1(get<double>(c, "train.beta1"))
+      .beta2(get<double>(c, "train.beta2"))
+      .lr_schedule(get<std::string>(c, "train.lr_schedule"))
+      .lr_min(get<double>(c, "train.lr_min"))
+      .lr_horizon(get<int64_t>(c, "train.lr_horizon"))
+      .ema_decay(get<double>(c, "train.ema_decay"))
+      .grad_clip(get<double>(c, "train.grad_clip"))
+      .autocast(get<std::string>(c, "train.autocast"))
+      .generator(at_path(c, "generator"))
+      .potential(at_path(c, "potential"));
+  phi_registry().at(o.phi1());  // unknown names fail here, listing the known ones
+  phi_registry().at(o.phi2());
+  cost_registry().at(o.cost());
+  parse_cost_reduction(o.cost_reduction());
+  scheduled_lr(o.lr_schedule(), o.lr_g(), o.lr_min(), 0, 1);  // validates the name
+  for (const char* key : {"train.beta1", "train.beta2", "train.ema_decay"}) {
+    check_unit_interval(c, key);
+  }
+  for (const char* key : {"loss.cost_scale", "loss.r1_gamma", "train.grad_clip", "train.lr_min"}) {
+    check_non_negative(c, key);
+  }
+  if (o.autocast() != "none" && o.autocast() != "bf16") {
+    throw ConfigError("unknown train.autocast '" + o.autocast() + "' (known: none, bf16)");
+  }
+  return o;
+}
+
+Json SemiDualOptions::to_json() const {
+  return Json{{"loss",
+               {{"phi1", phi1()},
+                {"phi2", phi2()},
+                {"marginal_weight", marginal_weight()},
+                {"cost", cost()},
+                {"cost_scale", cost_scale()},
+                {"cost_reduction", cost_reduction()},
+                {"r1_gamma", r1_gamma()}}},
+              {"train",
+               {{"batch_size", batch_size()},
+                {"d_steps", d_steps()},
+                {"lr_g", lr_g()},
+                {"lr_d", lr_d()},
+                {"beta1", beta1()},
+                {"beta2", beta2()},
+                {"lr_schedule", lr_schedule()},
+                {"lr_min", lr_min()},
+                {"lr_horizon", lr_horizon()},
+                {"ema_decay", ema_decay()},
+                {"grad_clip", grad_clip()},
+                {"autocast", autocast()}}},
+              {"generator", generator()},
+              {"potential", potential()}};
+}
+
 SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
     : loss_{Phi(get<std::string>(ctx.config, "loss.phi1"),
                 get<double>(ctx.config, "loss.marginal_weight")),
             Phi(get<std::string>(ctx.config, "loss.phi2"),
                 get<double>(ctx.config, "loss.marginal_weight"))},
-      cost_(get<double>(ctx.config, "loss.cost_scale"),
-            parse_cost_reduction(get<std::string>(ctx.config, "loss.cost_reduction"))),
-      data_(ctx.data),
+      options_(SemiDualOptions::from_json(ctx.config)),
+      source_(ctx.problem.source),
+      target_(ctx.problem.target),
       device_(ctx.device),
-      dim_(ctx.data.dim()) {
-  const Json& c = ctx.config;
-  if (get<std::string>(c, "loss.cost") != "quadratic") {
-    throw ConfigError("unknown loss.cost '" + get<std::string>(c, "loss.cost") +
-                      "' (known: quadratic)");
-  }
-  batch_size_ = positive_int(c, "train.batch_size");
-  d_steps_ = positive_int(c, "train.d_steps");
-  r1_gamma_ = get<double>(c, "loss.r1_gamma");
-  prior_std_ = positive_number(c, "prior.std");
-  lr_g_ = positive_number(c, "train.lr_g");
-  lr_d_ = positive_number(c, "train.lr_d");
-  lr_min_ = get<double>(c, "train.lr_min");
-  lr_schedule_ = get<std::string>(c, "train.lr_schedule");
-  lr_horizon_ = get<int64_t>(c, "train.lr_horizon");
-  if (lr_horizon_ <= 0) {
-    lr_horizon_ = lr_horizon;
-  }
-  scheduled_lr(lr_schedule_, lr_g_, lr_min_, 0, lr_horizon_);  // validates the name
-  ema_decay_ = get<double>(c, "train.ema_decay");
-  if (ema_decay_ < 0 || ema_decay_ >= 1) {
-    throw ConfigError("train.ema_decay must be in [0, 1), got " + std::to_string(ema_decay_));
-  }
-  grad_clip_ = get<double>(c, "train.grad_clip");
-  const auto autocast = get<std::string>(c, "train.autocast");
-  if (autocast != "none" && autocast != "bf16") {
-    throw ConfigError("unknown train.autocast '" + autocast + "' (known: none, bf16)");
-  }
-  autocast_bf16_ = autocast == "bf16";
-  if (autocast_bf16_ && !device_.is_cuda()) {
+      dim_(ctx.problem.dim) {
+  const auto& o = options_;
+  set_cost(o.cost_scale());
+  lr_horizon_ = o.lr_horizon() > 0 ? o.lr_horizon() : lr_horizon;
+  if (o.autocast() == "bf16" && !device_.is_cuda()) {
     // LibTorch's CPU autocast does not cover every op the image nets use (mixed-dtype cat).
     throw ConfigError("train.autocast 'bf16' runs on CUDA only; use --device cuda or 'none'");
   }
-  if (r1_gamma_ < 0 || grad_clip_ < 0) {
-    throw ConfigError("loss.r1_gamma and train.grad_clip must be >= 0");
-  }
-  const double beta1 = get<double>(c, "train.beta1");
-  const double beta2 = get<double>(c, "train.beta2");
-  if (beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1) {
-    throw ConfigError("train.beta1 and train.beta2 must be in [0, 1)");
-  }
-
-  generator_ = make_generator(dim_, at_path(c, "generator"));
-  generator_ema_ = make_generator(dim_, at_path(c, "generator"));
-  potential_ = make_potential(dim_, at_path(c, "potential"));
+  generator_ = make_generator(dim_, o.generator());
+  generator_ema_ = make_generator(dim_, o.generator());
+  potential_ = make_potential(dim_, o.potential());
   generator_->to(device_);
   generator_ema_->to(device_);
   potential_->to(device_);
   copy_weights(*generator_ema_, *generator_);
   set_requires_grad(*generator_ema_, false);
   opt_g_ = std::make_unique<torch::optim::Adam>(
-      generator_->parameters(), torch::optim::AdamOptions(lr_g_).betas({beta1, beta2}));
+      generator_->parameters(), torch::optim::AdamOptions(o.lr_g()).betas({o.beta1(), o.beta2()}));
   opt_d_ = std::make_unique<torch::optim::Adam>(
-      potential_->parameters(), torch::optim::AdamOptions(lr_d_).betas({beta1, beta2}));
+      potential_->parameters(), torch::optim::AdamOptions(o.lr_d()).betas({o.beta1(), o.beta2()}));
 }
 
-std::map<std::string, double> SemiDualMethod::step(int64_t step, TrainStreams& streams) {
+void SemiDualMethod::set_cost(double cost_scale) {
+  cost_ = cost_registry().create(options_.cost(), cost_scale,
+                                 parse_cost_reduction(options_.cost_reduction()));
+}
+
+std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& streams) {
+  TORCH_CHECK(target_, "this method was built without its data set (loaded to sample only)");
+  const auto& o = options_;
   begin_step(step);
-  AutocastScope autocast(autocast_bf16_, device_);
-  set_adam_lr(*opt_g_, scheduled_lr(lr_schedule_, lr_g_, lr_min_, step, lr_horizon_));
-  set_adam_lr(*opt_d_, scheduled_lr(lr_schedule_, lr_d_, lr_min_, step, lr_horizon_));
+  AutocastScope autocast(o.autocast() == "bf16", device_);
+  set_adam_lr(*opt_g_, scheduled_lr(o.lr_schedule(), o.lr_g(), o.lr_min(), step, lr_horizon_));
+  set_adam_lr(*opt_d_, scheduled_lr(o.lr_schedule(), o.lr_d(), o.lr_min(), step, lr_horizon_));
+  auto& data_stream = streams["data"];
+  auto& noise_stream = streams["noise"];
 
   torch::Tensor loss_v;
   torch::Tensor penalty;
   set_requires_grad(*potential_, true);
-  for (int64_t k = 0; k < d_steps_; ++k) {
-    auto real = data_.sample(batch_size_, streams.data);  // [B, D] (CPU)
+  for (int64_t k = 0; k < o.d_steps(); ++k) {
+    auto real = target_->sample(o.batch_size(), data_stream);  // [B, D] (CPU)
     if (instance_noise_ > 0) {
-      real = real + instance_noise_ * torch::randn(real.sizes(), streams.data);
+      real = real + instance_noise_ * torch::randn(real.sizes(), data_stream);
     }
     real = real.to(device_);
-    auto [x, z] = draw_source(batch_size_, streams.noise);
+    auto [x, z] = draw_source(o.batch_size(), noise_stream);
     torch::Tensor fake;
     {
       torch::NoGradGuard no_grad;
       fake = as_float(generator_->forward(x, z));  // [B, D]
     }
-    if (r1_gamma_ > 0) {
+    if (o.r1_gamma() > 0) {
       real.requires_grad_(true);
     }
     auto v_real = as_float(potential_->forward(real));  // [B]
     auto v_fake = as_float(potential_->forward(fake));  // [B]
-    loss_v = loss_.potential(v_fake, potential_cost(x, fake), v_real);
+    // With a linear phi1 the cost term is constant in v: it is left out of the potential loss.
+    auto cost_fake =
+        loss_.phi1.is_linear() ? torch::zeros({x.size(0)}, v_fake.options()) : (*cost_)(x, fake);
+    loss_v = loss_.potential(v_fake, cost_fake, v_real);
     auto total = loss_v;
-    if (r1_gamma_ > 0) {
+    if (o.r1_gamma() > 0) {
       penalty = gradient_penalty(v_real, real);
-      total = total + 0.5 * r1_gamma_ * penalty;
+      total = total + 0.5 * o.r1_gamma() * penalty;
     }
     opt_d_->zero_grad();
     total.backward();
@@ -197,16 +260,16 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, TrainStreams& s
 
   // Generator step: the potential is fixed, so its weights need no gradients.
   set_requires_grad(*potential_, false);
-  auto [x, z] = draw_source(batch_size_, streams.noise);
-  const auto reference = cost_reference(x, streams.noise);  // [B, D]
+  auto [x, z] = draw_source(o.batch_size(), noise_stream);
+  const auto reference = cost_reference(x, noise_stream);  // [B, D]
   auto fake = as_float(generator_->forward(x, z));
-  auto loss_g = loss_.generator(as_float(potential_->forward(fake)), cost_(reference, fake));
+  auto loss_g = loss_.generator(as_float(potential_->forward(fake)), (*cost_)(reference, fake));
   opt_g_->zero_grad();
   loss_g.backward();
   clip(*generator_);
   opt_g_->step();
-  if (ema_decay_ > 0) {
-    ema_update(*generator_ema_, *generator_, ema_decay_);
+  if (o.ema_decay() > 0) {
+    ema_update(*generator_ema_, *generator_, o.ema_decay());
   }
 
   std::map<std::string, double> out{{"loss_v", loss_v.item<double>()},
@@ -225,29 +288,19 @@ torch::Tensor SemiDualMethod::sample(int64_t n, at::Generator& gen, bool ema) {
 }
 
 void SemiDualMethod::save(torch::serialize::OutputArchive& archive) {
-  auto put = [&](const char* key, auto& saveable) {
-    torch::serialize::OutputArchive sub;
-    saveable.save(sub);
-    archive.write(key, sub);
-  };
-  put("generator", *generator_);
-  put("generator_ema", *generator_ema_);
-  put("potential", *potential_);
-  put("opt_g", *opt_g_);
-  put("opt_d", *opt_d_);
+  write_state(archive, "generator", *generator_);
+  write_state(archive, "generator_ema", *generator_ema_);
+  write_state(archive, "potential", *potential_);
+  write_state(archive, "opt_g", *opt_g_);
+  write_state(archive, "opt_d", *opt_d_);
 }
 
 void SemiDualMethod::load(torch::serialize::InputArchive& archive) {
-  auto get_sub = [&](const char* key, auto& loadable) {
-    torch::serialize::InputArchive sub;
-    archive.read(key, sub);
-    loadable.load(sub);
-  };
-  get_sub("generator", *generator_);
-  get_sub("generator_ema", *generator_ema_);
-  get_sub("potential", *potential_);
-  get_sub("opt_g", *opt_g_);
-  get_sub("opt_d", *opt_d_);
+  read_state(archive, "generator", *generator_);
+  read_state(archive, "generator_ema", *generator_ema_);
+  read_state(archive, "potential", *potential_);
+  read_state(archive, "opt_g", *opt_g_);
+  read_state(archive, "opt_d", *opt_d_);
   set_requires_grad(*generator_ema_, false);
 }
 
@@ -280,18 +333,23 @@ std::map<std::string, double> SemiDualMethod::learning_rates() const {
 }
 
 bool SemiDualMethod::has_ema() const {
-  return ema_decay_ > 0;
+  return options_.ema_decay() > 0;
+}
+
+WeightGroups SemiDualMethod::phase_weights() {
+  return {{"generator", named_tensors(*generator_)},
+          {"generator_ema", named_tensors(*generator_ema_)}};
 }
 
 std::pair<torch::Tensor, torch::Tensor> SemiDualMethod::draw_source(int64_t n, at::Generator& gen) {
-  auto x = (torch::randn({n, dim_}, gen) * prior_std_).to(device_);
+  auto x = source_->sample(n, gen).to(device_);
   auto z = torch::randn({n, generator_->latent_dim()}, gen).to(device_);
   return {x, z};
 }
 
 void SemiDualMethod::clip(torch::nn::Module& module) {
-  if (grad_clip_ > 0) {
-    torch::nn::utils::clip_grad_norm_(module.parameters(), grad_clip_);
+  if (options_.grad_clip() > 0) {
+    torch::nn::utils::clip_grad_norm_(module.parameters(), options_.grad_clip());
   }
 }
 

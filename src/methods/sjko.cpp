@@ -10,8 +10,10 @@
 #include <utility>
 
 #include "uotflow/core/error.h"
+#include "uotflow/io/archive.h"
 #include "uotflow/methods/semidual_method.h"
-#include "uotflow/train/schedule.h"
+#include "uotflow/optim/schedule.h"
+#include "uotflow/ot/phi.h"
 
 namespace uotflow {
 namespace {
@@ -75,6 +77,17 @@ struct SjkoSchedule {
   }
 };
 
+// The names of the relaxed (non-linear) Psi* entries.
+std::string relaxed_phis() {
+  std::string out;
+  for (const auto& [name, entry] : phi_registry().entries()) {
+    if (!entry.factory().linear) {
+      out += (out.empty() ? "" : ", ") + name;
+    }
+  }
+  return out;
+}
+
 class Sjko : public SemiDualMethod {
  public:
   explicit Sjko(const MethodContext& ctx) : Sjko(ctx, SjkoSchedule(ctx.config)) {}
@@ -85,17 +98,17 @@ class Sjko : public SemiDualMethod {
         phi2_(get<std::string>(ctx.config, "loss.phi2")),
         cost_scale_(positive_number(ctx.config, "loss.cost_scale")),
         reduction_(parse_cost_reduction(get<std::string>(ctx.config, "loss.cost_reduction"))) {
-    if (get<std::string>(ctx.config, "loss.phi1") != "linear") {
+    if (!loss_.phi1.is_linear()) {
       throw ConfigError(
-          "method 'sjko' needs loss.phi1 = linear (each JKO step is a fixed-source "
-          "UOT problem), got '" +
-          get<std::string>(ctx.config, "loss.phi1") + "'");
+          "method 'sjko' needs a linear loss.phi1 (loss.phi1 = linear: each JKO step is a "
+          "fixed-source UOT problem), got '" +
+          loss_.phi1.name() + "'");
     }
-    if (phi2_ != "kl" && phi2_ != "chi2" && phi2_ != "softplus") {
-      throw ConfigError("method 'sjko' needs loss.phi2 in {kl, chi2, softplus}, got '" + phi2_ +
-                        "'");
+    if (loss_.phi2.is_linear()) {
+      throw ConfigError("method 'sjko' needs a relaxed loss.phi2 (a divergence to the target: " +
+                        relaxed_phis() + "), got '" + phi2_ + "'");
     }
-    reference_ = make_generator(dim(), at_path(ctx.config, "generator"));
+    reference_ = make_generator(dim(), options().generator());
     reference_->to(device());
     for (auto& p : reference_->parameters()) {
       p.requires_grad_(false);
@@ -114,7 +127,7 @@ class Sjko : public SemiDualMethod {
       }
       time += schedule_.marginal_weight(k) * tau;
       out.push_back(Phase{schedule_.phase_start(k + 1),
-                          phi2_ == "kl" ? time : std::numeric_limits<double>::quiet_NaN()});
+                          loss_.phi2.is_kl() ? time : std::numeric_limits<double>::quiet_NaN()});
     }
     return out;
   }
@@ -122,18 +135,14 @@ class Sjko : public SemiDualMethod {
   void save(torch::serialize::OutputArchive& archive) override {
     SemiDualMethod::save(archive);
     archive.write("sjko_phase", torch::tensor(phase_, torch::kInt64));
-    torch::serialize::OutputArchive reference;
-    reference_->save(reference);
-    archive.write("sjko_reference", reference);
+    write_state(archive, "sjko_reference", *reference_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
     SemiDualMethod::load(archive);
     torch::Tensor phase;
     archive.read("sjko_phase", phase);
-    torch::serialize::InputArchive reference;
-    archive.read("sjko_reference", reference);
-    reference_->load(reference);
+    read_state(archive, "sjko_reference", *reference_);
     for (auto& p : reference_->parameters()) {
       p.requires_grad_(false);
     }
@@ -165,14 +174,9 @@ class Sjko : public SemiDualMethod {
     return reference_->forward(x, z).to(torch::kFloat32);  // float32 under bf16 autocast too
   }
 
-  // phi1 is linear, so the cost is constant in v and is left out of the potential loss.
-  torch::Tensor potential_cost(const torch::Tensor& x, const torch::Tensor& /*fake*/) override {
-    return torch::zeros({x.size(0)}, x.options());
-  }
-
  private:
   void configure_phase(int64_t k) {
-    cost_ = QuadraticCost(cost_scale_ / (2.0 * schedule_.jko_step_size(k)), reduction_);
+    set_cost(cost_scale_ / (2.0 * schedule_.jko_step_size(k)));
     loss_.phi2 = Phi(phi2_, schedule_.marginal_weight(k));
     instance_noise_ = schedule_.instance_noise / static_cast<double>(k + 1);
   }
@@ -186,17 +190,20 @@ class Sjko : public SemiDualMethod {
 };
 
 Json sjko_defaults() {
-  return Json{{"sjko",
-               {{"n_phases", 10},
-                {"init_jko_step_size", 1.0},
-                {"jko_step_size", 1.0},
-                {"init_iterations", 1000},
-                {"iterations", 1000},
-                {"instance_noise", 0.0},
-                {"marginal_weights", Json::array()}}},
-              // Each JKO step is a fixed-source problem; the run's length comes from the phases.
-              {"loss", {{"phi1", "linear"}}},
-              {"train", {{"steps", 0}}}};
+  Json defaults = SemiDualOptions().to_json();
+  defaults.merge_patch(
+      Json{{"sjko",
+            {{"n_phases", 10},
+             {"init_jko_step_size", 1.0},
+             {"jko_step_size", 1.0},
+             {"init_iterations", 1000},
+             {"iterations", 1000},
+             {"instance_noise", 0.0},
+             {"marginal_weights", Json::array()}}},
+           // Each JKO step is a fixed-source problem; the run's length comes from the phases.
+           {"loss", {{"phi1", "linear"}}},
+           {"train", {{"steps", 0}}}});
+  return defaults;
 }
 
 }  // namespace

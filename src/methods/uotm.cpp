@@ -14,7 +14,7 @@ void register_uotm(MethodRegistry& registry) {
                              return std::make_unique<SemiDualMethod>(
                                  ctx, get<int64_t>(ctx.config, "train.steps"));
                            },
-                           [] { return Json::object(); }};
+                           [] { return SemiDualOptions().to_json(); }};
       });
 }
 

@@ -20,7 +20,7 @@ PhiRegistry& phi_registry() {
     PhiRegistry r("phi");
     r.add("linear", "Psi*(s) = s: hard marginal constraint (balanced OT)", [] {
       return PhiDefinition{[](const torch::Tensor& s) { return s; },
-                           [](double t) { return t == 1.0 ? 0.0 : kInf; }};
+                           [](double t) { return t == 1.0 ? 0.0 : kInf; }, /*linear=*/true};
     });
     r.add("kl", "Psi*(s) = exp(s) - 1: KL divergence, Psi(t) = t log t - t + 1", [] {
       return PhiDefinition{[](const torch::Tensor& s) { return torch::expm1(s); },
@@ -29,7 +29,8 @@ PhiRegistry& phi_registry() {
                                return kInf;
                              }
                              return t == 0 ? 1.0 : t * std::log(t) - t + 1.0;
-                           }};
+                           },
+                           /*linear=*/false, /*kl=*/true};
     });
     r.add("chi2", "Psi*(s) = y^2/4 + y, y = max(s, -2): Pearson chi^2, Psi(t) = (t - 1)^2", [] {
       return PhiDefinition{[](const torch::Tensor& s) {

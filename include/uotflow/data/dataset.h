@@ -68,6 +68,8 @@ DatasetRegistry& dataset_registry();
 /// outlier_fraction > 0: each sample is replaced, with that probability, by a draw from
 /// N(outlier_loc, outlier_std^2 I).
 std::unique_ptr<Dataset> make_dataset(const Json& section);
+/// The same for a name and its params (no outliers).
+std::unique_ptr<Dataset> make_dataset(const std::string& name, const Json& params);
 
 /// The default data config section (all keys make_dataset accepts, with their defaults).
 Json default_data_section();

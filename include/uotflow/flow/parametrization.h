@@ -21,7 +21,8 @@ namespace uotflow {
 
 /// The measure rho_k of a flow and how to move it.
 ///
-///   auto rho = make_parametrization(config["parametrization"], 2, torch::kCPU);
+///   auto source = make_dataset(Json{{"name", "gaussian"}, {"params", {{"dim", 2}}}});
+///   auto rho = make_parametrization(config["parametrization"], *source, torch::kCPU);
 ///   rho->freeze();                                   // rho_k
 ///   FlowBatch now = rho->draw(1024, gen, true);      // x [1024, 2] with grad, neg_entropy []
 ///   FlowBatch before = rho->draw_previous(1024, gen);
@@ -60,21 +61,25 @@ class Parametrization {
   virtual void save(torch::serialize::OutputArchive& archive) = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;
   virtual std::map<std::string, torch::Tensor> export_weights() = 0;
+  /// Loads what export_weights() wrote (a ConfigError names a missing or misshapen tensor).
+  virtual void import_weights(const std::map<std::string, torch::Tensor>& weights) = 0;
   /// The default optimiser: "adam" for nets, "sgd" for particles and grids.
   virtual std::string default_optimizer() const = 0;
 };
 
-/// Registry: factories take the parametrization section, the dimension and the device.
-using ParametrizationRegistry =
-    Registry<std::unique_ptr<Parametrization>(const Json& section, int64_t dim, torch::Device)>;
+/// Registry: factories take the parametrization section, the source rho_0 (its dim is the flow's)
+/// and the device.
+using ParametrizationRegistry = Registry<std::unique_ptr<Parametrization>(
+    const Json& section, const Dataset& source, torch::Device)>;
 ParametrizationRegistry& parametrization_registry();
 
-/// The default "parametrization" section: {"name", "init": {"mean", "std"}, and one sub-section
-/// per kind: "particles", "grid", "generator", "realnvp"}.
+/// The default "parametrization" section: {"name", and one sub-section per kind: "particles",
+/// "grid", "generator", "realnvp"}.
 Json default_parametrization_section();
 
-/// Builds the parametrization the section names, starting at rho_0 = N(init.mean, init.std^2 I).
-std::unique_ptr<Parametrization> make_parametrization(const Json& section, int64_t dim,
+/// Builds the parametrization the section names, starting at rho_0 = `source` (particles: n draws
+/// of it; grid and nets: it must be an isotropic Gaussian N(mean, std^2 I)).
+std::unique_ptr<Parametrization> make_parametrization(const Json& section, const Dataset& source,
                                                       torch::Device device);
 
 /// Euclidean projection of each row of v: [..., N] onto the probability simplex.

@@ -1,4 +1,4 @@
-// Run directories shared by `train` and `flow`: auto-numbered folders that are never reused,
+// Run directories: auto-numbered folders that are never reused,
 // config.json with provenance, append-mode logs, step-numbered checkpoints and RNG states.
 #pragma once
 
@@ -24,14 +24,15 @@ std::string iso_time();
 /// existing folder, so two runs never share one.
 std::string create_run_dir(const std::string& out_root, const std::string& name);
 
-/// Writes RUN_DIR/config.json atomically: `config` plus a "meta" section (versions, device,
-/// command line, time).
-void write_run_config(const std::string& run_dir, const Json& config, const std::string& device,
-                      const std::string& command_line);
+/// Writes RUN_DIR/config.json atomically: `config` plus a "meta" section: the versions, the time
+/// and the fields of `meta` (device, command line, ...).
+void write_run_config(const std::string& run_dir, const Json& config, const Json& meta);
 
 /// RUN_DIR/config.json as written by write_run_config, without its "meta" section; a folder
 /// without one is a ConfigError ("not a run directory").
 Json read_run_config(const std::string& run_dir);
+/// The "meta" section of RUN_DIR/config.json ({} when there is none).
+Json read_run_meta(const std::string& run_dir);
 
 /// Replaces a null "seed" by a fresh random one and checks it is a non-negative integer.
 void resolve_seed(Json& config);

@@ -2,7 +2,7 @@
 // warm starts so that K steps cost O(K).
 #pragma once
 
-#include "uotflow/train/method.h"
+#include "uotflow/methods/method.h"
 
 namespace uotflow {
 

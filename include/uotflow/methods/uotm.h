@@ -2,7 +2,7 @@
 // and OTM are the same method with other phi1 / phi2).
 #pragma once
 
-#include "uotflow/train/method.h"
+#include "uotflow/methods/method.h"
 
 namespace uotflow {
 

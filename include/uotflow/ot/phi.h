@@ -16,6 +16,11 @@ namespace uotflow {
 struct PhiDefinition {
   std::function<torch::Tensor(const torch::Tensor&)> conjugate;
   std::function<double(double)> primal;
+  /// Psi*(s) = s: the marginal is a hard constraint (balanced OT on that side).
+  bool linear = false;
+  /// Psi is the KL generator: JKO steps of this divergence to a Gibbs target follow the
+  /// Fokker-Planck equation, whose Gaussian case has a closed form.
+  bool kl = false;
 };
 
 using PhiRegistry = Registry<PhiDefinition()>;
@@ -43,7 +48,10 @@ class Phi {
     return marginal_weight_;
   }
   bool is_linear() const {
-    return name_ == "linear";
+    return def_.linear;
+  }
+  bool is_kl() const {
+    return def_.kl;
   }
 
  private:

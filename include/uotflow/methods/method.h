@@ -1,0 +1,166 @@
+// The interface every method (UOTM, S-JKO, SW-JKO, ...) implements, what a run transports from and
+// to (Problem), the random streams of a run, and the method registry. The run loop (run/) drives a
+// Method and knows nothing of generators, potentials, priors or functionals.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "uotflow/core/config.h"
+#include "uotflow/core/registry.h"
+#include "uotflow/data/dataset.h"
+#include "uotflow/flow/functional.h"
+
+namespace uotflow {
+
+/// What a run transports: from a source measure mu (the Gaussian prior, or any data set) to a
+/// target, which is a data set nu or, for a gradient flow, the minimiser of a functional F.
+/// Built in one place from the config's "source", "data" and "functional" sections
+/// (make_problem); every method reads it.
+struct Problem {
+  int64_t dim = 0;                         ///< D of a sample
+  std::vector<int64_t> image_shape;        ///< [C, H, W] when a sample is an image, else empty
+  std::shared_ptr<const Dataset> source;   ///< mu: what a generator maps, or a flow's rho_0
+  std::shared_ptr<const Dataset> target;   ///< nu: the data; null for a flow of a functional and
+                                           ///< for a finished run loaded only to sample
+  std::shared_ptr<Functional> functional;  ///< a flow's F; null for generative models
+
+  bool is_image() const {
+    return !image_shape.empty();
+  }
+  /// The Gaussian the run ends at when it is known: the target data's, or the minimiser of F.
+  GaussianParams target_gaussian() const;
+};
+
+/// The random streams of a run by name ("data", "noise", "flow", ...), each derived from the run's
+/// seed on first use, so that a method adding a stream does not shift another. Every stream's
+/// state is part of each checkpoint.
+class RandomStreams {
+ public:
+  explicit RandomStreams(uint64_t seed) : seed_(seed) {}
+  at::Generator& operator[](const std::string& name);
+  void save(torch::serialize::OutputArchive& archive);
+  void load(torch::serialize::InputArchive& archive);
+
+ private:
+  uint64_t seed_;
+  std::map<std::string, at::Generator> streams_;
+};
+
+/// Named groups of named tensors, e.g. {"generator": {"trunk.input.weight": ...}}: what final/
+/// holds, one safetensors file per group.
+using WeightGroups = std::map<std::string, std::map<std::string, torch::Tensor>>;
+
+/// One phase of a phased method: a JKO step of S-JKO or SW-JKO.
+struct Phase {
+  int64_t end_step = 0;  ///< steps done when the phase ends (the last phase ends the run)
+  /// W-time t at the end of the phase of the Fokker-Planck (KL) flow the phases follow, so that a
+  /// Gaussian target can be checked against the closed form; NaN when they follow no such flow.
+  double flow_time = 0.0;
+};
+
+/// One eval.jsonl row a method adds to the run's own evaluation.
+struct EvalRow {
+  std::string metric;
+  double value = 0.0;
+  Json extra = Json::object();  ///< more fields of the row (e.g. {"time": t})
+};
+
+/// A method: it owns its networks (or particles), optimisers and EMA, and does one optimisation
+/// step at a time. The run loop owns the run directory, config, checkpoints and resume, logs,
+/// evaluation and snapshots, phases, signals, the non-finite stop and the final weights.
+///
+///   class Mine : public Method { ... };
+///   method_registry().add("mine", "my method", [] {
+///     return MethodEntry{[](const MethodContext& ctx) { return std::make_unique<Mine>(ctx); },
+///                        [] { return Json{{"mine", {{"rate", 0.1}}}}; }};
+///   });
+class Method {
+ public:
+  virtual ~Method() = default;
+
+  /// The phases of the run, in order; empty for a method without phases. A phased method fixes
+  /// the run's length (train.steps stays 0). The run writes samples, an evaluation, a checkpoint
+  /// and phase_weights() at the end of each phase.
+  virtual std::vector<Phase> phases() const {
+    return {};
+  }
+
+  /// One optimisation step (`step` counts from 0), drawing only from `streams`. Returns named
+  /// scalar losses for the logs; a non-finite one stops the run.
+  virtual std::map<std::string, double> step(int64_t step, RandomStreams& streams) = 0;
+
+  /// n samples of the current model: [n, D] on the method's device (particles: all of them, n
+  /// ignored), with the EMA weights when `ema` and has_ema().
+  virtual torch::Tensor sample(int64_t n, at::Generator& gen, bool ema) = 0;
+  virtual bool has_ema() const {
+    return false;
+  }
+
+  /// Rows of the method's own checks, added to each evaluation. samples: [N, D] (CPU) as drawn
+  /// by the run for this evaluation; `gen` may be drawn from.
+  virtual std::vector<EvalRow> evaluate(const torch::Tensor& /*samples*/, at::Generator& /*gen*/) {
+    return {};
+  }
+
+  /// Full training state (nets, EMA, optimisers, phase) for exact resume.
+  virtual void save(torch::serialize::OutputArchive& archive) = 0;
+  virtual void load(torch::serialize::InputArchive& archive) = 0;
+
+  /// Weights for final/ (CPU tensors) and back, for sampling a finished run.
+  virtual WeightGroups export_weights() = 0;
+  virtual void import_weights(const WeightGroups& weights) = 0;
+  /// The groups written at the end of each phase to phases/phase-KKKK/ (`sample --phase K`);
+  /// all of export_weights() unless a method keeps less.
+  virtual WeightGroups phase_weights() {
+    return export_weights();
+  }
+
+  /// Current learning rates by name, for the logs.
+  virtual std::map<std::string, double> learning_rates() const {
+    return {};
+  }
+};
+
+/// What a method is built from.
+struct MethodContext {
+  const Json& config;  ///< the fully resolved config
+  const Problem& problem;
+  torch::Device device;
+};
+
+/// A registered method: a factory, the config sections it adds to (or changes in) the run's
+/// defaults, and which target it transports to.
+struct MethodEntry {
+  std::function<std::unique_ptr<Method>(const MethodContext&)> create;
+  std::function<Json()> default_sections;  ///< e.g. {"sjko": {...}, "loss": {...}}
+  /// True: the target is a data set (config section "data"); false: a functional ("functional").
+  bool target_is_data = true;
+};
+using MethodRegistry = Registry<MethodEntry()>;
+/// uotm, sjko, swjko; tests and programs may add their own.
+MethodRegistry& method_registry();
+
+/// The default "source" section: a data-set section, N(0, I) in the problem's dimension.
+Json default_source_section();
+
+/// The shape of a problem's samples, as a run's config.json records it.
+struct ProblemShape {
+  int64_t dim = 0;
+  std::vector<int64_t> image_shape;
+};
+/// Builds the problem of a resolved config: the source, and the target data set (or the
+/// functional) of its method. `target` replaces the "data" section when given (a data set held in
+/// memory). With `shape` given instead, the data set is not built at all (to sample a finished
+/// run): dim and image_shape come from it.
+Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target = nullptr,
+                     const ProblemShape* shape = nullptr);
+
+}  // namespace uotflow

@@ -1,0 +1,29 @@
+// Optimisers picked by name ("optimizer" registry): Adam and SGD with momentum.
+#pragma once
+
+#include <torch/optim/optimizer.h>
+
+#include <memory>
+#include <vector>
+
+#include "uotflow/core/registry.h"
+
+namespace uotflow {
+
+/// The settings an optimiser factory reads (each takes what it knows).
+struct OptimizerSettings {
+  double lr = 1e-3;
+  double momentum = 0.9;  ///< sgd
+  double beta1 = 0.9;     ///< adam
+  double beta2 = 0.999;   ///< adam
+};
+
+/// Factories take the tensors to move and the settings.
+///
+///   auto opt = optimizer_registry().create("sgd", {x}, OptimizerSettings{0.1, 0.9});
+using OptimizerRegistry = Registry<std::unique_ptr<torch::optim::Optimizer>(
+    std::vector<torch::Tensor> params, const OptimizerSettings& settings)>;
+/// adam, sgd.
+OptimizerRegistry& optimizer_registry();
+
+}  // namespace uotflow

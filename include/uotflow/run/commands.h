@@ -1,0 +1,51 @@
+// The work behind the command-line tool's subcommands besides `train`, as library calls: each
+// subcommand is one call here (or to train / sample_run), so the CLI holds no logic of its own.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "uotflow/core/config.h"
+#include "uotflow/metrics/metrics.h"
+
+namespace uotflow {
+
+/// "0-63", "3", "0-3,10,12-13" -> the seeds in order; a bad entry is a ConfigError.
+std::vector<uint64_t> parse_seed_ranges(const std::string& text);
+
+/// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> split_names(const std::string& list);
+
+/// One PNG per seed of a finished image run: OUT_DIR/seed-SSSSSS.png (as sample_run_seeds).
+/// Returns the paths written.
+std::vector<std::string> write_seed_pngs(const std::string& run_dir,
+                                         const std::vector<uint64_t>& seeds, bool ema,
+                                         int64_t phase, const std::string& out_dir);
+
+/// n samples [n, D] of a registered data set, drawn from `seed` (`uotflow data`).
+torch::Tensor draw_dataset(const std::string& name, const Json& params, int64_t n, uint64_t seed);
+
+/// `uotflow eval`: metrics between two .npy sample files.
+struct EvalRequest {
+  std::string samples;    ///< .npy [N, D] (or [N])
+  std::string reference;  ///< .npy [M, D] (or [M])
+  std::vector<std::string> metrics;
+  MetricContext context;
+  std::string centres;    ///< .npy [K, D] mixture centres, or ""
+  std::string outliers;   ///< .npy [K, D] outlier locations, or ""
+  std::string data_name;  ///< take centres and mode std from this data set, or ""
+  Json data_params = Json::object();
+  std::string device = "cpu";
+};
+/// {metric: value} in the order asked for; bad requests raise a ConfigError before any work.
+nlohmann::ordered_json evaluate_sample_files(const EvalRequest& request);
+
+/// Every registry a config names things from, as (title, [(name, description)]), for
+/// `uotflow info`.
+std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>>
+registry_listing();
+
+}  // namespace uotflow

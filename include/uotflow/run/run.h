@@ -1,0 +1,72 @@
+// The one run loop around a Method: run directory, config, checkpoints with exact resume, logs and
+// meters, evaluation and snapshot schedule, phases, signals, the non-finite stop and final weights;
+// and sampling of finished runs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "uotflow/core/config.h"
+#include "uotflow/data/dataset.h"
+#include "uotflow/run/config.h"
+
+namespace uotflow {
+
+/// Everything `train` needs besides the config.
+struct TrainOptions {
+  std::string out_root = "runs";            ///< parent of new run directories
+  std::string name;                         ///< run name (default: method-target)
+  std::string resume_dir;                   ///< continue this run instead of starting one
+  std::string command_line;                 ///< recorded in config.json and log.txt
+  const std::atomic<bool>* stop = nullptr;  ///< set by a signal handler: checkpoint and return
+  std::ostream* progress = nullptr;         ///< progress line / tick lines (nullptr: silent)
+  bool progress_is_terminal = false;        ///< redraw one line instead of printing ticks
+};
+
+struct TrainResult {
+  std::string run_dir;
+  int64_t step = 0;          ///< steps done when train returned
+  bool interrupted = false;  ///< stopped by `stop`, checkpoint written
+};
+
+/// Trains `config` (resolved, e.g. by resolve_config). A new run gets a fresh auto-numbered
+/// directory under out_root (an existing directory is never reused); with resume_dir the newest
+/// checkpoint is loaded and training continues up to the run's length. Config problems raise a
+/// ConfigError before anything is written; a non-finite loss raises a RuntimeError and leaves the
+/// last good checkpoint in place.
+///
+///   auto config = resolve_config(read_json_file("configs/toy/uotm_8gaussians.json"), {}, {});
+///   TrainResult result = train(config, TrainOptions());
+TrainResult train(const Json& config, const TrainOptions& options);
+
+/// The same with a target data set the program holds (e.g. a TensorDataset) in place of the
+/// config's "data" section; a resume must pass the same data again.
+///
+///   auto data = std::make_shared<TensorDataset>(x);  // x: [N, D]
+///   train(resolve_config({}, {"train.steps=2000"}, {}), data, TrainOptions());
+TrainResult train(const Json& config, std::shared_ptr<const Dataset> data,
+                  const TrainOptions& options);
+
+/// Draws n samples [n, D] (CPU) from a finished run's final/ weights, with seed and EMA choice;
+/// with phase >= 0, from the weights at the end of that phase (phases/phase-KKKK/). The run's data
+/// set is not rebuilt.
+torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
+                         int64_t phase = -1);
+
+/// One sample per seed from a finished run (as sample_run), each independent of the others: the
+/// sample of seed s is sample_run(run_dir, 1, s, ...).
+struct SeedSamples {
+  torch::Tensor samples;             ///< [S, D] (CPU)
+  std::vector<int64_t> image_shape;  ///< [C, H, W] for image data, else empty
+};
+SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint64_t>& seeds,
+                             bool ema, int64_t phase = -1);
+
+/// Path of the newest checkpoint of a run ("" when there is none).
+std::string latest_checkpoint(const std::string& run_dir);
+
+}  // namespace uotflow

@@ -1,0 +1,107 @@
+// The problem a run transports (source -> target), built from the config in one place, and the
+// run's named random streams.
+#include <torch/torch.h>
+
+#include "uotflow/core/error.h"
+#include "uotflow/core/rng.h"
+#include "uotflow/io/run_dir.h"
+#include "uotflow/methods/method.h"
+
+namespace uotflow {
+
+GaussianParams Problem::target_gaussian() const {
+  if (target) {
+    return target->gaussian();
+  }
+  if (functional) {
+    return functional->gaussian_target();
+  }
+  return {};
+}
+
+at::Generator& RandomStreams::operator[](const std::string& name) {
+  auto it = streams_.find(name);
+  if (it == streams_.end()) {
+    it = streams_.emplace(name, make_stream(seed_, name)).first;
+  }
+  return it->second;
+}
+
+void RandomStreams::save(torch::serialize::OutputArchive& archive) {
+  for (auto& [name, gen] : streams_) {
+    save_generator_state(archive, "rng/" + name, gen);
+  }
+}
+
+void RandomStreams::load(torch::serialize::InputArchive& archive) {
+  for (const auto& key : archive.keys()) {
+    if (key.rfind("rng/", 0) == 0) {
+      load_generator_state(archive, key, (*this)[key.substr(4)]);
+    }
+  }
+}
+
+Json default_source_section() {
+  Json section = default_data_section();
+  section["name"] = "gaussian";
+  return section;
+}
+
+namespace {
+
+// A "gaussian" source without its own dimension takes the problem's.
+Json source_section(const Json& config, int64_t dim) {
+  Json section = at_path(config, "source");
+  if (section.value("name", "") != "gaussian") {
+    return section;
+  }
+  Json& params = section["params"];
+  if (params.is_null()) {
+    params = Json::object();
+  }
+  const bool sized = params.contains("dim") || params.contains("covariance") ||
+                     params.contains("precision") ||
+                     (params.contains("mean") && params["mean"].is_array());
+  if (!sized && params.is_object()) {
+    params["dim"] = dim;
+  }
+  return section;
+}
+
+}  // namespace
+
+Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target,
+                     const ProblemShape* shape) {
+  const auto method = get<std::string>(config, "method");
+  const MethodEntry entry = method_registry().create(method);
+  Problem problem;
+  if (entry.target_is_data) {
+    if (target) {
+      problem.target = std::move(target);
+    } else if (shape == nullptr) {
+      problem.target = make_dataset(at_path(config, "data"));
+    }
+    problem.dim = problem.target ? problem.target->dim() : shape->dim;
+    problem.image_shape = problem.target ? problem.target->image_shape() : shape->image_shape;
+  } else {
+    const auto requested = get<int64_t>(config, "dim");
+    if (requested < 0) {
+      throw ConfigError("config key 'dim' must be >= 0 (0 = the functional's own)");
+    }
+    problem.functional = make_functional(at_path(config, "functional"), requested);
+    problem.dim = requested != 0 ? requested : problem.functional->dim();
+    if (problem.dim == 0) {
+      throw ConfigError("functional '" + get<std::string>(config, "functional.name") +
+                        "' does not fix a dimension; set 'dim'");
+    }
+  }
+  problem.source = make_dataset(source_section(config, problem.dim));
+  if (problem.source->dim() != problem.dim) {
+    throw ConfigError("the source ('" + get<std::string>(config, "source.name") + "') has dim " +
+                      std::to_string(problem.source->dim()) + " but the target has dim " +
+                      std::to_string(problem.dim));
+  }
+  return problem;
+}
+
+}  // namespace uotflow

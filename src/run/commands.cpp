@@ -1,0 +1,173 @@
+// The subcommands' work as library calls.
+#include "uotflow/run/commands.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "uotflow/core/device.h"
+#include "uotflow/core/error.h"
+#include "uotflow/core/rng.h"
+#include "uotflow/data/dataset.h"
+#include "uotflow/flow/functional.h"
+#include "uotflow/flow/parametrization.h"
+#include "uotflow/io/npy.h"
+#include "uotflow/io/plot.h"
+#include "uotflow/io/run_dir.h"
+#include "uotflow/methods/method.h"
+#include "uotflow/nets/nets.h"
+#include "uotflow/optim/optimizer.h"
+#include "uotflow/ot/cost.h"
+#include "uotflow/ot/phi.h"
+#include "uotflow/run/run.h"
+
+namespace fs = std::filesystem;
+
+namespace uotflow {
+namespace {
+
+// A 1-D .npy becomes one column.
+torch::Tensor load_points_2d(const std::string& path, const torch::Device& device) {
+  auto t = load_npy(path);
+  return (t.dim() == 1 ? t.unsqueeze(1) : t).to(device);
+}
+
+template <typename R>
+std::vector<std::pair<std::string, std::string>> describe(const R& registry) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, entry] : registry.entries()) {
+    out.emplace_back(name, entry.description);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> split_names(const std::string& list) {
+  std::vector<std::string> names;
+  std::stringstream in(list);
+  std::string name;
+  while (std::getline(in, name, ',')) {
+    if (!name.empty()) {
+      names.push_back(name);
+    }
+  }
+  return names;
+}
+
+std::vector<uint64_t> parse_seed_ranges(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  for (const auto& part : split_names(text)) {
+    const auto dash = part.find('-');
+    try {
+      size_t used = 0;
+      const uint64_t first = std::stoull(part.substr(0, dash), &used);
+      uint64_t last = first;
+      if (dash != std::string::npos) {
+        size_t used_last = 0;
+        last = std::stoull(part.substr(dash + 1), &used_last);
+        used += 1 + used_last;
+      }
+      if (used != part.size() || last < first || last - first >= 1000000) {
+        throw std::invalid_argument(part);
+      }
+      for (uint64_t seed = first; seed <= last; ++seed) {
+        seeds.push_back(seed);
+      }
+    } catch (const std::logic_error&) {
+      throw ConfigError("--seeds: bad entry '" + part +
+                        "' (expected N or A-B with A <= B, comma-separated)");
+    }
+  }
+  if (seeds.empty()) {
+    throw ConfigError("--seeds: no seeds given");
+  }
+  return seeds;
+}
+
+std::vector<std::string> write_seed_pngs(const std::string& run_dir,
+                                         const std::vector<uint64_t>& seeds, bool ema,
+                                         int64_t phase, const std::string& out_dir) {
+  auto result = sample_run_seeds(run_dir, seeds, ema, phase);
+  const auto& shape = result.image_shape;
+  if (shape.empty()) {
+    throw ConfigError(
+        "--seeds writes one PNG per seed and needs a run on image data; "
+        "use --n and an .npy --out for points");
+  }
+  fs::create_directories(out_dir);
+  auto images = result.samples.view({result.samples.size(0), shape[0], shape[1], shape[2]});
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    const auto path = fs::path(out_dir) / ("seed-" + zero_pad(seeds[i], 6) + ".png");
+    save_image_png(path.string(), image_grid(images.slice(0, i, i + 1), 1, 0));
+    paths.push_back(path.string());
+  }
+  return paths;
+}
+
+torch::Tensor draw_dataset(const std::string& name, const Json& params, int64_t n, uint64_t seed) {
+  if (n <= 0) {
+    throw ConfigError("--n must be > 0");
+  }
+  auto set = make_dataset(name, params);
+  auto gen = make_stream(seed, "data");
+  return set->sample(n, gen);
+}
+
+nlohmann::ordered_json evaluate_sample_files(const EvalRequest& r) {
+  if (r.metrics.empty()) {
+    throw ConfigError("--metrics: no metric names given");
+  }
+  for (const auto& name : r.metrics) {
+    metric_registry().at(name);  // unknown names fail before any work
+  }
+  if (r.context.n_projections <= 0) {
+    throw ConfigError("--projections must be > 0");
+  }
+  if (!(r.context.epsilon > 0)) {
+    throw ConfigError("--epsilon must be > 0");
+  }
+  const auto device = parse_device(r.device);
+  MetricContext context = r.context;
+  if (!r.data_name.empty()) {
+    auto set = make_dataset(r.data_name, r.data_params);
+    if (!set->centres().defined()) {
+      throw ConfigError("--data: data set '" + r.data_name + "' has no known modes");
+    }
+    context.centres = set->centres();
+    if (context.mode_std <= 0) {
+      context.mode_std = set->mode_std();
+    }
+  }
+  if (!r.centres.empty()) {
+    context.centres = load_points_2d(r.centres, torch::kCPU);
+  }
+  if (!r.outliers.empty()) {
+    context.outliers = load_points_2d(r.outliers, torch::kCPU);
+  }
+  auto x = load_points_2d(r.samples, device);
+  auto y = load_points_2d(r.reference, device);
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& name : r.metrics) {
+    out[name] = compute_metric(name, x, y, context);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>>
+registry_listing() {
+  return {{"methods", describe(method_registry())},
+          {"phi (Psi* conjugates)", describe(phi_registry())},
+          {"costs", describe(cost_registry())},
+          {"data sets", describe(dataset_registry())},
+          {"generator networks", describe(generator_registry())},
+          {"potential networks", describe(potential_registry())},
+          {"optimizers", describe(optimizer_registry())},
+          {"metrics", describe(metric_registry())},
+          {"functionals (swjko)", describe(functional_registry())},
+          {"parametrizations (swjko)", describe(parametrization_registry())}};
+}
+
+}  // namespace uotflow

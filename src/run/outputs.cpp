@@ -1,0 +1,319 @@
+// What a run writes at evaluations, snapshots, phase ends and its end.
+#include "outputs.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include "uotflow/core/error.h"
+#include "uotflow/core/rng.h"
+#include "uotflow/io/files.h"
+#include "uotflow/io/npy.h"
+#include "uotflow/io/run_dir.h"
+#include "uotflow/io/safetensors.h"
+#include "uotflow/metrics/gaussian.h"
+#include "uotflow/metrics/metrics.h"
+
+namespace fs = std::filesystem;
+
+namespace uotflow::run_detail {
+namespace {
+
+constexpr int64_t kGridImages = 64;   // images in a snapshot grid (8 x 8)
+constexpr int64_t kStripColumns = 8;  // images per phase in samples/phases.png
+constexpr int64_t kSnapshotPoints = 2000;
+constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+
+// KL(Gaussian fit of the samples || exact), or NaN when the fit is singular (collapsed samples).
+double fitted_kl(const torch::Tensor& samples, const GaussianFit& exact) {
+  try {
+    return gaussian_kl(fit_gaussian(samples), exact);
+  } catch (const ConfigError&) {
+    return kNan;
+  }
+}
+
+}  // namespace
+
+RunOutputs::RunOutputs(const Json& config, const Problem& problem, Method& method,
+                       std::vector<Phase> phases)
+    : config_(config),
+      problem_(problem),
+      method_(method),
+      phases_(std::move(phases)),
+      seed_(get<uint64_t>(config, "seed")),
+      metrics_(get<std::vector<std::string>>(config, "eval.metrics")) {
+  for (const auto& m : metrics_) {
+    metric_registry().at(m);  // unknown names fail before the run starts
+    if (!problem_.target) {
+      throw ConfigError("eval metric '" + m + "' compares with the target data, and method '" +
+                        get<std::string>(config, "method") +
+                        "' has none; leave eval.metrics "
+                        "empty");
+    }
+  }
+  if (!metrics_.empty() && get<int64_t>(config, "eval.n") > 0) {
+    // Each metric once on a few data points, so that what it needs (mode centres, enough
+    // samples, ...) fails now rather than at the first evaluation.
+    auto gen = make_stream(seed_, "eval-check");
+    const auto x =
+        problem_.target->sample(std::min<int64_t>(get<int64_t>(config, "eval.n"), 64), gen);
+    for (const auto& m : metrics_) {
+      try {
+        compute_metric(m, x, x, metric_context(0));
+      } catch (const ConfigError& e) {
+        throw ConfigError("eval metric '" + m + "': " + e.what());
+      }
+    }
+  }
+  if (problem_.target) {
+    FeatureEvaluator::validate(config_, *problem_.target);
+  } else if (!get<std::vector<std::string>>(config, "eval.features.metrics").empty()) {
+    throw ConfigError("eval.features.metrics need an image data set as the target");
+  }
+}
+
+void RunOutputs::open(const std::string& run_dir, torch::Device device, const Log& log) {
+  run_dir_ = run_dir;
+  for (const char* sub : {"samples", "plots", "final"}) {
+    fs::create_directories(fs::path(run_dir_) / sub);
+  }
+  if (!phases_.empty()) {
+    fs::create_directories(fs::path(run_dir_) / "phases");
+  }
+  if (problem_.target) {
+    features_ = FeatureEvaluator::create(config_, *problem_.target, run_dir_, device, log);
+  }
+  // The curves so far, so that the plots of a resumed run are whole.
+  const auto eval_path = fs::path(run_dir_) / "eval.jsonl";
+  if (fs::exists(eval_path)) {
+    std::istringstream lines(read_file(eval_path.string()));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) {
+        add_to_curve(Json::parse(line));
+      }
+    }
+  }
+}
+
+void RunOutputs::write_target() const {
+  const auto target = problem_.target_gaussian();
+  if (!target.mean.defined()) {
+    return;
+  }
+  Json out{{"mean", tensor_to_json(target.mean)},
+           {"covariance", tensor_to_json(target.covariance)},
+           {"precision", tensor_to_json(torch::linalg_inv(target.covariance))}};
+  const auto source = problem_.source->gaussian();
+  if (source.mean.defined()) {
+    out["source"] = Json{{"mean", tensor_to_json(source.mean)},
+                         {"covariance", tensor_to_json(source.covariance)}};
+  }
+  write_file_atomic((fs::path(run_dir_) / "target.json").string(), out.dump(2) + "\n");
+}
+
+// A fixed draw of the data, the same for every evaluation and snapshot: drawn once per size.
+const torch::Tensor& RunOutputs::reference_samples(int64_t n) {
+  auto& cached = reference_cache_[n];
+  if (!cached.defined()) {
+    auto gen = make_stream(seed_, "eval-reference");
+    cached = problem_.target->sample(n, gen);
+  }
+  return cached;
+}
+
+// Rows for eval.jsonl: the configured metrics against the target data, feature metrics, for a
+// Gaussian target the KL of the samples' Gaussian fit to it (target_kl) and, at the end of a phase
+// of a KL flow, to the exact Fokker-Planck solution at the phase's time (ou_kl), and the method's
+// own rows.
+std::string RunOutputs::evaluate(int64_t step, int64_t phase) {
+  const int64_t n = get<int64_t>(config_, "eval.n");
+  const auto target = problem_.target_gaussian();
+  if (n <= 0) {
+    return "";
+  }
+  const uint64_t seed = derive_seed(seed_, "eval", step);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const bool ema = method_.has_ema();
+  auto samples = method_.sample(n, gen, ema).cpu().to(torch::kFloat32);
+  std::ostringstream summary;
+  summary << std::setprecision(5);
+  const bool finite = torch::isfinite(samples).all().item<bool>();
+  auto write_row = [&](const std::string& name, double value, const Json& extra) {
+    Json row{{"step", step},         {"metric", name}, {"value", value},
+             {"n", samples.size(0)}, {"ema", ema},     {"seed", seed}};
+    row.update(extra);
+    if (phase >= 0) {
+      row["phase"] = phase;
+    }
+    append_line((fs::path(run_dir_) / "eval.jsonl").string(), row.dump());
+    add_to_curve(row);
+    summary << " " << name << "=" << value;
+  };
+  if (!metrics_.empty()) {
+    const auto& reference = reference_samples(n);
+    const auto context = metric_context(seed);
+    for (const auto& name : metrics_) {
+      write_row(name, finite ? compute_metric(name, samples, reference, context) : kNan,
+                Json::object());
+    }
+  }
+  if (features_) {
+    const auto& reference = reference_samples(n);
+    for (const auto& record : features_->evaluate(samples, reference, seed)) {
+      write_row(record.metric, record.value, features_->provenance());
+    }
+  }
+  if (target.mean.defined()) {
+    const GaussianFit exact{target.mean, target.covariance};
+    write_row("target_kl", finite ? fitted_kl(samples, exact) : kNan, Json::object());
+    const double time = phase >= 0 ? phases_[phase].flow_time : kNan;
+    const auto source = problem_.source->gaussian();
+    if (std::isfinite(time) && source.mean.defined()) {
+      const GaussianFit start{source.mean, source.covariance};
+      write_row("ou_kl",
+                finite ? fitted_kl(samples, fokker_planck_gaussian(start, exact, time)) : kNan,
+                Json{{"time", time}});
+    }
+  }
+  for (const auto& row : method_.evaluate(samples, gen)) {
+    write_row(row.metric, row.value, row.extra);
+  }
+  plot_curves();
+  return summary.str();
+}
+
+MetricContext RunOutputs::metric_context(uint64_t seed) const {
+  MetricContext context;
+  context.seed = seed;
+  context.n_projections = get<int64_t>(config_, "eval.n_projections");
+  context.centres = problem_.target->centres();
+  context.mode_std = problem_.target->mode_std();
+  return context;
+}
+
+PlotWindow RunOutputs::plot_window(const torch::Tensor& samples) const {
+  PlotWindow window;
+  const double radius = get<double>(config_, "eval.plot_radius");
+  if (radius > 0) {
+    window.radius = radius;
+  } else if (problem_.target) {
+    window.radius = problem_.target->plot_radius();
+    auto centre = problem_.target->plot_centre();
+    if (centre.defined()) {
+      window.centre_x = centre[0].item<double>();
+      window.centre_y = centre.numel() > 1 ? centre[1].item<double>() : 0.0;
+    }
+  } else {
+    const auto finite = samples.isfinite().all().item<bool>();
+    window.radius = finite ? std::max(1e-3, 1.1 * samples.abs().max().item<double>()) : 1.0;
+  }
+  return window;
+}
+
+// x: [N, C*H*W] -> [N, C, H, W]
+torch::Tensor RunOutputs::as_images(const torch::Tensor& x) const {
+  const auto& shape = problem_.image_shape;
+  return x.view({x.size(0), shape[0], shape[1], shape[2]});
+}
+
+// Small images are drawn at twice their size so the grids are readable.
+int64_t RunOutputs::grid_scale() const {
+  return problem_.image_shape[1] <= 32 ? 2 : 1;
+}
+
+// [2000, D] points drawn over the data (or alone), or for images [64, D] shown as an 8 x 8 grid.
+// The seed is fixed, so snapshots compare.
+torch::Tensor RunOutputs::snapshot(const std::string& tag) {
+  const int64_t n = problem_.is_image() ? kGridImages : kSnapshotPoints;
+  auto gen = make_stream(seed_, "snapshot");
+  auto samples = method_.sample(n, gen, method_.has_ema()).cpu().to(torch::kFloat32).contiguous();
+  const auto dir = fs::path(run_dir_) / "samples";
+  save_npy((dir / (tag + ".npy")).string(), samples);
+  const auto png = (dir / (tag + ".png")).string();
+  if (problem_.is_image()) {
+    save_image_grid_png(png, as_images(samples), 8, grid_scale());
+    return samples;
+  }
+  const auto reference = problem_.target ? reference_samples(kSnapshotPoints) : torch::Tensor();
+  if (problem_.dim == 1) {
+    save_histogram_png(png, reference, samples, plot_window(samples));
+  } else {
+    save_scatter_png(png, reference.defined() ? reference.slice(1, 0, 2) : reference,
+                     samples.slice(1, 0, 2), plot_window(samples));
+  }
+  return samples;
+}
+
+void RunOutputs::end_phase(int64_t phase) {
+  const std::string tag = "phase-" + zero_pad(phase, 4);
+  const auto current = snapshot(tag);
+  const int64_t every = get<int64_t>(config_, "train.phase_weights_every");
+  const bool last_phase = phase + 1 == static_cast<int64_t>(phases_.size());
+  if (last_phase || (every > 0 && (phase + 1) % every == 0)) {
+    const auto dir = fs::path(run_dir_) / "phases" / tag;
+    fs::create_directories(dir);
+    for (const auto& [group, tensors] : method_.phase_weights()) {
+      save_safetensors((dir / (group + ".safetensors")).string(), tensors);
+    }
+  }
+  if (problem_.dim < 2) {
+    return;
+  }
+  // At most 10 panels, evenly spread over the phases done, the last one always shown; earlier
+  // phases come from their files (they may predate a resume).
+  const int64_t panels = std::min<int64_t>(phase + 1, 10);
+  std::vector<torch::Tensor> samples;
+  for (int64_t i = 0; i < panels; ++i) {
+    const int64_t k = panels == 1 ? phase : i * phase / (panels - 1);
+    const auto path = fs::path(run_dir_) / "samples" / ("phase-" + zero_pad(k, 4) + ".npy");
+    if (k == phase) {
+      samples.push_back(current);
+    } else if (fs::exists(path)) {
+      samples.push_back(load_npy(path.string()));
+    }
+  }
+  const auto strip = (fs::path(run_dir_) / "samples" / "phases.png").string();
+  if (problem_.is_image()) {
+    std::vector<torch::Tensor> rows;  // the first kStripColumns images of each phase shown
+    for (const auto& x : samples) {
+      rows.push_back(as_images(x.slice(0, 0, kStripColumns)));
+    }
+    save_image_grid_png(strip, torch::cat(rows), kStripColumns, grid_scale());
+    return;
+  }
+  for (auto& x : samples) {
+    x = x.slice(1, 0, 2);
+  }
+  const auto reference =
+      problem_.target ? reference_samples(kSnapshotPoints).slice(1, 0, 2) : torch::Tensor();
+  save_scatter_strip_png(strip, reference, samples, plot_window(current), 256);
+}
+
+void RunOutputs::write_final() {
+  const auto dir = fs::path(run_dir_) / "final";
+  for (const auto& [group, tensors] : method_.export_weights()) {
+    save_safetensors((dir / (group + ".safetensors")).string(), tensors);
+  }
+  snapshot("final");
+}
+
+void RunOutputs::add_to_curve(const Json& row) {
+  auto& [steps, values] = curves_[row["metric"].get<std::string>()];
+  steps.push_back(row["step"].get<double>());
+  values.push_back(row["value"].is_number() ? row["value"].get<double>() : kNan);
+}
+
+// plots/METRIC.png: each metric's curve against steps so far.
+void RunOutputs::plot_curves() const {
+  for (const auto& [name, curve] : curves_) {
+    save_line_plot_png((fs::path(run_dir_) / "plots" / (name + ".png")).string(), curve.first,
+                       {curve.second});
+  }
+}
+
+}  // namespace uotflow::run_detail

@@ -1,0 +1,71 @@
+// Private to src/run: what a run writes besides checkpoints and logs: evaluations (eval.jsonl and
+// plots/METRIC.png), sample snapshots and their pictures, phase strips and weights, target.json
+// and final/.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "uotflow/core/config.h"
+#include "uotflow/features/feature_eval.h"
+#include "uotflow/io/plot.h"
+#include "uotflow/methods/method.h"
+#include "uotflow/metrics/metrics.h"
+
+namespace uotflow::run_detail {
+
+class RunOutputs {
+ public:
+  using Log = std::function<void(const std::string&)>;
+
+  /// Checks the eval settings against the problem (ConfigError) before anything is written.
+  RunOutputs(const Json& config, const Problem& problem, Method& method, std::vector<Phase> phases);
+
+  /// Binds the outputs to a run directory (made or resumed): sets up feature metrics and reads
+  /// back the curves of earlier evaluations.
+  void open(const std::string& run_dir, torch::Device device, const Log& log);
+
+  /// target.json for runs towards a known Gaussian: its mean, covariance and precision, and the
+  /// source's.
+  void write_target() const;
+
+  /// One evaluation after `step` steps (phase >= 0: at the end of that phase): rows in
+  /// eval.jsonl, curves in plots/. Returns "name=value ..." for the log.
+  std::string evaluate(int64_t step, int64_t phase);
+
+  /// Writes samples/TAG.{npy,png} and returns the samples (float32, CPU).
+  torch::Tensor snapshot(const std::string& tag);
+
+  /// The end of a phase: its samples, the phase strip samples/phases.png and, as
+  /// train.phase_weights_every asks, the method's phase weights in phases/phase-KKKK/.
+  void end_phase(int64_t phase);
+
+  /// final/GROUP.safetensors and samples/final.{npy,png}.
+  void write_final();
+
+ private:
+  const torch::Tensor& reference_samples(int64_t n);
+  MetricContext metric_context(uint64_t seed) const;
+  PlotWindow plot_window(const torch::Tensor& samples) const;
+  torch::Tensor as_images(const torch::Tensor& x) const;
+  int64_t grid_scale() const;
+  void add_to_curve(const Json& row);
+  void plot_curves() const;
+
+  Json config_;
+  const Problem& problem_;
+  Method& method_;
+  std::vector<Phase> phases_;
+  uint64_t seed_;
+  std::vector<std::string> metrics_;
+  std::string run_dir_;
+  std::unique_ptr<FeatureEvaluator> features_;
+  std::map<int64_t, torch::Tensor> reference_cache_;
+  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> curves_;
+};
+
+}  // namespace uotflow::run_detail
