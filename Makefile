@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= configs/toy/uotm_8gaussians.json
 
-.PHONY: setup build test test-slow demo bench format clean
+.PHONY: setup build test test-slow test-sanitize demo bench format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,19 @@ test: build
 
 test-slow: build
 	cd $(BUILD) && ctest --output-on-failure -L slow
+
+# The tests that read untrusted input and manage runs (parsers, fuzz corpus and mutants, checkpoints, locks,
+# configs, resume after kill -9), built with AddressSanitizer + UndefinedBehaviorSanitizer in their own folder.
+# LibTorch itself is not instrumented. Run time: docs/benchmarks.md#sanitizers.
+SANITIZE_BUILD ?= build-sanitize
+SANITIZE_TESTS ?= Fuzz.*:Checkpoint.*:RunLock.*:Config*:HardeningTest.*:NpyTest.*:SafetensorsTest.*:IoFilesTest.*:PlotTest.*:Image*:Tabular*:TrainTest.*:RunConfig.*
+test-sanitize: setup
+	cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUOTFLOW_SANITIZE=ON \
+	  -DUOTFLOW_BUILD_BENCH=OFF -DUOTFLOW_BUILD_EXAMPLES=OFF
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS) --target uotflow_tests uotflow_cli
+	cd $(SANITIZE_BUILD) && ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ./uotflow_tests --gtest_filter='$(SANITIZE_TESTS):-*_Slow'
 
 # The demo builds only the CLI (not the tests and benchmarks) to stay quick on a fresh machine.
 demo: setup $(BUILD)/build.ninja

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/features/fid_reference.h"
 #include "uotflow/io/npy.h"
@@ -28,6 +29,24 @@ std::atomic<bool> g_stop{false};
 void on_stop_signal(int signal) {
   g_stop.store(true);
   std::signal(signal, SIG_DFL);  // a second signal ends the process the default way
+}
+
+// CLI11's own range checks print their bounds in full (a 300-digit double); these name the flag
+// and the value only.
+CLI::Validator non_empty() {
+  return CLI::Validator(
+      [](std::string& value) { return value.empty() ? std::string("must not be empty") : ""; },
+      "NONEMPTY");
+}
+
+CLI::Validator non_negative_integer() {
+  return CLI::Validator(
+      [](std::string& value) {
+        const bool digits = !value.empty() && value.size() <= 20 &&
+                            value.find_first_not_of("0123456789") == std::string::npos;
+        return digits ? std::string() : "'" + value + "' is not an integer >= 0";
+      },
+      "UINT");
 }
 
 std::string join_args(int argc, char** argv) {
@@ -48,23 +67,33 @@ struct TrainArgs {
   std::string out = "runs";
   std::string name;
   bool dry_run = false;
+  bool from_last_good = false;
   CLI::Option* out_option = nullptr;
 };
 
 CLI::App* add_train_command(CLI::App& app, const std::string& verb, const std::string& help,
                             const std::string& steps_help, TrainArgs& a) {
   auto* c = app.add_subcommand(verb, help);
-  c->add_option("--config", a.request.config_file, "JSON config file (comments allowed)");
+  c->add_option("--config", a.request.config_file, "JSON config file (comments allowed)")
+      ->check(non_empty());
   c->add_option("--set", a.request.sets, "override a config key: key.path=value (repeatable)");
-  a.out_option =
-      c->add_option("--out", a.out, "parent folder of run directories")->capture_default_str();
+  a.out_option = c->add_option("--out", a.out, "parent folder of run directories")
+                     ->capture_default_str()
+                     ->check(non_empty());
   c->add_option("--name", a.name, "run name (default: method-data)");
-  c->add_option("--seed", a.seed, "master seed (random when omitted; recorded)");
-  c->add_option("--steps", a.steps, steps_help);
-  c->add_option("--threads", a.threads, "intra-op CPU threads (default 1)");
+  c->add_option("--seed", a.seed, "master seed (random when omitted; recorded)")
+      ->check(non_negative_integer());
+  c->add_option("--steps", a.steps, steps_help)->check(non_negative_integer());
+  c->add_option("--threads", a.threads, "intra-op CPU threads (default 1; at most the cores)")
+      ->check(non_negative_integer());
   c->add_option("--device", a.device, "cpu | cuda | cuda:N (default cpu)");
-  c->add_option("--resume", a.request.resume_dir,
-                "continue this run directory from its newest checkpoint");
+  auto* resume = c->add_option("--resume", a.request.resume_dir,
+                               "continue this run directory from its newest checkpoint")
+                     ->check(non_empty());
+  c->add_flag("--resume-from-last-good", a.from_last_good,
+              "with --resume: set aside checkpoints that fail verification and resume from the "
+              "newest that passes")
+      ->needs(resume);
   c->add_flag("--dry-run", a.dry_run, "print the resolved config and exit");
   return c;
 }
@@ -85,17 +114,14 @@ int run_train(TrainArgs& a, const std::string& steps_key, const std::string& com
     std::cout << config.dump(2) << std::endl;
     return 0;
   }
-  const auto threads = uotflow::get<int64_t>(config, "threads");
-  if (threads <= 0) {
-    throw uotflow::ConfigError("threads must be > 0, got " + std::to_string(threads));
-  }
-  torch::set_num_threads(static_cast<int>(threads));
+  torch::set_num_threads(uotflow::checked_threads(uotflow::get<int64_t>(config, "threads")));
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   uotflow::TrainOptions options;
   options.out_root = a.out;
   options.name = a.name;
   options.resume_dir = a.request.resume_dir;
+  options.resume_from_last_good = a.from_last_good;
   options.command_line = command_line;
   options.stop = &g_stop;
   options.progress = &std::cerr;
@@ -138,25 +164,32 @@ struct SampleArgs {
   std::string run, out, seeds;
   int64_t n = 1000, phase = -1;
   uint64_t seed = 0;
-  bool no_ema = false;
+  bool no_ema = false, overwrite = false;
 
   CLI::App* add(CLI::App& app) {
     auto* c = app.add_subcommand("sample", "draw samples from a trained run's final weights");
-    c->add_option("--run", run, "run directory")->required();
+    c->add_option("--run", run, "run directory")->required()->check(non_empty());
     c->add_option("--n", n, "number of samples")->capture_default_str();
-    c->add_option("--out", out, "output .npy, or with --seeds the folder of the PNGs")->required();
+    c->add_option("--out", out, "output .npy, or with --seeds the folder of the PNGs")
+        ->required()
+        ->check(non_empty());
+    c->add_flag("--overwrite", overwrite, "replace --out files that exist");
     c->add_option("--seeds", seeds,
                   "image runs: one PNG per seed, e.g. 0-63 or 0-3,10 (seed-SSSSSS.png)");
-    c->add_option("--seed", seed, "sampling seed")->capture_default_str();
+    c->add_option("--seed", seed, "sampling seed")
+        ->capture_default_str()
+        ->check(non_negative_integer());
     c->add_flag("--no-ema", no_ema, "use the raw generator instead of its EMA");
     c->add_option("--phase", phase, "sample the model as it was at the end of phase k")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_integer());
     return c;
   }
   int run_command() const {
     if (!seeds.empty()) {
-      uotflow::write_seed_pngs(run, uotflow::parse_seed_ranges(seeds), !no_ema, phase, out);
+      uotflow::write_seed_pngs(run, uotflow::parse_seed_ranges(seeds), !no_ema, phase, out,
+                               overwrite);
     } else {
+      uotflow::OutputGuard guard(out, overwrite);
       auto x = uotflow::sample_run(run, n, seed, !no_ema, phase);
       uotflow::save_npy(out, x.to(torch::kFloat32).contiguous());
     }
@@ -170,6 +203,7 @@ struct DataArgs {
   std::string name, params = "{}", out;
   int64_t n = 1000;
   uint64_t seed = 0;
+  bool overwrite = false;
 
   CLI::App* add(CLI::App& app) {
     auto* c = app.add_subcommand("data", "dump samples of a registered data set as .npy");
@@ -177,11 +211,13 @@ struct DataArgs {
     c->add_option("--params", params, "data set parameters as a JSON object")
         ->capture_default_str();
     c->add_option("--n", n, "number of samples")->capture_default_str();
-    c->add_option("--out", out, "output .npy file")->required();
-    c->add_option("--seed", seed, "seed")->capture_default_str();
+    c->add_option("--out", out, "output .npy file")->required()->check(non_empty());
+    c->add_flag("--overwrite", overwrite, "replace --out if it exists");
+    c->add_option("--seed", seed, "seed")->capture_default_str()->check(non_negative_integer());
     return c;
   }
   int run_command() const {
+    uotflow::OutputGuard guard(out, overwrite);
     uotflow::save_npy(
         out, uotflow::draw_dataset(name, uotflow::parse_json(params, "--params"), n, seed));
     std::cout << out << std::endl;
@@ -202,7 +238,8 @@ struct EvalArgs {
     c->add_option("--metrics", metrics, "comma-separated metric names (`uotflow info`)")
         ->capture_default_str();
     c->add_option("--seed", ctx.seed, "seed of random directions and subsets")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(non_negative_integer());
     c->add_option("--projections", ctx.n_projections, "L for sliced metrics")
         ->capture_default_str();
     c->add_option("--epsilon", ctx.epsilon, "entropic regularisation of sinkhorn")
@@ -262,10 +299,7 @@ struct FidRefArgs {
     return c;
   }
   int run_command() {
-    if (threads <= 0) {
-      throw uotflow::ConfigError("--threads must be > 0");
-    }
-    torch::set_num_threads(static_cast<int>(threads));
+    torch::set_num_threads(uotflow::checked_threads(threads));
     request.data_params = uotflow::parse_json(params, "--params");
     std::cout << uotflow::make_fid_reference(request, &std::cerr).dump() << std::endl;
     return 0;

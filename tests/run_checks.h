@@ -13,6 +13,7 @@
 #include "uotflow/core/config.h"
 #include "uotflow/io/files.h"
 #include "uotflow/io/safetensors.h"
+#include "uotflow/run/config.h"
 
 namespace uotflow::testing {
 
@@ -43,6 +44,28 @@ inline void expect_same_final_weights(const std::string& run_a, const std::strin
     expect_same_weights(run_a + "/final/" + group + ".safetensors",
                         run_b + "/final/" + group + ".safetensors");
   }
+}
+
+/// A tiny but complete UOTM config (MLP nets, 8 Gaussians, seed 123) for fast trainer tests:
+/// logs every 5 steps, evaluates, snapshots and checkpoints every 10.
+inline Json tiny_config(int64_t steps) {
+  Json file = {{"data", {{"name", "8gaussians"}}},
+               {"generator", {{"net", "mlp"}, {"width", 32}, {"depth", 2}, {"nz", 2}}},
+               {"potential", {{"net", "mlp"}, {"width", 32}, {"depth", 2}}},
+               {"loss", {{"r1_gamma", 0.2}, {"cost_scale", 0.1}}},
+               {"train",
+                {{"steps", steps},
+                 {"batch_size", 64},
+                 {"d_steps", 2},
+                 {"lr_schedule", "cosine"},
+                 {"lr_horizon", 40},
+                 {"log_every", 5},
+                 {"eval_every", 10},
+                 {"snapshot_every", 10},
+                 {"checkpoint_every", 10}}},
+               {"eval", {{"n", 200}, {"n_projections", 50}}},
+               {"seed", 123}};
+  return resolve_config(file, {}, {});
 }
 
 /// The rows of a JSON Lines file.

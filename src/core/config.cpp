@@ -1,7 +1,9 @@
 // Strict JSON configs: comments allowed, duplicate keys rejected, typed merges over defaults.
 #include "uotflow/core/config.h"
 
+#include <algorithm>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -10,6 +12,12 @@
 
 namespace uotflow {
 namespace {
+
+// JSON that does not parse (as opposed to parsing into something out of range or too deep).
+class JsonSyntaxError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
 
 std::string type_name(const Json& j) {
   if (j.is_number_integer()) {
@@ -40,31 +48,53 @@ bool compatible(const Json& def, const Json& value) {
 }  // namespace
 
 Json parse_json(const std::string& text, const std::string& origin) {
-  std::vector<std::vector<std::string>> keys;  // keys seen in each open object
-  Json::parser_callback_t check_duplicates = [&](int, Json::parse_event_t event, Json& parsed) {
-    if (event == Json::parse_event_t::object_start) {
-      keys.emplace_back();
-    } else if (event == Json::parse_event_t::object_end) {
-      keys.pop_back();
-    } else if (event == Json::parse_event_t::key) {
-      const std::string key = parsed.get<std::string>();
-      for (const auto& k : keys.back()) {
-        if (k == key) {
-          throw ConfigError(origin + ": duplicate key '" + key + "'");
-        }
+  // Per open container: the keys seen so far (objects) and the key being parsed, for errors.
+  struct Open {
+    bool object;
+    std::vector<std::string> keys;
+  };
+  std::vector<Open> open;
+  const auto where = [&]() {
+    std::string path;
+    for (const auto& level : open) {
+      if (level.object && !level.keys.empty()) {
+        path += (path.empty() ? "" : ".") + level.keys.back();
       }
-      keys.back().push_back(key);
+    }
+    return path.empty() ? std::string() : " at key '" + path + "'";
+  };
+  Json::parser_callback_t check = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    using E = Json::parse_event_t;
+    if (event == E::object_start || event == E::array_start) {
+      if (depth >= kMaxJsonDepth) {
+        throw ConfigError(origin + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                          " levels" + where());
+      }
+      open.push_back(Open{event == E::object_start, {}});
+    } else if (event == E::object_end || event == E::array_end) {
+      open.pop_back();
+    } else if (event == E::key) {
+      const std::string key = parsed.get<std::string>();
+      auto& keys = open.back().keys;
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        throw ConfigError(origin + ": duplicate key '" + key + "'");
+      }
+      keys.push_back(key);
     }
     return true;
   };
   try {
-    return Json::parse(text, check_duplicates, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const Json::parse_error& e) {
+    return Json::parse(text, check, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const Json::exception& e) {
+    // parse errors and number overflow (out_of_range 406): one line naming the file and key.
     std::string what = e.what();
     if (auto pos = what.find("] "); pos != std::string::npos) {
       what = what.substr(pos + 2);
     }
-    throw ConfigError(origin + ": invalid JSON: " + what);
+    if (e.id == 406) {
+      throw ConfigError(origin + ": " + what + where() + " (beyond the range of a double)");
+    }
+    throw JsonSyntaxError(origin + ": invalid JSON: " + what);
   }
 }
 
@@ -151,10 +181,11 @@ Json set_patch(const std::string& assignment) {
   }
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
+  // Text that is not JSON is a string; JSON is parsed with the file's checks (depth, range).
   Json patch;
   try {
-    patch = Json::parse(text);
-  } catch (const Json::parse_error&) {
+    patch = parse_json(text, "--set " + key);
+  } catch (const JsonSyntaxError&) {
     patch = text;
   }
   std::vector<std::string> parts;
@@ -184,6 +215,37 @@ void merge_checked(Json& base, const Json& overrides, const std::string& path) {
 
 void apply_set(Json& config, const std::string& assignment) {
   merge_checked(config, set_patch(assignment));
+}
+
+std::vector<std::string> changed_keys(const Json& before, const Json& after) {
+  std::vector<std::string> out;
+  std::function<void(const Json&, const Json&, const std::string&)> walk =
+      [&](const Json& a, const Json& b, const std::string& path) {
+        if (!a.is_object() || !b.is_object()) {
+          if (a != b) {
+            out.push_back(path.empty() ? "(whole config)" : path);
+          }
+          return;
+        }
+        std::set<std::string> keys;
+        for (const auto& [k, v] : a.items()) {
+          keys.insert(k);
+        }
+        for (const auto& [k, v] : b.items()) {
+          keys.insert(k);
+        }
+        for (const auto& k : keys) {
+          const auto sub = path.empty() ? k : path + "." + k;
+          if (!a.contains(k) || !b.contains(k)) {
+            out.push_back(sub);
+          } else {
+            walk(a[k], b[k], sub);
+          }
+        }
+      };
+  walk(before, after, "");
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 const Json& at_path(const Json& config, const std::string& key) {

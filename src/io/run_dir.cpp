@@ -98,7 +98,7 @@ void resolve_seed(Json& config) {
 }
 
 std::vector<fs::path> list_checkpoints(const std::string& run_dir) {
-  static const std::regex kName(R"(step-\d+\.pt)");
+  static const std::regex kName(R"(step-\d+\.ckpt)");
   std::vector<fs::path> found;
   const auto dir = fs::path(run_dir) / "checkpoints";
   if (fs::is_directory(dir)) {
@@ -110,6 +110,19 @@ std::vector<fs::path> list_checkpoints(const std::string& run_dir) {
   }
   std::sort(found.begin(), found.end());
   return found;
+}
+
+bool has_legacy_checkpoints(const std::string& run_dir) {
+  static const std::regex kName(R"(step-\d+\.pt)");
+  const auto dir = fs::path(run_dir) / "checkpoints";
+  if (fs::is_directory(dir)) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (std::regex_match(e.path().filename().string(), kName)) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 void prune_checkpoints(const std::string& run_dir, int64_t keep) {

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/archive.h"
 #include "uotflow/optim/schedule.h"
@@ -189,6 +190,8 @@ SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
       dim_(ctx.problem.dim) {
   const auto& o = options_;
   set_cost(o.cost_scale());
+  // A lower bound (source, target, generated points and their gradients): what cannot fit, fails.
+  check_fits_in_memory("train.batch_size", 4.0 * o.batch_size() * dim_ * sizeof(float));
   lr_horizon_ = o.lr_horizon() > 0 ? o.lr_horizon() : lr_horizon;
   if (o.autocast() == "bf16" && !device_.is_cuda()) {
     // LibTorch's CPU autocast does not cover every op the image nets use (mixed-dtype cat).

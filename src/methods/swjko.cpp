@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/flow/parametrization.h"
 #include "uotflow/io/archive.h"
@@ -60,6 +61,11 @@ class Swjko : public Method {
                         get<std::string>(ctx.config, "parametrization.name") +
                         "' cannot give (use realnvp, particles or grid)");
     }
+    // A lower bound: two batches, their projections and the directions (float32).
+    const double batch = options_.batch_size(), projections = options_.n_projections();
+    check_fits_in_memory(
+        "swjko.batch_size and swjko.n_projections",
+        sizeof(float) * (2 * batch * dim_ + 2 * batch * projections + projections * dim_));
     optimizer_name_ =
         options_.optimizer() == "default" ? rho_->default_optimizer() : options_.optimizer();
     optimizer_registry().at(optimizer_name_);  // unknown names fail before anything is written

@@ -4,6 +4,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <initializer_list>
+
 #include "uotflow/core/error.h"
 #include "uotflow/ot/exact.h"
 #include "uotflow/ot/sinkhorn.h"
@@ -16,28 +20,19 @@ torch::Tensor as_f64(const torch::Tensor& x) {
   return x.to(torch::kFloat64);
 }
 
-void require_centres(const MetricContext& context, const char* name) {
-  if (!context.centres.defined() || context.mode_std <= 0) {
-    throw ConfigError(std::string("metric '") + name +
-                      "' needs mixture centres and a mode std (eval: --centres FILE --mode-std S, "
-                      "or --data NAME of a data set with known modes)");
-  }
-}
-
-void require_same_dim(const torch::Tensor& locations, const torch::Tensor& x, const char* what) {
-  if (locations.dim() != 2 || locations.size(1) != x.size(1)) {
-    throw ConfigError(std::string(what) + " must be [K, " + std::to_string(x.size(1)) +
+void require_same_dim(const torch::Tensor& locations, int64_t dim, const std::string& name,
+                      const char* what) {
+  if (locations.dim() != 2 || locations.size(1) != dim) {
+    throw ConfigError("metric '" + name + "': " + what + " must be [K, " + std::to_string(dim) +
                       "], got shape " + c10::str(locations.sizes()));
   }
 }
 
-double exact_metric(const torch::Tensor& x, const torch::Tensor& y, double p, const char* name) {
-  if (x.size(0) * y.size(0) > kExactMetricMaxPairs) {
-    throw ConfigError(std::string("metric '") + name + "': exact OT between " +
-                      std::to_string(x.size(0)) + " and " + std::to_string(y.size(0)) +
-                      " points is beyond the 5000 x 5000 limit; use fewer points or sw" +
-                      (p == 1.0 ? "1" : "2"));
-  }
+bool is_one_of(const std::string& name, std::initializer_list<const char*> names) {
+  return std::any_of(names.begin(), names.end(), [&](const char* n) { return name == n; });
+}
+
+double exact_metric(const torch::Tensor& x, const torch::Tensor& y, double p) {
   return wasserstein_exact(x, y, p);
 }
 
@@ -52,11 +47,11 @@ MetricRegistry& metric_registry() {
     MetricRegistry r("metric");
     add(r, "w1", "exact Wasserstein-1 distance (network simplex, up to 5000 x 5000 points)",
         [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
-          return exact_metric(x, y, 1.0, "w1");
+          return exact_metric(x, y, 1.0);
         });
     add(r, "w2", "exact Wasserstein-2 distance, square root taken (up to 5000 x 5000 points)",
         [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
-          return exact_metric(x, y, 2.0, "w2");
+          return exact_metric(x, y, 2.0);
         });
     add(r, "sw1", "sliced Wasserstein-1 distance, L seeded directions",
         [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
@@ -117,29 +112,61 @@ MetricRegistry& metric_registry() {
         });
     add(r, "modes", "number of mixture modes covered (needs centres)",
         [](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
-          require_centres(c, "modes");
-          require_same_dim(c.centres, x, "centres");
           return static_cast<double>(mode_statistics(x, c.centres, c.mode_std).covered);
         });
     add(r, "hq_fraction", "fraction of samples within 3 std of a mode centre (needs centres)",
         [](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
-          require_centres(c, "hq_fraction");
-          require_same_dim(c.centres, x, "centres");
           return mode_statistics(x, c.centres, c.mode_std).hq_fraction;
         });
     add(r, "outlier_mass", "fraction of samples within a radius of given outlier locations",
         [](const torch::Tensor& x, const torch::Tensor&, const MetricContext& c) {
-          if (!c.outliers.defined() || !(c.outlier_radius > 0)) {
-            throw ConfigError(
-                "metric 'outlier_mass' needs outlier locations and a radius (eval: --outliers "
-                "FILE --radius R)");
-          }
-          require_same_dim(c.outliers, x, "outlier locations");
           return mass_within(x, c.outliers, c.outlier_radius);
         });
     return r;
   }();
   return registry;
+}
+
+void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
+                  const MetricContext& c) {
+  metric_registry().at(name);  // unknown names list the known ones
+  const auto fail = [&](const std::string& why) {
+    throw ConfigError("metric '" + name + "': " + why);
+  };
+  if (n < 1 || m < 1) {
+    fail("empty sample set");
+  }
+  if (is_one_of(name, {"w1", "w2"}) && n * m > kExactMetricMaxPairs) {
+    fail("exact OT between " + std::to_string(n) + " and " + std::to_string(m) +
+         " points is beyond the 5000 x 5000 limit; use fewer points or s" + name);
+  }
+  if (is_one_of(name, {"sw1", "sw2"}) && c.n_projections < 1) {
+    fail("needs n_projections >= 1, got " + std::to_string(c.n_projections));
+  }
+  if (name == "sinkhorn" && !(c.epsilon > 0 && std::isfinite(c.epsilon))) {
+    fail("needs epsilon > 0");
+  }
+  const bool pairwise = is_one_of(name, {"mmd_gaussian", "mmd_laplacian", "energy", "kid"});
+  const bool fitted =
+      is_one_of(name, {"gauss_kl", "gauss_skl", "gauss_w2", "frechet", "cov_error"});
+  if ((pairwise || fitted) && (n < 2 || m < 2)) {
+    fail("needs at least two points in each set, got " + std::to_string(n) + " and " +
+         std::to_string(m));
+  }
+  if (is_one_of(name, {"modes", "hq_fraction"})) {
+    if (!c.centres.defined() || !(c.mode_std > 0)) {
+      fail(
+          "needs mixture centres and a mode std (eval: --centres FILE --mode-std S, or --data "
+          "NAME of a data set with known modes)");
+    }
+    require_same_dim(c.centres, dim, name, "centres");
+  }
+  if (name == "outlier_mass") {
+    if (!c.outliers.defined() || !(c.outlier_radius > 0)) {
+      fail("needs outlier locations and a radius (eval: --outliers FILE --radius R)");
+    }
+    require_same_dim(c.outliers, dim, name, "outlier locations");
+  }
 }
 
 double compute_metric(const std::string& name, const torch::Tensor& samples,
@@ -153,9 +180,7 @@ double compute_metric(const std::string& name, const torch::Tensor& samples,
     throw ConfigError("metric '" + name + "': dimensions differ: " +
                       std::to_string(samples.size(1)) + " vs " + std::to_string(reference.size(1)));
   }
-  if (samples.size(0) == 0 || reference.size(0) == 0) {
-    throw ConfigError("metric '" + name + "': empty sample set");
-  }
+  check_metric(name, samples.size(0), reference.size(0), samples.size(1), context);
   if (!torch::isfinite(samples).all().item<bool>() ||
       !torch::isfinite(reference).all().item<bool>()) {
     throw ConfigError("metric '" + name + "': non-finite values in the samples or the reference");

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -15,6 +16,7 @@
 #include "uotflow/io/npy.h"
 #include "uotflow/io/plot.h"
 #include "uotflow/io/run_dir.h"
+#include "uotflow/io/run_lock.h"
 #include "uotflow/methods/method.h"
 #include "uotflow/nets/nets.h"
 #include "uotflow/optim/optimizer.h"
@@ -86,9 +88,53 @@ std::vector<uint64_t> parse_seed_ranges(const std::string& text) {
   return seeds;
 }
 
+namespace {
+
+// The checks of OutputGuard; returns the run directory `path` lies in ("" for none).
+std::string check_output(const std::string& path, bool overwrite) {
+  if (path.empty()) {
+    throw ConfigError("--out is empty; name the file to write");
+  }
+  const auto run = enclosing_run_dir(path);
+  if (!run.empty()) {
+    const auto inside = fs::relative(fs::weakly_canonical(fs::absolute(path)), run);
+    const auto first = inside.begin()->string();
+    static const std::vector<std::string> kReserved = {
+        "config.json", "metrics.jsonl", "eval.jsonl", "log.txt", "target.json", ".lock",
+        "final",       "checkpoints",   "phases",     "plots",   "report.html"};
+    if (std::find(kReserved.begin(), kReserved.end(), first) != kReserved.end()) {
+      throw ConfigError("'" + path + "' belongs to run '" + run +
+                        "' and is never overwritten; write to the run's samples/ or elsewhere");
+    }
+  }
+  if (fs::exists(path) && !overwrite) {
+    throw ConfigError("'" + path + "' exists; pass --overwrite to replace it");
+  }
+  return run;
+}
+
+}  // namespace
+
+OutputGuard::OutputGuard(const std::string& path, bool overwrite) {
+  const auto run = check_output(path, overwrite);
+  if (!run.empty()) {
+    lock_ = std::make_unique<RunLock>(run);
+  }
+}
+
 std::vector<std::string> write_seed_pngs(const std::string& run_dir,
                                          const std::vector<uint64_t>& seeds, bool ema,
-                                         int64_t phase, const std::string& out_dir) {
+                                         int64_t phase, const std::string& out_dir,
+                                         bool overwrite) {
+  if (out_dir.empty()) {
+    throw ConfigError("--out is empty; name the folder of the PNGs");
+  }
+  std::string run;
+  for (const auto seed : seeds) {
+    run = check_output((fs::path(out_dir) / ("seed-" + zero_pad(seed, 6) + ".png")).string(),
+                       overwrite);
+  }
+  std::unique_ptr<RunLock> lock = run.empty() ? nullptr : std::make_unique<RunLock>(run);
   auto result = sample_run_seeds(run_dir, seeds, ema, phase);
   const auto& shape = result.image_shape;
   if (shape.empty()) {
@@ -151,7 +197,20 @@ nlohmann::ordered_json evaluate_sample_files(const EvalRequest& r) {
   auto y = load_points_2d(r.reference, device);
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& name : r.metrics) {
-    out[name] = compute_metric(name, x, y, context);
+    check_metric(name, x.size(0), y.size(0), x.size(1), context);  // all before any work
+  }
+  for (const auto& name : r.metrics) {
+    const double value = compute_metric(name, x, y, context);
+    if (!std::isfinite(value)) {
+      // compute_metric checked the inputs are finite: the settings are out of numeric range.
+      std::ostringstream msg;
+      msg << "metric '" << name << "' is not finite (" << value << ") for these finite inputs";
+      if (name == "sinkhorn") {
+        msg << " at --epsilon " << context.epsilon << ", too small for float64; use a larger one";
+      }
+      throw ConfigError(msg.str());
+    }
+    out[name] = value;
   }
   return out;
 }

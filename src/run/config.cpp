@@ -202,7 +202,15 @@ Json resolve_run_request(const RunRequest& r) {
   }
   Json config = load_run_config(r.resume_dir);
   for (const auto& [key, value] : r.flags) {
-    apply_set(config, key + "=" + value.dump());
+    try {
+      apply_set(config, key + "=" + value.dump());
+    } catch (const ConfigError& e) {
+      // e.g. `flow --resume` (--steps sets swjko.n_phases) of a run of another method.
+      const auto method = get<std::string>(config, "method");
+      throw ConfigError("run '" + r.resume_dir + "' is a '" + method + "' run without key '" + key +
+                        "' (" + e.what() + "); resume it with " +
+                        (method == "swjko" ? "uotflow flow" : "uotflow train") + " --resume");
+    }
   }
   return config;
 }

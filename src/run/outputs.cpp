@@ -9,6 +9,7 @@
 #include <limits>
 #include <sstream>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/io/files.h"
@@ -56,17 +57,16 @@ RunOutputs::RunOutputs(const Json& config, const Problem& problem, Method& metho
                         "empty");
     }
   }
-  if (!metrics_.empty() && get<int64_t>(config, "eval.n") > 0) {
-    // Each metric once on a few data points, so that what it needs (mode centres, enough
-    // samples, ...) fails now rather than at the first evaluation.
-    auto gen = make_stream(seed_, "eval-check");
-    const auto x =
-        problem_.target->sample(std::min<int64_t>(get<int64_t>(config, "eval.n"), 64), gen);
+  const int64_t n = get<int64_t>(config, "eval.n");
+  check_fits_in_memory("eval.n", 2.0 * n * problem_.dim * sizeof(float));
+  if (n > 0) {
+    // What each metric needs at the run's eval size fails now rather than at the first evaluation.
     for (const auto& m : metrics_) {
       try {
-        compute_metric(m, x, x, metric_context(0));
+        check_metric(m, n, n, problem_.dim, metric_context(0));
       } catch (const ConfigError& e) {
-        throw ConfigError("eval metric '" + m + "': " + e.what());
+        throw ConfigError("eval metric '" + m + "' with eval.n = " + std::to_string(n) + ": " +
+                          e.what());
       }
     }
   }
@@ -143,6 +143,7 @@ std::string RunOutputs::evaluate(int64_t step, int64_t phase) {
   std::ostringstream summary;
   summary << std::setprecision(5);
   const bool finite = torch::isfinite(samples).all().item<bool>();
+  std::string rows;  // appended at once: a stopped evaluation leaves all its rows or none
   auto write_row = [&](const std::string& name, double value, const Json& extra) {
     Json row{{"step", step},         {"metric", name}, {"value", value},
              {"n", samples.size(0)}, {"ema", ema},     {"seed", seed}};
@@ -150,7 +151,7 @@ std::string RunOutputs::evaluate(int64_t step, int64_t phase) {
     if (phase >= 0) {
       row["phase"] = phase;
     }
-    append_line((fs::path(run_dir_) / "eval.jsonl").string(), row.dump());
+    rows += (rows.empty() ? "" : "\n") + row.dump();
     add_to_curve(row);
     summary << " " << name << "=" << value;
   };
@@ -182,6 +183,9 @@ std::string RunOutputs::evaluate(int64_t step, int64_t phase) {
   }
   for (const auto& row : method_.evaluate(samples, gen)) {
     write_row(row.metric, row.value, row.extra);
+  }
+  if (!rows.empty()) {
+    append_line((fs::path(run_dir_) / "eval.jsonl").string(), rows);
   }
   plot_curves();
   return summary.str();

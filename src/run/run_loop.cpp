@@ -13,8 +13,10 @@
 #include "uotflow/core/error.h"
 #include "uotflow/core/meters.h"
 #include "uotflow/core/rng.h"
+#include "uotflow/io/checkpoint.h"
 #include "uotflow/io/files.h"
 #include "uotflow/io/run_dir.h"
+#include "uotflow/io/run_lock.h"
 #include "uotflow/methods/method.h"
 #include "uotflow/run/run.h"
 
@@ -92,27 +94,56 @@ class Run {
   }
 
   TrainResult run() {
+    try {
+      return run_steps();
+    } catch (const std::exception& e) {
+      // Once the run directory exists, every failure is in log.txt as well as on stderr.
+      if (!run_dir_.empty()) {
+        try {
+          log(std::string("error: ") + e.what());
+        } catch (const std::exception&) {
+        }
+      }
+      throw;
+    }
+  }
+
+ private:
+  TrainResult run_steps() {
     if (options_.resume_dir.empty()) {
-      run_dir_ = create_run_dir(options_.out_root, run_name());
+      const auto dir = create_run_dir(options_.out_root, run_name());
+      lock_ = std::make_unique<RunLock>(dir);
+      run_dir_ = dir;
       write_run_config(
           run_dir_, config_,
           Json{{"device", device_.str()},
                {"command_line", options_.command_line},
                {"steps", total_steps_},
                {"problem", {{"dim", problem_.dim}, {"image_shape", problem_.image_shape}}}});
+      stored_config_ = read_run_config(run_dir_);
       outputs_.open(run_dir_, device_, logger());
       outputs_.write_target();
       log("start: " + options_.command_line);
     } else {
+      lock_ = std::make_unique<RunLock>(options_.resume_dir);
       run_dir_ = options_.resume_dir;
+      if (lock_->removed_temp_files() > 0) {
+        log("removed " + std::to_string(lock_->removed_temp_files()) +
+            " temp file(s) left by an interrupted writer");
+      }
       resume();
       outputs_.open(run_dir_, device_, logger());
+      // The outputs of the checkpoint's step, in case the run stopped between its checkpoint and
+      // them (they are written after it, so that a failed evaluation never costs training).
+      if (step_ > 0) {
+        step_outputs(phase_ending_at(step_), step_ == total_steps_, has_eval_rows(step_));
+      }
     }
     fs::create_directories(fs::path(run_dir_) / "checkpoints");
     log("device " + device_.str() + ", seed " + std::to_string(seed_) + ", steps " +
         std::to_string(step_) + " -> " + std::to_string(total_steps_));
 
-    if (step_ == 0 && get<bool>(config_, "eval.at_start")) {
+    if (step_ == 0 && get<bool>(config_, "eval.at_start") && !has_eval_rows(0)) {
       evaluate(-1);  // the untrained model: the baseline later evaluations improve on
     }
     TrainResult result;
@@ -134,18 +165,10 @@ class Run {
         report_progress(losses.means(), time);
         losses.reset();
       }
-      if (due("eval_every") || last || phase >= 0) {
-        evaluate(phase);
-      }
-      if (due("snapshot_every") || last) {
-        outputs_.snapshot("step-" + zero_pad(step_, 7));
-      }
-      if (phase >= 0) {
-        outputs_.end_phase(phase);
-      }
       if (due("checkpoint_every") || last || phase >= 0) {
         save_checkpoint();
       }
+      step_outputs(phase, last, false);
     }
     if (options_.progress != nullptr && options_.progress_is_terminal) {
       *options_.progress << "\n";
@@ -161,7 +184,19 @@ class Run {
     return result;
   }
 
- private:
+  // Evaluation, snapshot and phase outputs due after step_ steps.
+  void step_outputs(int64_t phase, bool last, bool evaluated) {
+    if ((due("eval_every") || last || phase >= 0) && !evaluated) {
+      evaluate(phase);
+    }
+    if (due("snapshot_every") || last) {
+      outputs_.snapshot("step-" + zero_pad(step_, 7));
+    }
+    if (phase >= 0) {
+      outputs_.end_phase(phase);
+    }
+  }
+
   std::string run_name() const {
     if (!options_.name.empty()) {
       return options_.name;
@@ -188,13 +223,24 @@ class Run {
       if (!std::isfinite(v)) {
         std::ostringstream msg;
         msg << "non-finite " << k << " (" << v << ") at step " << step_ + 1 << "; ";
-        const auto last = latest_checkpoint(run_dir_);
-        msg << (last.empty() ? "no checkpoint was written yet"
-                             : "the last good checkpoint is " + last);
-        log("error: " + msg.str());
+        const auto last = newest_verified_checkpoint();
+        msg << (last.empty() ? "no verified checkpoint was written yet"
+                             : "the newest verified checkpoint is " + last);
         throw RuntimeError(msg.str());
       }
     }
+  }
+
+  std::string newest_verified_checkpoint() const {
+    const auto found = list_checkpoints(run_dir_);
+    for (auto it = found.rbegin(); it != found.rend(); ++it) {
+      try {
+        read_checkpoint(it->string());
+        return it->string();
+      } catch (const CheckpointError&) {
+      }
+    }
+    return "";
   }
 
   void evaluate(int64_t phase) {
@@ -204,14 +250,52 @@ class Run {
     }
   }
 
+  // Loads the newest checkpoint that verifies. A newer one that fails is an error naming it,
+  // unless options_.resume_from_last_good: then it is set aside as NAME.corrupt and logged.
   void resume() {
-    const auto path = latest_checkpoint(run_dir_);
-    if (path.empty()) {
-      throw ConfigError("run '" + run_dir_ + "' has no checkpoint to resume from");
+    const auto found = list_checkpoints(run_dir_);
+    stored_config_ = read_run_config(run_dir_);
+    if (found.empty()) {
+      if (has_legacy_checkpoints(run_dir_)) {
+        throw ConfigError("run '" + run_dir_ +
+                          "' has only step-N.pt checkpoints, written by an earlier uotflow "
+                          "without the manifest this version verifies; start a new run");
+      }
+      // Stopped before its first checkpoint: the run starts over in its own directory.
+      trim_rows_after(0);
+      log("resume: no checkpoint yet, starting from step 0: " + options_.command_line);
+      return;
     }
+    Checkpoint checkpoint;
+    std::string path;
+    for (auto it = found.rbegin(); it != found.rend() && path.empty(); ++it) {
+      try {
+        checkpoint = read_checkpoint(it->string());
+        path = it->string();
+      } catch (const CheckpointError& e) {
+        if (!options_.resume_from_last_good) {
+          throw CheckpointError(std::string(e.what()) +
+                                "; --resume-from-last-good resumes from the newest checkpoint "
+                                "that verifies");
+        }
+        const auto aside = it->string() + ".corrupt";
+        fs::rename(*it, aside);
+        const auto skipped = std::string("skipped ") + e.what() + "; kept as " + aside;
+        log(skipped);
+        if (options_.progress != nullptr) {
+          *options_.progress << skipped << "\n";
+        }
+      }
+    }
+    if (path.empty()) {
+      throw CheckpointError("no checkpoint of run '" + run_dir_ + "' verifies (" +
+                            std::to_string(found.size()) + " tried)");
+    }
+    check_matches_run(checkpoint.manifest, path);
     try {
+      std::istringstream payload(checkpoint.payload);
       torch::serialize::InputArchive archive;
-      archive.load_from(path);
+      archive.load_from(payload);
       torch::Tensor step;
       archive.read("step", step);
       step_ = step.item<int64_t>();
@@ -221,10 +305,80 @@ class Run {
       method_->load(method_archive);
     } catch (const c10::Error& e) {
       std::string what = e.what_without_backtrace();
-      throw ConfigError("checkpoint '" + path + "' is corrupt or truncated (" +
-                        what.substr(0, what.find('\n')) + ")");
+      throw CheckpointError("checkpoint '" + path + "' verifies but does not fit method '" +
+                            get<std::string>(config_, "method") + "' (" +
+                            what.substr(0, what.find('\n')) + ")");
     }
+    if (step_ != checkpoint.manifest.step) {
+      throw CheckpointError("checkpoint '" + path + "' holds step " + std::to_string(step_) +
+                            " but its manifest says " + std::to_string(checkpoint.manifest.step));
+    }
+    trim_rows_after(step_);
     log("resume from " + path + " at step " + std::to_string(step_) + ": " + options_.command_line);
+  }
+
+  // The checkpoint must come from this run as it is configured now: same method, same config.
+  void check_matches_run(const CheckpointManifest& manifest, const std::string& path) const {
+    const auto method = get<std::string>(config_, "method");
+    if (manifest.method != method) {
+      throw ConfigError("checkpoint '" + path + "' is of method '" + manifest.method +
+                        "' but run '" + run_dir_ + "' is configured for '" + method + "'");
+    }
+    if (manifest.config_sha256 != config_digest(stored_config_)) {
+      std::string keys;
+      for (const auto& key : changed_keys(manifest.config, stored_config_)) {
+        keys += (keys.empty() ? "" : ", ") + key;
+      }
+      throw ConfigError("config.json of run '" + run_dir_ + "' differs from the config of " +
+                        "checkpoint '" + path + "' in: " + (keys.empty() ? "(formatting)" : keys) +
+                        "; restore those keys, or start a new run with the new config");
+    }
+  }
+
+  // Rows of metrics.jsonl and eval.jsonl past the resumed step are from training that the
+  // checkpoint does not hold (it will be redone): they are dropped.
+  void trim_rows_after(int64_t step) {
+    for (const char* name : {"metrics.jsonl", "eval.jsonl"}) {
+      const auto path = (fs::path(run_dir_) / name).string();
+      if (!fs::is_regular_file(path)) {
+        continue;
+      }
+      std::istringstream lines(read_file(path));
+      std::string kept;
+      bool dropped = false;
+      for (std::string line; std::getline(lines, line);) {
+        if (row_step(line) > step) {
+          dropped = true;
+        } else if (!line.empty()) {
+          kept += line + "\n";
+        }
+      }
+      if (dropped) {
+        write_file_atomic(path, kept);
+      }
+    }
+  }
+
+  static int64_t row_step(const std::string& line) {
+    const Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    return row.is_object() && row.contains("step") && row["step"].is_number_integer()
+               ? row["step"].get<int64_t>()
+               : -1;
+  }
+
+  // Whether eval.jsonl has the rows of `step` (an evaluation appends all its rows at once).
+  bool has_eval_rows(int64_t step) const {
+    const auto path = (fs::path(run_dir_) / "eval.jsonl").string();
+    if (!fs::is_regular_file(path)) {
+      return false;
+    }
+    std::istringstream lines(read_file(path));
+    for (std::string line; std::getline(lines, line);) {
+      if (row_step(line) == step) {
+        return true;
+      }
+    }
+    return false;
   }
 
   void save_checkpoint() {
@@ -237,7 +391,9 @@ class Run {
     std::ostringstream bytes;
     archive.save_to(bytes);
     const auto dir = fs::path(run_dir_) / "checkpoints";
-    write_file_atomic((dir / ("step-" + zero_pad(step_, 8) + ".pt")).string(), bytes.str());
+    const auto method = get<std::string>(config_, "method");
+    write_file_atomic((dir / ("step-" + zero_pad(step_, 8) + ".ckpt")).string(),
+                      encode_checkpoint(step_, method, stored_config_, bytes.str()));
     prune_checkpoints(run_dir_, every_.at("keep_last"));
   }
 
@@ -289,7 +445,9 @@ class Run {
   RandomStreams streams_;
   run_detail::RunOutputs outputs_;
   std::map<std::string, int64_t> every_;
+  std::unique_ptr<RunLock> lock_;
   std::string run_dir_;
+  Json stored_config_;  // the run's config.json as written, which checkpoints vouch for
   int64_t step_ = 0;
   int64_t total_steps_ = 0;
 };

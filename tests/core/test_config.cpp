@@ -128,3 +128,44 @@ TEST(Rng, DerivedStreamsAreDistinctAndReproducible) {
   auto g2 = uotflow::make_stream(5, "data");
   EXPECT_TRUE(torch::equal(torch::randn({10}, g1), torch::randn({10}, g2)));
 }
+
+// Nesting beyond kMaxJsonDepth is a one-line error, also far beyond it (no stack overflow).
+TEST(ConfigParse, DepthLimit) {
+  const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_NO_THROW(uotflow::parse_json(nested(uotflow::kMaxJsonDepth), "ok.json"));
+  for (int depth : {uotflow::kMaxJsonDepth + 1, 150000}) {
+    const auto what = error_of([&] { uotflow::parse_json(nested(depth), "deep.json"); });
+    EXPECT_EQ(what, "deep.json: JSON nested deeper than 256 levels") << depth;
+  }
+  const auto objects = error_of([] {
+    std::string text;
+    for (int i = 0; i < 300; ++i) {
+      text += "{\"k\": ";
+    }
+    uotflow::parse_json(text + "1" + std::string(300, '}'), "o.json");
+  });
+  EXPECT_NE(objects.find("nested deeper than 256 levels at key 'k.k.k"), std::string::npos)
+      << objects;
+}
+
+// A number beyond a double's range names the file and the key (not a raw parser message).
+TEST(ConfigParse, NumberOverflowNamesTheKey) {
+  EXPECT_EQ(
+      error_of([] { uotflow::parse_json(R"({"train": {"lr": 1e-3, "steps": 1e999}})", "c.json"); }),
+      "c.json: number overflow parsing '1e999' at key 'train.steps' (beyond the range of a "
+      "double)");
+  Json config = defaults();
+  EXPECT_NE(error_of([&] { uotflow::apply_set(config, "b.x=[1e999]"); }).find("--set b.x"),
+            std::string::npos);
+}
+
+TEST(ConfigDiff, ChangedKeysNameEveryDifference) {
+  const Json a = {{"a", 1}, {"b", {{"x", 1.5}, {"y", "kl"}}}, {"list", {1, 2}}};
+  Json b = a;
+  EXPECT_TRUE(uotflow::changed_keys(a, b).empty());
+  b["b"]["x"] = 2.5;
+  b["list"] = {1, 3};
+  b["new"] = true;
+  b.erase("a");
+  EXPECT_EQ(uotflow::changed_keys(a, b), (std::vector<std::string>{"a", "b.x", "list", "new"}));
+}

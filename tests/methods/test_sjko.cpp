@@ -166,7 +166,7 @@ TEST_F(SjkoTest, ResumeMidPhaseIsBitIdentical) {
   const auto straight = train_run(tiny_sjko({"train.keep_last=0"}));
   const auto cut = (root_ / "cut").string();
   fs::copy(straight, cut, fs::copy_options::recursive);
-  fs::remove(cut + "/checkpoints/step-00000035.pt");
+  fs::remove(cut + "/checkpoints/step-00000035.ckpt");
   fs::remove_all(cut + "/final");
   TrainOptions options;
   options.resume_dir = cut;

@@ -172,8 +172,8 @@ TEST(SwgfRun, ResumedFlowEqualsOneRunInOneGoForEveryParametrization) {
     half["swjko"]["n_phases"] = 2;
     const auto part = train(half, options).run_dir;
     // Resume from step 9, inside JKO step 2, not from the phase end at step 10.
-    fs::remove(part + "/checkpoints/step-00000010.pt");
-    ASSERT_TRUE(fs::exists(part + "/checkpoints/step-00000009.pt")) << name;
+    fs::remove(part + "/checkpoints/step-00000010.ckpt");
+    ASSERT_TRUE(fs::exists(part + "/checkpoints/step-00000009.ckpt")) << name;
     auto rest = load_run_config(part);
     rest["swjko"]["n_phases"] = 4;
     TrainOptions resume = options;
@@ -217,7 +217,7 @@ TEST(SwgfCli, FlowCommandRunsResumesAndRejectsBadInput) {
   fs::resize_file(newest, 100);
   auto corrupt = run_cli("flow --resume " + run + " --steps 4");
   EXPECT_EQ(corrupt.code, 2);
-  EXPECT_NE(corrupt.output.find("corrupt"), std::string::npos) << corrupt.output;
+  EXPECT_NE(corrupt.output.find("failed verification"), std::string::npos) << corrupt.output;
   EXPECT_FALSE(fs::exists(run + "/samples/phase-0003.npy"));
   // A diverging flow stops with exit 1 and keeps its last good checkpoint.
   auto diverge = run_cli("flow --config " + config + " --out " + dir +

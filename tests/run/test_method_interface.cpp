@@ -126,12 +126,12 @@ TEST(MethodInterface, ATestOnlyMethodTrainsEvaluatesResumesAndSamples) {
   EXPECT_EQ(phase_rows, 2);
   for (const char* file : {"samples/phase-0001.npy", "samples/phases.png", "plots/sw2.png",
                            "phases/phase-0000/model.safetensors", "final/model.safetensors",
-                           "checkpoints/step-00000080.pt", "metrics.jsonl", "target.json"}) {
+                           "checkpoints/step-00000080.ckpt", "metrics.jsonl", "target.json"}) {
     EXPECT_TRUE(fs::exists(whole.run_dir + "/" + file)) << file;
   }
   // A run stopped in phase 0 (its last checkpoint at step 30), resumed, ends bit-identical.
   const auto part = train(mean_shift_config({"mean_shift.n_phases=1"}), options);
-  fs::remove(part.run_dir + "/checkpoints/step-00000040.pt");
+  fs::remove(part.run_dir + "/checkpoints/step-00000040.ckpt");
   auto rest = load_run_config(part.run_dir);
   rest["mean_shift"]["n_phases"] = 2;
   TrainOptions resume = options;

@@ -8,6 +8,7 @@
 #include "cli_runner.h"
 #include "run_checks.h"
 #include "uotflow/core/error.h"
+#include "uotflow/io/checkpoint.h"
 #include "uotflow/io/files.h"
 #include "uotflow/io/npy.h"
 #include "uotflow/io/safetensors.h"
@@ -19,29 +20,9 @@ using namespace uotflow;
 using uotflow::testing::last_line;
 using uotflow::testing::run_cli;
 using uotflow::testing::run_shell;
+using uotflow::testing::tiny_config;
 
 namespace {
-
-// A tiny but complete training config (MLP nets) for fast trainer tests.
-Json tiny_config(int64_t steps) {
-  Json file = {{"data", {{"name", "8gaussians"}}},
-               {"generator", {{"net", "mlp"}, {"width", 32}, {"depth", 2}, {"nz", 2}}},
-               {"potential", {{"net", "mlp"}, {"width", 32}, {"depth", 2}}},
-               {"loss", {{"r1_gamma", 0.2}, {"cost_scale", 0.1}}},
-               {"train",
-                {{"steps", steps},
-                 {"batch_size", 64},
-                 {"d_steps", 2},
-                 {"lr_schedule", "cosine"},
-                 {"lr_horizon", 40},
-                 {"log_every", 5},
-                 {"eval_every", 10},
-                 {"snapshot_every", 10},
-                 {"checkpoint_every", 10}}},
-               {"eval", {{"n", 200}, {"n_projections", 50}}},
-               {"seed", 123}};
-  return resolve_config(file, {}, {});
-}
 
 class TrainTest : public ::testing::Test {
  protected:
@@ -90,7 +71,7 @@ TEST_F(TrainTest, ResumeIsBitIdentical) {
   // keep_last = 3 by default: steps 20, 30, 40 remain.
   int count = 0;
   for (const auto& e : fs::directory_iterator(first.run_dir + "/checkpoints")) {
-    count += e.path().extension() == ".pt";
+    count += e.path().extension() == ".ckpt";
   }
   EXPECT_EQ(count, 3);
 }
@@ -124,7 +105,7 @@ TEST_F(TrainTest, CliTrainWritesTheRunDirectory) {
   for (const auto& f :
        {"config.json", "log.txt", "metrics.jsonl", "eval.jsonl", "samples/final.png",
         "samples/final.npy", "samples/step-0000020.png", "final/generator.safetensors",
-        "final/generator_ema.safetensors", "checkpoints/step-00000020.pt"}) {
+        "final/generator_ema.safetensors", "checkpoints/step-00000020.ckpt"}) {
     EXPECT_TRUE(fs::exists(fs::path(dir) / f)) << f;
   }
   auto config = read_json_file(dir + "/config.json");
@@ -231,7 +212,7 @@ TEST_F(TrainTest, TruncatedCheckpointIsAConfigErrorAndNothingIsLost) {
   auto weights_before = read_file(run.run_dir + "/final/generator.safetensors");
   auto r = run_cli("train --resume " + run.run_dir + " --steps 20");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("corrupt or truncated"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("failed verification: payload is"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(run.run_dir + "/final/generator.safetensors"), weights_before);
   EXPECT_EQ(read_file(ckpt), bytes.substr(0, bytes.size() / 2));
 }
@@ -245,13 +226,13 @@ TEST_F(TrainTest, NonFiniteLossStopsWithExitCode1AndKeepsTheLastCheckpoint) {
                    " --set train.batch_size=32 --set eval.n=0 --set train.keep_last=0");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("non-finite"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("last good checkpoint"), std::string::npos) << r.output;
-  // The newest checkpoint loads and resumes (to its own step count: nothing to do).
+  EXPECT_NE(r.output.find("newest verified checkpoint is"), std::string::npos) << r.output;
+  // The newest checkpoint verifies, and the error is in log.txt too.
   fs::path dir = *fs::directory_iterator(out);
   const auto ckpt = latest_checkpoint(dir.string());
   ASSERT_FALSE(ckpt.empty());
-  torch::serialize::InputArchive archive;
-  EXPECT_NO_THROW(archive.load_from(ckpt));
+  EXPECT_NO_THROW(read_checkpoint(ckpt));
+  EXPECT_NE(read_file((dir / "log.txt").string()).find("error: non-finite"), std::string::npos);
 }
 
 TEST_F(TrainTest, SigintWritesACheckpointAndTheRunResumes) {
@@ -276,11 +257,7 @@ TEST_F(TrainTest, SigintWritesACheckpointAndTheRunResumes) {
   EXPECT_NE(read_file(dir + "/log.txt").find("interrupted at step"), std::string::npos);
   EXPECT_TRUE(fs::exists(dir + "/final/generator.safetensors"));
   // Resuming continues from the interrupted step.
-  torch::serialize::InputArchive archive;
-  archive.load_from(ckpt);
-  torch::Tensor step;
-  archive.read("step", step);
-  const int64_t stopped = step.item<int64_t>();
+  const int64_t stopped = read_checkpoint(ckpt).manifest.step;
   EXPECT_GT(stopped, 0);
   auto r = run_cli("train --resume " + dir + " --steps " + std::to_string(stopped + 5));
   EXPECT_EQ(r.code, 0) << r.output;

@@ -11,8 +11,12 @@ namespace uotflow {
 
 using Json = nlohmann::json;
 
-/// Parses JSON text (comments allowed). Duplicate keys and syntax errors raise a ConfigError naming
-/// `origin`.
+/// Deepest nesting of objects and arrays parse_json accepts.
+constexpr int kMaxJsonDepth = 256;
+
+/// Parses JSON text (comments allowed). Duplicate keys, syntax errors, nesting deeper than
+/// kMaxJsonDepth and numbers beyond a double's range raise a one-line ConfigError naming `origin`
+/// (and the key, where there is one).
 Json parse_json(const std::string& text, const std::string& origin);
 
 /// Reads and parses a JSON file; a missing file or bad JSON raises a ConfigError naming the path.
@@ -34,6 +38,10 @@ void apply_set(Json& config, const std::string& assignment);
 /// chain: a file that sets some of their keys does not stop --set from adding others.
 void apply_overrides(Json& config, const Json& file_config, const std::vector<std::string>& sets,
                      const std::vector<std::pair<std::string, Json>>& flags);
+
+/// Dotted paths of the keys whose values differ between two configs (changed, added or removed),
+/// sorted: changed_keys({"a": {"b": 1}}, {"a": {"b": 2}}) == {"a.b"}. Arrays compare whole.
+std::vector<std::string> changed_keys(const Json& before, const Json& after);
 
 /// Typed access with a ConfigError naming the key when it is missing or of the wrong type.
 /// `key` is a dotted path: get<double>(cfg, "train.lr_g").

@@ -3,6 +3,7 @@
 
 #include <torch/types.h>
 
+#include <cstdint>
 #include <string>
 
 namespace uotflow {
@@ -12,5 +13,15 @@ namespace uotflow {
 ///
 ///   torch::Device device = parse_device("cuda:0");
 torch::Device parse_device(const std::string& name);
+
+/// `threads` as an intra-op thread count: between 1 and the cores of this machine (more only
+/// oversubscribes them and stalls), else a ConfigError.
+int checked_threads(int64_t threads);
+
+/// Bytes of physical memory of this machine (0 when unknown).
+int64_t physical_memory_bytes();
+
+/// A ConfigError naming `key` when a buffer of `bytes` cannot fit in this machine's memory.
+void check_fits_in_memory(const std::string& key, double bytes);
 
 }  // namespace uotflow

@@ -37,8 +37,11 @@ Json read_run_meta(const std::string& run_dir);
 /// Replaces a null "seed" by a fresh random one and checks it is a non-negative integer.
 void resolve_seed(Json& config);
 
-/// The checkpoints RUN_DIR/checkpoints/step-N.pt, oldest first (zero-padded names sort by step).
+/// The checkpoints RUN_DIR/checkpoints/step-N.ckpt, oldest first (zero-padded names sort by step).
 std::vector<std::filesystem::path> list_checkpoints(const std::string& run_dir);
+
+/// Whether RUN_DIR/checkpoints holds step-N.pt files of earlier versions (no manifest).
+bool has_legacy_checkpoints(const std::string& run_dir);
 
 /// Removes all but the newest `keep` checkpoints (keep <= 0 keeps all).
 void prune_checkpoints(const std::string& run_dir, int64_t keep);

@@ -36,6 +36,13 @@ using MetricRegistry = Registry<MetricFn()>;
 /// frechet, kid, mean_error, cov_error, modes, hq_fraction, outlier_mass.
 MetricRegistry& metric_registry();
 
+/// Checks, before any work, that metric `name` can run on n samples and m reference points of
+/// dimension `dim` with `context`: enough points, the exact-OT size limit, L > 0 projections,
+/// epsilon > 0, mixture centres or outlier locations where needed. Raises the ConfigError that
+/// compute_metric would raise at these sizes (compute_metric calls it first).
+void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
+                  const MetricContext& context);
+
 /// Computes one registered metric; validates shapes (same D, non-empty, finite) with a ConfigError.
 double compute_metric(const std::string& name, const torch::Tensor& samples,
                       const torch::Tensor& reference, const MetricContext& context = {});

@@ -4,14 +4,31 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "uotflow/core/config.h"
+#include "uotflow/io/run_lock.h"
 #include "uotflow/metrics/metrics.h"
 
 namespace uotflow {
+
+/// Guards a file that a command writes (sample --out, data --out): an empty path, a file that
+/// belongs to a run (its config.json, logs, final/, checkpoints/, phases/, plots/) or an existing
+/// file without `overwrite` is a ConfigError. A path inside a run directory holds that run's lock
+/// while the guard lives, so it never races the run's own writer.
+///
+///   OutputGuard guard(out, overwrite);  // before any work
+///   save_npy(out, x);
+class OutputGuard {
+ public:
+  OutputGuard(const std::string& path, bool overwrite);
+
+ private:
+  std::unique_ptr<RunLock> lock_;
+};
 
 /// "0-63", "3", "0-3,10,12-13" -> the seeds in order; a bad entry is a ConfigError.
 std::vector<uint64_t> parse_seed_ranges(const std::string& text);
@@ -20,10 +37,11 @@ std::vector<uint64_t> parse_seed_ranges(const std::string& text);
 std::vector<std::string> split_names(const std::string& list);
 
 /// One PNG per seed of a finished image run: OUT_DIR/seed-SSSSSS.png (as sample_run_seeds).
-/// Returns the paths written.
+/// Every file is guarded (OutputGuard) before any is written. Returns the paths written.
 std::vector<std::string> write_seed_pngs(const std::string& run_dir,
                                          const std::vector<uint64_t>& seeds, bool ema,
-                                         int64_t phase, const std::string& out_dir);
+                                         int64_t phase, const std::string& out_dir,
+                                         bool overwrite = false);
 
 /// n samples [n, D] of a registered data set, drawn from `seed` (`uotflow data`).
 torch::Tensor draw_dataset(const std::string& name, const Json& params, int64_t n, uint64_t seed);

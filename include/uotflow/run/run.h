@@ -21,6 +21,7 @@ struct TrainOptions {
   std::string out_root = "runs";            ///< parent of new run directories
   std::string name;                         ///< run name (default: method-target)
   std::string resume_dir;                   ///< continue this run instead of starting one
+  bool resume_from_last_good = false;       ///< skip (and set aside) checkpoints that fail checks
   std::string command_line;                 ///< recorded in config.json and log.txt
   const std::atomic<bool>* stop = nullptr;  ///< set by a signal handler: checkpoint and return
   std::ostream* progress = nullptr;         ///< progress line / tick lines (nullptr: silent)
@@ -35,9 +36,11 @@ struct TrainResult {
 
 /// Trains `config` (resolved, e.g. by resolve_config). A new run gets a fresh auto-numbered
 /// directory under out_root (an existing directory is never reused); with resume_dir the newest
-/// checkpoint is loaded and training continues up to the run's length. Config problems raise a
-/// ConfigError before anything is written; a non-finite loss raises a RuntimeError and leaves the
-/// last good checkpoint in place.
+/// checkpoint is verified (manifest, SHA-256, the run's config) and loaded, and training continues
+/// up to the run's length. The run directory is locked while training (a second writer gets a
+/// ConfigError naming the holder). Config problems raise a ConfigError before anything is written;
+/// a non-finite loss raises a RuntimeError and leaves the verified checkpoints in place; any
+/// failure after the run directory exists is also written to its log.txt.
 ///
 ///   auto config = resolve_config(read_json_file("configs/toy/uotm_8gaussians.json"), {}, {});
 ///   TrainResult result = train(config, TrainOptions());
@@ -66,7 +69,7 @@ struct SeedSamples {
 SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint64_t>& seeds,
                              bool ema, int64_t phase = -1);
 
-/// Path of the newest checkpoint of a run ("" when there is none).
+/// Path of the newest checkpoint file of a run ("" when there is none); not verified.
 std::string latest_checkpoint(const std::string& run_dir);
 
 }  // namespace uotflow

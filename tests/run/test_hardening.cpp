@@ -1,0 +1,281 @@
+// Tests of a run's defences: verified checkpoints, one writer per run, settings checked before the
+// run directory exists, evaluation that never costs training, resume after kill -9.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <random>
+#include <regex>
+
+#include "cli_runner.h"
+#include "run_checks.h"
+#include "uotflow/core/error.h"
+#include "uotflow/io/checkpoint.h"
+#include "uotflow/io/files.h"
+#include "uotflow/io/run_lock.h"
+#include "uotflow/run/run.h"
+
+namespace fs = std::filesystem;
+using namespace uotflow;
+using uotflow::testing::read_jsonl;
+using uotflow::testing::run_cli;
+using uotflow::testing::tiny_config;
+
+namespace {
+
+class HardeningTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = uotflow::testing::fresh_test_dir();
+    options_.out_root = (root_ / "runs").string();
+  }
+  TrainResult resume(const std::string& run_dir, int64_t steps, bool from_last_good = false) {
+    Json config = load_run_config(run_dir);
+    apply_set(config, "train.steps=" + std::to_string(steps));
+    TrainOptions options = options_;
+    options.resume_dir = run_dir;
+    options.resume_from_last_good = from_last_good;
+    return train(config, options);
+  }
+  std::string config_error(const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "(no ConfigError)";
+  }
+  fs::path root_;
+  TrainOptions options_;
+};
+
+std::string checkpoint(const std::string& run_dir, int64_t step) {
+  return run_dir + "/checkpoints/step-" + std::string(8 - std::to_string(step).size(), '0') +
+         std::to_string(step) + ".ckpt";
+}
+
+void flip_bit(const std::string& path, size_t offset) {
+  auto bytes = read_file(path);
+  bytes[offset] = static_cast<char>(bytes[offset] ^ 4);
+  write_file_atomic(path, bytes);
+}
+
+// Every step of metrics.jsonl once, in order: no rows of two trajectories.
+void expect_each_step_once(const std::string& run_dir) {
+  int64_t last = 0;
+  for (const auto& row : read_jsonl(run_dir + "/metrics.jsonl")) {
+    EXPECT_GT(row["step"].get<int64_t>(), last) << run_dir;
+    last = row["step"].get<int64_t>();
+  }
+}
+
+}  // namespace
+
+// Problem 1: a corrupt newest checkpoint is refused by name and nothing changes; asked to, the
+// run resumes from the newest one that verifies and ends bit for bit where an unbroken run does.
+TEST_F(HardeningTest, CorruptCheckpointIsNamedAndLastGoodResumesExactly) {
+  const auto straight = train(tiny_config(40), options_);
+  const auto run = train(tiny_config(40), options_).run_dir;
+  const auto newest = checkpoint(run, 40);
+  flip_bit(newest, read_file(newest).size() / 2);
+  const auto broken = read_file(newest);
+  const auto final_before = read_file(run + "/final/generator.safetensors");
+  const auto what = config_error([&] { resume(run, 40); });
+  EXPECT_NE(what.find("checkpoint '" + newest + "' failed verification"), std::string::npos)
+      << what;
+  EXPECT_NE(what.find("--resume-from-last-good"), std::string::npos) << what;
+  EXPECT_EQ(read_file(newest), broken);
+  EXPECT_EQ(read_file(run + "/final/generator.safetensors"), final_before);
+  EXPECT_NE(read_file(run + "/log.txt").find("error: checkpoint"), std::string::npos);
+
+  EXPECT_EQ(resume(run, 40, /*from_last_good=*/true).step, 40);
+  uotflow::testing::expect_same_final_weights(straight.run_dir, run);
+  EXPECT_EQ(read_file(newest + ".corrupt"), broken);  // set aside, not deleted
+  EXPECT_NO_THROW(read_checkpoint(newest));           // written anew
+  EXPECT_NE(read_file(run + "/log.txt").find("skipped checkpoint '" + newest), std::string::npos);
+  expect_each_step_once(run);
+}
+
+// Problem 1: another run's checkpoint copied in under a later name is refused.
+TEST_F(HardeningTest, CheckpointOfAnotherRunIsRefused) {
+  const auto run = train(tiny_config(20), options_).run_dir;
+  Json other_config = tiny_config(30);
+  other_config["seed"] = 5;
+  const auto other = train(other_config, options_).run_dir;
+  fs::copy_file(checkpoint(other, 30), checkpoint(run, 30));
+  const auto what = config_error([&] { resume(run, 40); });
+  EXPECT_NE(what.find("differs from the config of checkpoint '" + checkpoint(run, 30) +
+                      "' in: seed, train.steps"),
+            std::string::npos)
+      << what;
+}
+
+// Problem 5: an edited config.json is compared with the checkpoint, naming the keys.
+TEST_F(HardeningTest, EditedConfigIsNamedOnResume) {
+  const auto run = train(tiny_config(20), options_).run_dir;
+  auto stored = read_json_file(run + "/config.json");
+  stored["generator"]["width"] = 64;
+  stored["data"]["name"] = "25gaussians";
+  write_file_atomic(run + "/config.json", stored.dump(2));
+  const auto what = config_error([&] { resume(run, 30); });
+  EXPECT_NE(what.find("in: data.name, generator.width; restore those keys"), std::string::npos)
+      << what;
+}
+
+// Problem 2: a second writer of a run is refused, naming the holder; nothing is written.
+TEST_F(HardeningTest, SecondWriterIsRefused) {
+  const auto run = train(tiny_config(20), options_).run_dir;
+  const auto metrics = read_file(run + "/metrics.jsonl");
+  {
+    RunLock held(run);
+    const auto what = config_error([&] { resume(run, 30); });
+    EXPECT_NE(
+        what.find("is in use by another uotflow process (pid " + std::to_string(::getpid()) + ")"),
+        std::string::npos)
+        << what;
+    auto sample = run_cli("sample --run " + run + " --n 5 --out " + run + "/samples/x.npy");
+    EXPECT_EQ(sample.code, 2) << sample.output;
+    EXPECT_NE(sample.output.find("in use"), std::string::npos) << sample.output;
+  }
+  EXPECT_EQ(read_file(run + "/metrics.jsonl"), metrics);
+  EXPECT_EQ(resume(run, 30).step, 30);  // the lock went with its holder
+}
+
+// Problem 4: settings that only an evaluation or a batch would reject fail before the run
+// directory is made.
+TEST_F(HardeningTest, SettingsAreCheckedBeforeTheRunDirectory) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"eval.metrics=[\"w2\"]", "eval metric 'w2' with eval.n = 6000"},
+      {"eval.n_projections=0", "needs n_projections >= 1"},
+      {"eval.metrics=[\"kid\"]", "needs at least two points"},
+      {"eval.metrics=[\"outlier_mass\"]", "needs outlier locations"},
+      {"train.batch_size=2000000000", "train.batch_size needs about"},
+  };
+  for (const auto& [set, expect] : cases) {
+    Json config = tiny_config(10);
+    apply_set(config, set);
+    apply_set(config, expect.find("6000") != std::string::npos ? "eval.n=6000"
+                      : set.find("kid") != std::string::npos   ? "eval.n=1"
+                                                               : "eval.n=200");
+    const auto what = config_error([&] { train(config, options_); });
+    EXPECT_NE(what.find(expect), std::string::npos) << set << ": " << what;
+  }
+  EXPECT_FALSE(fs::exists(options_.out_root) && !fs::is_empty(options_.out_root));
+}
+
+// Evaluation and snapshots never cost training: the step's checkpoint is written first, the
+// failure is in log.txt, and a resume redoes what is missing (each evaluation once).
+TEST_F(HardeningTest, FailedOutputsKeepTheCheckpointOfTheirStep) {
+  const auto run = train(tiny_config(10), options_).run_dir;
+  const auto blocker = run + "/samples/step-0000020.npy";
+  fs::create_directory(blocker);  // the snapshot of step 20 cannot be written
+  EXPECT_THROW(resume(run, 20), RuntimeError);
+  EXPECT_NO_THROW(read_checkpoint(checkpoint(run, 20)));
+  EXPECT_NE(read_file(run + "/log.txt").find("error: cannot write file '" + blocker),
+            std::string::npos);
+  fs::remove(blocker);
+  EXPECT_EQ(resume(run, 20).step, 20);
+  EXPECT_TRUE(fs::is_regular_file(blocker));
+  int64_t at_20 = 0;
+  for (const auto& row : read_jsonl(run + "/eval.jsonl")) {
+    at_20 += row["step"] == 20 && row["metric"] == "sw2";
+  }
+  EXPECT_EQ(at_20, 1);
+}
+
+// A run killed before its first checkpoint starts over in its own directory.
+TEST_F(HardeningTest, RunWithoutCheckpointStartsOver) {
+  const auto straight = train(tiny_config(20), options_);
+  const auto run = train(tiny_config(20), options_).run_dir;
+  fs::remove_all(run + "/checkpoints");
+  EXPECT_EQ(resume(run, 20).step, 20);
+  uotflow::testing::expect_same_final_weights(straight.run_dir, run);
+  expect_each_step_once(run);
+}
+
+// Problem 6: small input errors are one-line errors with exit code 2, and nothing is overwritten.
+TEST_F(HardeningTest, CommandLineInputErrors) {
+  const auto dir = root_.string();
+  const auto run = train(tiny_config(10), options_).run_dir;
+  write_file_atomic(dir + "/deep.json", std::string(150000, '[') + std::string(150000, ']'));
+  write_file_atomic(dir + "/big.json", R"({"train": {"lr_g": 1e999}})");
+  write_file_atomic(dir + "/existing.npy", "keep");
+  const auto weights = read_file(run + "/final/generator_ema.safetensors");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train --dry-run --config " + dir + "/deep.json", "nested deeper than 256 levels"},
+      {"train --dry-run --config " + dir + "/big.json", "at key 'train.lr_g'"},
+      {"train --dry-run --seed -1", "--seed: '-1' is not an integer >= 0"},
+      {"train --steps 3 --threads 100000 --out " + dir + "/runs", "threads must be between 1"},
+      {"train --resume ''", "--resume: must not be empty"},
+      {"train --config ''", "--config: must not be empty"},
+      {"sample --run " + run + " --phase -1 --out x.npy", "--phase: '-1' is not an integer"},
+      {"sample --run " + run + " --out " + run + "/final/generator_ema.safetensors",
+       "is never overwritten"},
+      {"sample --run " + run + " --out " + dir + "/existing.npy", "pass --overwrite"},
+      {"data --dataset 8gaussians --out " + dir + "/existing.npy", "pass --overwrite"},
+      {"flow --resume " + run + " --steps 5", "resume it with uotflow train --resume"},
+  };
+  for (const auto& [args, expect] : cases) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
+  }
+  EXPECT_EQ(read_file(run + "/final/generator_ema.safetensors"), weights);
+  EXPECT_EQ(read_file(dir + "/existing.npy"), "keep");
+  EXPECT_EQ(
+      run_cli("data --dataset 8gaussians --n 20 --overwrite --out " + dir + "/existing.npy").code,
+      0);
+  // A metric that is not finite on finite inputs is an error, not a null.
+  run_cli("data --dataset 8gaussians --n 200 --out " + dir + "/a.npy");
+  const auto eval = run_cli("eval --metrics sinkhorn --epsilon 1e-30 --samples " + dir +
+                            "/a.npy --reference " + dir + "/existing.npy");
+  EXPECT_EQ(eval.code, 2) << eval.output;
+  EXPECT_NE(eval.output.find("metric 'sinkhorn' is not finite"), std::string::npos) << eval.output;
+}
+
+// Acceptance 3: kill -9 at random moments of a run with frequent checkpoints, each followed by a
+// resume: the final weights equal an unbroken run's bit for bit and no temp file remains.
+void kill_and_resume(const fs::path& root, int kills, uint64_t seed) {
+  const std::string settings =
+      " --seed 4 --steps 120 --set generator.net=mlp --set potential.net=mlp"
+      " --set generator.width=32 --set potential.width=32 --set train.batch_size=64"
+      " --set train.checkpoint_every=2 --set train.keep_last=2 --set train.log_every=5"
+      " --set train.eval_every=30 --set eval.n=100 --set eval.n_projections=20";
+  const auto out = (root / "runs").string();
+  auto straight = run_cli("train --out " + out + " --name straight" + settings);
+  ASSERT_EQ(straight.code, 0) << straight.output;
+  const std::string binary = std::string(UOTFLOW_BINARY_DIR) + "/uotflow";
+  std::mt19937_64 rng(seed);
+  std::string run;
+  for (int i = 0; i < kills; ++i) {
+    const double delay = 0.3 + 1.5 * static_cast<double>(rng() % 1000) / 1000.0;
+    const auto args = run.empty() ? " train --out " + out + " --name killed" + settings
+                                  : " train --resume " + run;
+    uotflow::testing::run_shell("timeout -s KILL " + std::to_string(delay) + " " + binary + args +
+                                " >/dev/null 2>&1");
+    for (const auto& e : fs::directory_iterator(out)) {
+      if (e.path().filename().string().find("killed") != std::string::npos) {
+        run = e.path().string();
+      }
+    }
+  }
+  ASSERT_FALSE(run.empty());
+  const auto last = run_cli("train --resume " + run);
+  ASSERT_EQ(last.code, 0) << last.output;
+  const auto straight_dir = uotflow::testing::last_line(straight.output);
+  uotflow::testing::expect_same_final_weights(straight_dir, run);
+  for (const auto& e : fs::recursive_directory_iterator(run)) {
+    EXPECT_FALSE(std::regex_match(e.path().filename().string(), std::regex(R"(.*\.tmp\.\d+)")))
+        << e.path();
+  }
+  expect_each_step_once(run);
+}
+
+TEST_F(HardeningTest, KillNineThreeTimesThenResumeIsExact) {
+  kill_and_resume(root_, 3, 1);
+}
+
+TEST_F(HardeningTest, KillNineTwentyTimesThenResumeIsExact_Slow) {
+  kill_and_resume(root_, 20, 2);
+}
