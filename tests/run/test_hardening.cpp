@@ -236,9 +236,11 @@ TEST_F(HardeningTest, CommandLineInputErrors) {
 
 // Acceptance 3: kill -9 at random moments of a run with frequent checkpoints, each followed by a
 // resume: the final weights equal an unbroken run's bit for bit and no temp file remains.
-void kill_and_resume(const fs::path& root, int kills, uint64_t seed) {
+// `steps` is long enough that every kill lands before the run is done.
+void kill_and_resume(const fs::path& root, int kills, int64_t steps, uint64_t seed) {
   const std::string settings =
-      " --seed 4 --steps 120 --set generator.net=mlp --set potential.net=mlp"
+      " --seed 4 --steps " + std::to_string(steps) +
+      " --set generator.net=mlp --set potential.net=mlp"
       " --set generator.width=32 --set potential.width=32 --set train.batch_size=64"
       " --set train.checkpoint_every=2 --set train.keep_last=2 --set train.log_every=5"
       " --set train.eval_every=30 --set eval.n=100 --set eval.n_projections=20";
@@ -261,6 +263,8 @@ void kill_and_resume(const fs::path& root, int kills, uint64_t seed) {
     }
   }
   ASSERT_FALSE(run.empty());
+  EXPECT_EQ(read_file(run + "/log.txt").find("done at step"), std::string::npos)
+      << "the run ended before the last kill: make it longer";
   const auto last = run_cli("train --resume " + run);
   ASSERT_EQ(last.code, 0) << last.output;
   const auto straight_dir = uotflow::testing::last_line(straight.output);
@@ -273,9 +277,9 @@ void kill_and_resume(const fs::path& root, int kills, uint64_t seed) {
 }
 
 TEST_F(HardeningTest, KillNineThreeTimesThenResumeIsExact) {
-  kill_and_resume(root_, 3, 1);
+  kill_and_resume(root_, 3, 900, 1);
 }
 
 TEST_F(HardeningTest, KillNineTwentyTimesThenResumeIsExact_Slow) {
-  kill_and_resume(root_, 20, 2);
+  kill_and_resume(root_, 20, 8000, 2);
 }
