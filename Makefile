@@ -20,11 +20,11 @@ test: build
 test-slow: build
 	cd $(BUILD) && ctest --output-on-failure -L slow
 
-# The tests that read untrusted input and manage runs (parsers, fuzz corpus and mutants, checkpoints, locks,
+# The tests of what reads untrusted input and manages runs (parsers, fuzz corpus and mutants, checkpoints, locks,
 # configs, resume after kill -9), built with AddressSanitizer + UndefinedBehaviorSanitizer in their own folder.
 # LibTorch itself is not instrumented. Run time: docs/benchmarks.md#sanitizers.
 SANITIZE_BUILD ?= build-sanitize
-SANITIZE_TESTS ?= Fuzz.*:Checkpoint.*:RunLock.*:Config*:HardeningTest.*:NpyTest.*:SafetensorsTest.*:IoFilesTest.*:PlotTest.*:Image*:Tabular*:TrainTest.*:RunConfig.*
+SANITIZE_TESTS ?= *
 test-sanitize: setup
 	cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUOTFLOW_SANITIZE=ON \
 	  -DUOTFLOW_BUILD_BENCH=OFF -DUOTFLOW_BUILD_EXAMPLES=OFF

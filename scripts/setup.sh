@@ -11,6 +11,8 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libcli11-dev nlohmann-json3-dev libstb-dev liblemon-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+  # text in plots (DejaVu Sans, drawn with stb_truetype)
+  fonts-dejavu-core
   # data: Fashion-MNIST in /usr/share/datasets/fashion-mnist
   dataset-fashion-mnist
   # test oracles and the side-by-side benchmark scripts

@@ -2,6 +2,7 @@
 // stb_image_write.
 #include "uotflow/io/plot.h"
 
+#include "text.h"
 #include "uotflow/io/files.h"
 
 #include <torch/torch.h>
@@ -10,6 +11,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -49,6 +51,22 @@ constexpr Rgb kAxis = {228, 228, 228};
 constexpr Rgb kData = {90, 90, 90};
 constexpr Rgb kDataBar = {185, 185, 185};
 constexpr Rgb kBlue = {31, 119, 180};
+constexpr Rgb kText = {40, 40, 40};
+constexpr double kCaptionText = 11.0;
+constexpr double kTickText = 12.0;
+constexpr double kLabelText = 13.0;
+constexpr double kTitleText = 14.0;
+
+// %g with `digits` significant digits: 0.001, 0.25, 2000, 1e+05.
+std::string format_tick(double v, int digits = 4) {
+  if (std::abs(v) < 1e-300) {
+    return "0";
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*g", digits, v);
+  return buf;
+}
+constexpr Rgb kGrid = {235, 235, 235};
 // matplotlib's tab10 order, so line colours look familiar.
 constexpr Rgb kPalette[] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
                             {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
@@ -123,6 +141,30 @@ class Canvas {
     }
   }
 
+  // Text with its anchor at (x, y): h_align -1 left, 0 centre, 1 right of x; v_align -1 top,
+  // 0 middle, 1 bottom at y. `vertical` turns it 90 degrees counter-clockwise (read bottom-up).
+  // Returns the box drawn {left, top, right, bottom}.
+  std::array<int, 4> text(double x, double y, const std::string& str, double size,
+                          const Rgb& colour, int h_align = -1, int v_align = -1,
+                          bool vertical = false) {
+    const auto bitmap = plot_detail::render_text(str, size);
+    const int w = vertical ? bitmap.height : bitmap.width;
+    const int h = vertical ? bitmap.width : bitmap.height;
+    const int left = static_cast<int>(std::lround(x - (h_align + 1) * w / 2.0));
+    const int top = static_cast<int>(std::lround(y - (v_align + 1) * h / 2.0));
+    for (int r = 0; r < bitmap.height; ++r) {
+      for (int c = 0; c < bitmap.width; ++c) {
+        const uint8_t a = bitmap.alpha[static_cast<size_t>(r) * bitmap.width + c];
+        if (a > 0) {
+          const int px = vertical ? left + r : left + c;
+          const int py = vertical ? top + (bitmap.width - 1 - c) : top + r;
+          blend(px, py, colour, a / 255.0);
+        }
+      }
+    }
+    return {left, top, left + w - 1, top + h - 1};
+  }
+
   void save_png(const std::string& path) const {
     write_png(path, rgb_.data(), width_, height_, 3);
   }
@@ -152,9 +194,33 @@ torch::Tensor to_cpu_points(const torch::Tensor& points, int64_t cols, const cha
 
 namespace {
 
-// One scatter panel of size_px x size_px with its left edge at x0: data (grey) then samples (blue).
+// "x, y in [-4.5, 4.5]", or the two ranges when the window is not centred at the origin.
+std::string window_range(const PlotWindow& w) {
+  auto range = [&](double c) {
+    return "[" + format_tick(c - w.radius, 3) + ", " + format_tick(c + w.radius, 3) + "]";
+  };
+  if (w.centre_x == w.centre_y) {
+    return "x, y in " + range(w.centre_x);
+  }
+  return "x in " + range(w.centre_x) + ", y in " + range(w.centre_y);
+}
+
+// Small text on a translucent white box (readable over points); v_align as Canvas::text.
+void caption(Canvas& canvas, int x, int y, const std::string& text, int v_align) {
+  if (text.empty()) {
+    return;
+  }
+  const auto bitmap = plot_detail::render_text(text, kCaptionText);
+  const int top = v_align < 0 ? y : y - bitmap.height + 1;
+  canvas.fill_rect(x - 2, top, x + bitmap.width, top + bitmap.height - 1, {255, 255, 255}, 0.8);
+  canvas.text(x, top, text, kCaptionText, kText, -1, -1);
+}
+
+// One scatter panel of size_px x size_px with its left edge at x0: data (grey) then samples
+// (blue), the window's range and `label` as captions.
 void draw_scatter_panel(Canvas& canvas, int x0, int size_px, const torch::Tensor& data,
-                        const torch::Tensor& samples, const PlotWindow& window) {
+                        const torch::Tensor& samples, const PlotWindow& window,
+                        const std::string& label = "") {
   const int last = size_px - 1;
   canvas.hline(x0, x0 + last, last / 2, kAxis);
   canvas.vline(x0 + last / 2, 0, last, kAxis);
@@ -178,6 +244,10 @@ void draw_scatter_panel(Canvas& canvas, int x0, int size_px, const torch::Tensor
   };
   draw(to_cpu_points(data, 2, "data"), kData, 0.25);
   draw(to_cpu_points(samples, 2, "samples"), kBlue, 0.6);
+  if (size_px >= 96) {  // the window's range bottom left, the panel's label top left
+    caption(canvas, x0 + 4, last - 3, window_range(window), 1);
+    caption(canvas, x0 + 4, 3, label, -1);
+  }
 }
 
 void check_scatter_args(int size_px, const PlotWindow& window) {
@@ -198,14 +268,17 @@ void save_scatter_png(const std::string& path, const torch::Tensor& data,
 
 void save_scatter_strip_png(const std::string& path, const torch::Tensor& data,
                             const std::vector<torch::Tensor>& panels, const PlotWindow& window,
-                            int panel_px) {
+                            int panel_px, const std::vector<std::string>& labels) {
   check_scatter_args(panel_px, window);
   TORCH_CHECK(!panels.empty(), "save_scatter_strip_png: no panels");
+  TORCH_CHECK(labels.empty() || labels.size() == panels.size(),
+              "save_scatter_strip_png: ", labels.size(), " labels for ", panels.size(), " panels");
   const int gap = 4;
   const int count = static_cast<int>(panels.size());
   Canvas canvas(count * panel_px + (count - 1) * gap, panel_px);
   for (int i = 0; i < count; ++i) {
-    draw_scatter_panel(canvas, i * (panel_px + gap), panel_px, data, panels[i], window);
+    draw_scatter_panel(canvas, i * (panel_px + gap), panel_px, data, panels[i], window,
+                       labels.empty() ? "" : labels[i]);
   }
   canvas.save_png(path);
 }
@@ -280,67 +353,203 @@ void save_histogram_png(const std::string& path, const torch::Tensor& data,
   }
   canvas.vline(x1, prev_top, y1, kBlue);
   canvas.frame(x0, y0, x1, y1, kFrame);
+  if (width_px >= 96) {
+    caption(canvas, x0 + 4, y0 + 3,
+            "x in [" + format_tick(lo, 3) + ", " + format_tick(lo + 2 * window.radius, 3) + "]",
+            -1);
+  }
   canvas.save_png(path);
 }
 
-void save_line_plot_png(const std::string& path, const std::vector<double>& x,
-                        const std::vector<std::vector<double>>& series, int width_px,
-                        int height_px) {
-  TORCH_CHECK(width_px >= 16 && height_px >= 16,
-              "save_line_plot_png: picture too small: ", width_px, "x", height_px);
+namespace {
+
+// Ticks at 1, 2 or 5 times a power of ten, about `target` of them over [lo, hi]; the range grows
+// to the outer ticks.
+std::vector<double> linear_ticks(double& lo, double& hi, int target) {
+  const double raw = (hi - lo) / std::max(1, target);
+  const double power = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = power;
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    step = m * power;
+    if (step >= raw) {
+      break;
+    }
+  }
+  lo = std::floor(lo / step + 1e-9) * step;
+  hi = std::ceil(hi / step - 1e-9) * step;
+  std::vector<double> ticks;
+  for (double t = lo; t <= hi + step * 1e-6; t += step) {
+    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  }
+  return ticks;
+}
+
+// Ticks at powers of ten (every k-th when there are many); the range grows to whole decades.
+std::vector<double> log_ticks(double& lo, double& hi) {
+  const double a = std::floor(std::log10(lo)), b = std::ceil(std::log10(hi));
+  lo = std::pow(10.0, a);
+  hi = std::pow(10.0, std::max(b, a + 1));
+  const int decades = static_cast<int>(std::log10(hi / lo) + 0.5);
+  const int every = std::max(1, (decades + 5) / 6);
+  std::vector<double> ticks;
+  for (int k = 0; k <= decades; k += every) {
+    ticks.push_back(lo * std::pow(10.0, k));
+  }
+  return ticks;
+}
+
+struct Axes {
+  LinePlotFrame frame;
+  std::vector<double> x_ticks, y_ticks;
+};
+
+Axes layout(const LinePlot& plot, int width_px, int height_px) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  double x_min = kInf, x_max = -kInf, y_min = kInf, y_max = -kInf;
-  for (const auto& ys : series) {
-    for (size_t i = 0; i < std::min(x.size(), ys.size()); ++i) {
-      if (std::isfinite(x[i]) && std::isfinite(ys[i])) {
-        x_min = std::min(x_min, x[i]);
-        x_max = std::max(x_max, x[i]);
-        y_min = std::min(y_min, ys[i]);
-        y_max = std::max(y_max, ys[i]);
+  double x_min = kInf, x_max = -kInf, y_min = kInf, y_max = -kInf, y_pos_min = kInf;
+  for (const auto& s : plot.series) {
+    for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
+      if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) {
+        x_min = std::min(x_min, s.x[i]);
+        x_max = std::max(x_max, s.x[i]);
+        y_min = std::min(y_min, s.y[i]);
+        y_max = std::max(y_max, s.y[i]);
+        if (s.y[i] > 0) {
+          y_pos_min = std::min(y_pos_min, s.y[i]);
+        }
       }
     }
   }
+  Axes axes;
+  auto& f = axes.frame;
   if (!(x_min <= x_max)) {  // nothing finite to draw: unit axes, empty frame
     x_min = 0, x_max = 1, y_min = 0, y_max = 1;
   }
-  // A constant series still gets a visible range; then a 5% margin keeps lines off the frame.
-  auto widen = [](double& lo, double& hi) {
+  // log: asked for, or automatic when every value is positive and they span 2+ decades.
+  f.log_y = plot.y_scale == LinePlot::Scale::log
+                ? y_pos_min < kInf
+                : plot.y_scale == LinePlot::Scale::automatic && y_min > 0 && y_max >= 100 * y_min;
+  auto widen = [](double& lo, double& hi) {  // a constant series still gets a visible range
     if (hi - lo <= 1e-12 * std::max(1.0, std::abs(hi))) {
-      const double pad = std::max(1.0, std::abs(hi)) * 0.5;
+      const double pad = std::max(1e-3, std::abs(hi)) * 0.5;
       lo -= pad, hi += pad;
     }
-    const double margin = 0.05 * (hi - lo);
-    lo -= margin, hi += margin;
   };
   widen(x_min, x_max);
-  widen(y_min, y_max);
-
-  Canvas canvas(width_px, height_px);
-  const int pad = 6;
-  const double px0 = pad, px1 = width_px - 1 - pad, py0 = pad, py1 = height_px - 1 - pad;
-  auto to_px = [&](double v) { return px0 + (v - x_min) / (x_max - x_min) * (px1 - px0); };
-  auto to_py = [&](double v) { return py1 - (v - y_min) / (y_max - y_min) * (py1 - py0); };
-  if (y_min < 0 && y_max > 0) {
-    canvas.hline(pad, width_px - 1 - pad, static_cast<int>(std::lround(to_py(0.0))), kAxis);
+  axes.x_ticks = linear_ticks(x_min, x_max, std::max(2, width_px / 110));
+  if (f.log_y) {
+    y_min = y_pos_min;
+    axes.y_ticks = log_ticks(y_min, y_max);
+  } else {
+    widen(y_min, y_max);
+    axes.y_ticks = linear_ticks(y_min, y_max, std::max(2, height_px / 70));
   }
-  canvas.frame(pad, pad, width_px - 1 - pad, height_px - 1 - pad, kFrame);
+  f.x_min = x_min, f.x_max = x_max, f.y_min = y_min, f.y_max = y_max;
+  int label_width = 0;
+  for (double t : axes.y_ticks) {
+    label_width = std::max(label_width, plot_detail::render_text(format_tick(t), kTickText).width);
+  }
+  f.left = 8 + (plot.y_label.empty() ? 0 : static_cast<int>(kLabelText) + 8) + label_width + 6;
+  f.right = width_px - 16;
+  f.top = plot.title.empty() ? 10 : static_cast<int>(kTitleText) + 16;
+  f.bottom = height_px - 1 - (static_cast<int>(kTickText) + 10) -
+             (plot.x_label.empty() ? 0 : static_cast<int>(kLabelText) + 8);
+  return axes;
+}
+
+}  // namespace
+
+double LinePlotFrame::px(double x) const {
+  return left + (x - x_min) / (x_max - x_min) * (right - left);
+}
+
+double LinePlotFrame::py(double y) const {
+  const double t =
+      log_y ? std::log10(y / y_min) / std::log10(y_max / y_min) : (y - y_min) / (y_max - y_min);
+  return bottom - t * (bottom - top);
+}
+
+LinePlotFrame line_plot_frame(const LinePlot& plot, int width_px, int height_px) {
+  return layout(plot, width_px, height_px).frame;
+}
+
+void save_line_plot_png(const std::string& path, const LinePlot& plot, int width_px,
+                        int height_px) {
+  TORCH_CHECK(width_px >= 160 && height_px >= 120,
+              "save_line_plot_png: picture too small: ", width_px, "x", height_px,
+              " (at least 160x120)");
+  const Axes axes = layout(plot, width_px, height_px);
+  const auto& f = axes.frame;
+  Canvas canvas(width_px, height_px);
+  for (double t : axes.x_ticks) {
+    const int x = static_cast<int>(std::lround(f.px(t)));
+    canvas.vline(x, f.top, f.bottom, kGrid);
+    canvas.vline(x, f.bottom, f.bottom + 4, kFrame);
+    canvas.text(x, f.bottom + 6, format_tick(t), kTickText, kText, 0, -1);
+  }
+  for (double t : axes.y_ticks) {
+    const int y = static_cast<int>(std::lround(f.py(t)));
+    canvas.hline(f.left, f.right, y, kGrid);
+    canvas.hline(f.left - 4, f.left, y, kFrame);
+    canvas.text(f.left - 6, y, format_tick(t), kTickText, kText, 1, 0);
+  }
+  if (!f.log_y && f.y_min < 0 && f.y_max > 0) {
+    canvas.hline(f.left, f.right, static_cast<int>(std::lround(f.py(0.0))), kFrame);
+  }
+  canvas.frame(f.left, f.top, f.right, f.bottom, kFrame);
+  if (!plot.title.empty()) {
+    canvas.text((f.left + f.right) / 2.0, 6, plot.title, kTitleText, kText, 0, -1);
+  }
+  if (!plot.x_label.empty()) {
+    canvas.text((f.left + f.right) / 2.0, height_px - 4, plot.x_label, kLabelText, kText, 0, 1);
+  }
+  if (!plot.y_label.empty()) {
+    canvas.text(6, (f.top + f.bottom) / 2.0, plot.y_label + (f.log_y ? " (log scale)" : ""),
+                kLabelText, kText, -1, 0, /*vertical=*/true);
+  }
 
   const double line_width = std::max(1.5, height_px / 240.0);
-  for (size_t s = 0; s < series.size(); ++s) {
+  for (size_t s = 0; s < plot.series.size(); ++s) {
     const Rgb& colour = kPalette[s % std::size(kPalette)];
-    const auto& ys = series[s];
-    const size_t n = std::min(x.size(), ys.size());
-    auto ok = [&](size_t i) { return i < n && std::isfinite(x[i]) && std::isfinite(ys[i]); };
+    const auto& x = plot.series[s].x;
+    const auto& y = plot.series[s].y;
+    const size_t n = std::min(x.size(), y.size());
+    auto ok = [&](size_t i) {
+      return i < n && std::isfinite(x[i]) && std::isfinite(y[i]) && (!f.log_y || y[i] > 0);
+    };
     for (size_t i = 0; i < n; ++i) {
       if (!ok(i)) {
-        continue;  // a non-finite value breaks the line
+        continue;  // a non-finite value (or a non-positive one on a log axis) breaks the line
       }
       if (ok(i + 1)) {
-        canvas.line(to_px(x[i]), to_py(ys[i]), to_px(x[i + 1]), to_py(ys[i + 1]), line_width,
-                    colour);
+        canvas.line(f.px(x[i]), f.py(y[i]), f.px(x[i + 1]), f.py(y[i + 1]), line_width, colour);
       } else if (i == 0 || !ok(i - 1)) {
-        canvas.dot(to_px(x[i]), to_py(ys[i]), line_width, colour, 1.0);  // isolated point
+        canvas.dot(f.px(x[i]), f.py(y[i]), line_width, colour, 1.0);  // isolated point
       }
+    }
+  }
+  // Legend: a swatch and the name of each named series, top right inside the frame.
+  std::vector<size_t> named;
+  for (size_t s = 0; s < plot.series.size(); ++s) {
+    if (!plot.series[s].name.empty()) {
+      named.push_back(s);
+    }
+  }
+  if (named.size() >= 2) {
+    const int row = static_cast<int>(kTickText) + 6;
+    int text_width = 0;
+    for (size_t s : named) {
+      text_width =
+          std::max(text_width, plot_detail::render_text(plot.series[s].name, kTickText).width);
+    }
+    const int x1 = f.right - 6, x0 = x1 - (text_width + 36), y0 = f.top + 6;
+    const int y1 = y0 + static_cast<int>(named.size()) * row + 6;
+    canvas.fill_rect(x0, y0, x1, y1, {255, 255, 255}, 0.9);
+    canvas.frame(x0, y0, x1, y1, kFrame);
+    for (size_t k = 0; k < named.size(); ++k) {
+      const Rgb& colour = kPalette[named[k] % std::size(kPalette)];
+      const double cy = y0 + 3 + (k + 0.5) * row;
+      canvas.line(x0 + 6, cy, x0 + 26, cy, line_width, colour);
+      canvas.text(x0 + 32, cy, plot.series[named[k]].name, kTickText, kText, -1, 0);
     }
   }
   canvas.save_png(path);

@@ -272,6 +272,7 @@ void RunOutputs::end_phase(int64_t phase) {
   // phases come from their files (they may predate a resume).
   const int64_t panels = std::min<int64_t>(phase + 1, 10);
   std::vector<torch::Tensor> samples;
+  std::vector<std::string> labels;
   for (int64_t i = 0; i < panels; ++i) {
     const int64_t k = panels == 1 ? phase : i * phase / (panels - 1);
     const auto path = fs::path(run_dir_) / "samples" / ("phase-" + zero_pad(k, 4) + ".npy");
@@ -279,7 +280,10 @@ void RunOutputs::end_phase(int64_t phase) {
       samples.push_back(current);
     } else if (fs::exists(path)) {
       samples.push_back(load_npy(path.string()));
+    } else {
+      continue;
     }
+    labels.push_back("phase " + std::to_string(k));
   }
   const auto strip = (fs::path(run_dir_) / "samples" / "phases.png").string();
   if (problem_.is_image()) {
@@ -295,7 +299,7 @@ void RunOutputs::end_phase(int64_t phase) {
   }
   const auto reference =
       problem_.target ? reference_samples(kSnapshotPoints).slice(1, 0, 2) : torch::Tensor();
-  save_scatter_strip_png(strip, reference, samples, plot_window(current), 256);
+  save_scatter_strip_png(strip, reference, samples, plot_window(current), 256, labels);
 }
 
 void RunOutputs::write_final() {
@@ -314,9 +318,13 @@ void RunOutputs::add_to_curve(const Json& row) {
 
 // plots/METRIC.png: each metric's curve against steps so far.
 void RunOutputs::plot_curves() const {
+  const auto run = fs::path(run_dir_).filename().string();
   for (const auto& [name, curve] : curves_) {
-    save_line_plot_png((fs::path(run_dir_) / "plots" / (name + ".png")).string(), curve.first,
-                       {curve.second});
+    LinePlot plot;
+    plot.title = run + ": " + name;
+    plot.y_label = name;
+    plot.series = {LineSeries{name, curve.first, curve.second}};
+    save_line_plot_png((fs::path(run_dir_) / "plots" / (name + ".png")).string(), plot);
   }
 }
 

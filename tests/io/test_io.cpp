@@ -402,6 +402,22 @@ Image decode_png(const std::string& bytes) {
   return image;
 }
 
+// Dark (text-coloured) pixels in a box of the picture.
+int dark_pixels(const Image& image, int x0, int y0, int x1, int y1) {
+  int n = 0;
+  for (int y = std::max(0, y0); y <= std::min(image.height - 1, y1); ++y) {
+    for (int x = std::max(0, x0); x <= std::min(image.width - 1, x1); ++x) {
+      const unsigned char* px = image.at(x, y);
+      n += px[0] < 140 && px[1] < 140 && px[2] < 140;
+    }
+  }
+  return n;
+}
+
+bool is_colour(const unsigned char* px, int r, int g, int b) {
+  return std::abs(px[0] - r) < 40 && std::abs(px[1] - g) < 40 && std::abs(px[2] - b) < 40;
+}
+
 TEST_F(PlotTest, ScatterShowsCentrePointInBlueOverWhite) {
   const std::string path = file("scatter.png");
   const PlotWindow window{2.0, -1.0, 3.0};
@@ -419,10 +435,13 @@ TEST_F(PlotTest, ScatterShowsCentrePointInBlueOverWhite) {
   EXPECT_GT(centre[2], centre[0] + 40)
       << int(centre[0]) << "," << int(centre[1]) << "," << int(centre[2]);
   EXPECT_LT(centre[0], 200);
-  for (const auto& [x, y] : {std::pair{5, 250}, std::pair{250, 250}, std::pair{5, 5}}) {
+  for (const auto& [x, y] : {std::pair{250, 250}, std::pair{5, 5}, std::pair{200, 250}}) {
     const unsigned char* px = image.at(x, y);
     EXPECT_EQ(px[0] + px[1] + px[2], 3 * 255) << "pixel " << x << "," << y;
   }
+  // The window's range is written bottom left, nowhere else.
+  EXPECT_GT(dark_pixels(image, 2, 238, 120, 254), 30);
+  EXPECT_EQ(dark_pixels(image, 2, 2, 120, 20), 0);
   // The data point at (4.5, 1.5) lands upper right (y is up) as a grey, not blue, dot.
   const unsigned char* grey = image.at(128 + 107, 128 - 107);
   EXPECT_LT(grey[0], 255);
@@ -438,6 +457,21 @@ TEST_F(PlotTest, ScatterAcceptsEmptyAndUndefinedTensors) {
   EXPECT_EQ(px[0] + px[1] + px[2], 3 * 255);
   EXPECT_THROW(save_scatter_png(path, torch::zeros({3, 3}), torch::Tensor(), PlotWindow{}, 64),
                c10::Error);
+}
+
+TEST_F(PlotTest, StripPanelsCarryTheirLabels) {
+  const auto path = file("strip.png");
+  const auto points = torch::zeros({1, 2});
+  save_scatter_strip_png(path, torch::Tensor(), {points, points, points}, PlotWindow{}, 128,
+                         {"phase 0", "", "phase 9"});
+  const Image image = decode_png(read_file(path));
+  ASSERT_EQ(image.width, 3 * 128 + 2 * 4);
+  EXPECT_GT(dark_pixels(image, 2, 2, 80, 18), 10);              // "phase 0"
+  EXPECT_EQ(dark_pixels(image, 132 + 2, 2, 132 + 80, 18), 0);   // no label
+  EXPECT_GT(dark_pixels(image, 264 + 2, 2, 264 + 80, 18), 10);  // "phase 9"
+  EXPECT_THROW(
+      save_scatter_strip_png(path, torch::Tensor(), {points}, PlotWindow{}, 128, {"a", "b"}),
+      c10::Error);
 }
 
 TEST_F(PlotTest, HistogramHasRequestedSizeAndBars) {
@@ -457,23 +491,78 @@ TEST_F(PlotTest, HistogramHasRequestedSizeAndBars) {
   EXPECT_EQ(left[0] + left[1] + left[2], 3 * 255);
 }
 
-TEST_F(PlotTest, LinePlotHasRequestedSizeAndSkipsNonFinite) {
-  const std::string path = file("line.png");
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  save_line_plot_png(path, {0, 1, 2, 3, 4}, {{1, 2, nan, 4, 5}, {-1, -1, -1, -1, -1}}, 200, 100);
-  const std::string bytes = read_file(path);
-  EXPECT_EQ(png_size(bytes), std::make_pair(200, 100));
-  const Image image = decode_png(bytes);
-  ASSERT_EQ(image.width, 200);
-  // The constant second series (orange) is the lowest line, drawn across the full width.
-  int orange_rows = 0;
-  for (int y = 0; y < 100; ++y) {
-    const unsigned char* px = image.at(100, y);
-    orange_rows += px[0] > 200 && px[2] < 80;
+TEST_F(PlotTest, LinePlotValuesLandOnTheirPixels) {
+  LinePlot plot;
+  plot.title = "run: sw2";
+  plot.y_label = "sw2";
+  // y = x / 100 on [0, 100]: the axes are exactly [0, 100] x [0, 1] (both are tick values).
+  LineSeries line{"line", {}, {}};
+  for (int i = 0; i <= 100; ++i) {
+    line.x.push_back(i);
+    line.y.push_back(i / 100.0);
   }
-  EXPECT_GT(orange_rows, 0);
-  save_line_plot_png(file("empty_line.png"), {}, {});
-  EXPECT_EQ(png_size(read_file(file("empty_line.png"))), std::make_pair(640, 360));
+  plot.series = {line};
+  const auto path = file("line.png");
+  save_line_plot_png(path, plot, 640, 400);
+  const std::string bytes = read_file(path);
+  EXPECT_EQ(png_size(bytes), std::make_pair(640, 400));
+  const Image image = decode_png(bytes);
+  const auto f = line_plot_frame(plot, 640, 400);
+  EXPECT_EQ(f.x_min, 0.0);
+  EXPECT_EQ(f.x_max, 100.0);
+  EXPECT_EQ(f.y_min, 0.0);
+  EXPECT_EQ(f.y_max, 1.0);
+  EXPECT_FALSE(f.log_y);
+  EXPECT_GT(f.left, 30);  // room for the tick values and the axis label
+  EXPECT_LT(f.bottom, 370);
+  // The points of the series on the diagonal of the frame, in the first palette colour (blue).
+  for (double t : {0.1, 0.25, 0.5, 0.9}) {
+    const int x = static_cast<int>(std::lround(f.left + t * (f.right - f.left)));
+    const int y = static_cast<int>(std::lround(f.bottom - t * (f.bottom - f.top)));
+    EXPECT_TRUE(is_colour(image.at(x, y), 31, 119, 180)) << "t = " << t;
+    EXPECT_FALSE(is_colour(image.at(x, y - 12), 31, 119, 180)) << "t = " << t;
+  }
+  // Text: tick values under the x axis and left of the y axis, the title above, the y label at
+  // the left edge; none inside the empty upper-left part of the data area.
+  EXPECT_GT(dark_pixels(image, f.left - 10, f.bottom + 5, f.right + 10, f.bottom + 20), 40);
+  EXPECT_GT(dark_pixels(image, 0, f.top, f.left - 5, f.bottom), 40);
+  EXPECT_GT(dark_pixels(image, f.left, 0, f.right, f.top - 4), 20);
+  EXPECT_GT(dark_pixels(image, 0, f.top, 22, f.bottom), 10);
+  EXPECT_EQ(dark_pixels(image, f.left + 20, f.top + 10, f.left + 200, f.top + 100), 0);
+  // One series: no legend box in the top right.
+  EXPECT_EQ(dark_pixels(image, f.right - 120, f.top + 6, f.right - 8, f.top + 40), 0);
+}
+
+TEST_F(PlotTest, LinePlotLegendLogScaleAndNonFinite) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  LinePlot plot;
+  plot.y_label = "kl";
+  plot.series = {{"uotm", {0, 1, 2, 3, 4}, {100, 10, nan, 0.1, 0.01}},
+                 {"otm", {0, 1, 2, 3, 4}, {50, 50, 50, 50, 50}}};
+  const auto f = line_plot_frame(plot, 640, 400);
+  EXPECT_TRUE(f.log_y);  // positive values over four decades
+  EXPECT_DOUBLE_EQ(f.y_min, 0.01);
+  EXPECT_DOUBLE_EQ(f.y_max, 100.0);
+  EXPECT_NEAR(f.py(1.0), (f.top + f.bottom) / 2.0, 1e-9);  // 1 is half way on [0.01, 100]
+  save_line_plot_png(file("log.png"), plot, 640, 400);
+  const Image image = decode_png(read_file(file("log.png")));
+  // The constant series (orange) at 50; the legend (a box with names) in the top right.
+  const int x = static_cast<int>(std::lround(f.px(1.5)));
+  EXPECT_TRUE(is_colour(image.at(x, static_cast<int>(std::lround(f.py(50.0)))), 255, 127, 14));
+  EXPECT_GT(dark_pixels(image, f.right - 120, f.top + 6, f.right - 8, f.top + 40), 20);
+  // The NaN breaks the first series: nothing blue between x = 1.8 and 2.2 at any height.
+  int blue = 0;
+  for (int y = f.top; y <= f.bottom; ++y) {
+    blue += is_colour(image.at(static_cast<int>(std::lround(f.px(2.0))), y), 31, 119, 180);
+  }
+  EXPECT_EQ(blue, 0);
+  // Empty plots and non-positive values on a forced log axis are drawn, not thrown.
+  EXPECT_NO_THROW(save_line_plot_png(file("empty.png"), LinePlot{}));
+  LinePlot forced;
+  forced.y_scale = LinePlot::Scale::log;
+  forced.series = {{"", {0, 1, 2}, {-1, 0, 5}}};
+  EXPECT_NO_THROW(save_line_plot_png(file("forced.png"), forced));
+  EXPECT_THROW(save_line_plot_png(file("tiny.png"), plot, 100, 50), c10::Error);
 }
 
 }  // namespace

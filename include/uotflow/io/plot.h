@@ -1,5 +1,5 @@
 // PNG pictures of samples: 2-D scatter plots over the data with fixed axes, 1-D histograms, line
-// plots, image grids.
+// plots with axes, ticks, labels and legends, image grids.
 #pragma once
 
 #include <torch/types.h>
@@ -17,27 +17,57 @@ struct PlotWindow {
 };
 
 /// Scatter of `samples` [N, 2] (blue) over `data` [M, 2] (grey) in a fixed window, written as PNG.
-/// Points outside the window are clipped. Either tensor may be empty.
+/// Points outside the window are clipped. Either tensor may be empty. From 96 px on, the window's
+/// range is written in the bottom-left corner ("x, y in [-4.5, 4.5]").
 void save_scatter_png(const std::string& path, const torch::Tensor& data,
                       const torch::Tensor& samples, const PlotWindow& window, int size_px = 512);
 
 /// Scatter panels side by side (e.g. the phases of a flow), each as save_scatter_png draws it:
-/// panels[i] [N_i, 2] over the same `data` [M, 2] and window. Needs at least one panel.
+/// panels[i] [N_i, 2] over the same `data` [M, 2] and window, labels[i] (e.g. "phase 3") in its
+/// top-left corner (no labels: empty). Needs at least one panel.
 void save_scatter_strip_png(const std::string& path, const torch::Tensor& data,
                             const std::vector<torch::Tensor>& panels, const PlotWindow& window,
-                            int panel_px = 256);
+                            int panel_px = 256, const std::vector<std::string>& labels = {});
 
 /// Histograms of 1-D `samples` [N] or [N, 1] (blue) over `data` (grey) on [centre - radius, centre
-/// + radius].
+/// + radius], the range written top left.
 void save_histogram_png(const std::string& path, const torch::Tensor& data,
                         const torch::Tensor& samples, const PlotWindow& window, int bins = 100,
                         int width_px = 640, int height_px = 320);
 
-/// Line plot of y against x (several series share the axes), auto-scaled, with a zero line when in
-/// range.
-void save_line_plot_png(const std::string& path, const std::vector<double>& x,
-                        const std::vector<std::vector<double>>& series, int width_px = 640,
-                        int height_px = 360);
+/// A line plot: series of (x, y) on shared axes, with tick values, axis labels, a title and a
+/// legend.
+struct LineSeries {
+  std::string name;  ///< shown in the legend ("" = not listed)
+  std::vector<double> x;
+  std::vector<double> y;  ///< non-finite values break the line
+};
+struct LinePlot {
+  std::string title;  ///< e.g. "00003-uotm-8gaussians: sw2"
+  std::string x_label = "step";
+  std::string y_label;  ///< the quantity and its unit
+  std::vector<LineSeries> series;
+  /// automatic: a log y axis when every value is > 0 and they span two decades or more.
+  enum class Scale { linear, log, automatic } y_scale = Scale::automatic;
+};
+
+/// Where save_line_plot_png draws: the data area in pixels (inclusive) and its axis ranges, which
+/// extend the data's range to the outer tick values.
+struct LinePlotFrame {
+  int left = 0, top = 0, right = 0, bottom = 0;
+  double x_min = 0, x_max = 1, y_min = 0, y_max = 1;
+  bool log_y = false;
+  double px(double x) const;  ///< pixel column of x
+  double py(double y) const;  ///< pixel row of y
+};
+LinePlotFrame line_plot_frame(const LinePlot& plot, int width_px = 640, int height_px = 400);
+
+/// Draws `plot` as a PNG: light grid lines at the ticks (1, 2, 5 x 10^k; powers of ten on a log
+/// axis), tick values, axis labels, the title and, for two or more named series, a legend.
+///
+///   save_line_plot_png("plots/sw2.png", {"run: sw2", "step", "sw2", {{"uotm", steps, values}}});
+void save_line_plot_png(const std::string& path, const LinePlot& plot, int width_px = 640,
+                        int height_px = 400);
 
 /// Tiles images [N, C, H, W] (values in [-1, 1], any float dtype) into one uint8 picture
 /// [C, H', W'] with `columns` per row, `padding` black pixels between tiles and each pixel repeated
