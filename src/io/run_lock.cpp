@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -20,11 +19,10 @@ namespace fs = std::filesystem;
 namespace uotflow {
 namespace {
 
-bool process_alive(pid_t pid) {
-  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
-}
-
-// Removes NAME.tmp.PID files (write_file_atomic's temps) whose writer is dead.
+// Removes NAME.tmp.PID files (write_file_atomic's temps) of other processes. Every writer of a run
+// holds its lock, so while we hold it no other writer is active: such files are left by writers
+// that died mid-write. (Asking whether PID is alive would be wrong: PIDs and thread ids are
+// reused.)
 int remove_dead_temp_files(const std::string& run_dir) {
   static const std::regex kTemp(R"(.+\.tmp\.(\d{1,9}))");
   int removed = 0;
@@ -34,7 +32,7 @@ int remove_dead_temp_files(const std::string& run_dir) {
     std::smatch m;
     const auto name = it->path().filename().string();
     if (it->is_regular_file(ec) && std::regex_match(name, m, kTemp) &&
-        !process_alive(static_cast<pid_t>(std::stol(m[1].str())))) {
+        std::stol(m[1].str()) != static_cast<long>(::getpid())) {
       removed += fs::remove(it->path(), ec) ? 1 : 0;
     }
   }

@@ -126,19 +126,22 @@ TEST(RunLock, SecondWriterIsRefusedUntilTheFirstIsDone) {
   EXPECT_NO_THROW(RunLock again(dir));
 }
 
-// Temp files of dead writers go when the lock is taken; a live writer's stay.
-TEST(RunLock, RemovesTempFilesOfDeadWritersOnly) {
+// Temp files of earlier writers go when the lock is taken (PIDs are not asked whether they are
+// alive: they are reused); the lock holder's own and other files stay.
+TEST(RunLock, RemovesTempFilesOfEarlierWriters) {
   const auto dir = uotflow::testing::fresh_test_dir();
   fs::create_directories(dir / "checkpoints");
   const auto dead = dir / "checkpoints" / ("step-00000010.ckpt.tmp." + std::to_string(dead_pid()));
   const auto live = dir / ("config.json.tmp." + std::to_string(::getpid()));
+  const auto pid_reused = dir / "eval.jsonl.tmp.1";  // pid 1 is alive, but not a writer of the run
   const auto other = dir / "notes.tmp.txt";
-  for (const auto& p : {dead, live, other}) {
+  for (const auto& p : {dead, live, pid_reused, other}) {
     write_file_atomic(p.string(), "x");
   }
   RunLock lock(dir.string());
-  EXPECT_EQ(lock.removed_temp_files(), 1);
+  EXPECT_EQ(lock.removed_temp_files(), 2);
   EXPECT_FALSE(fs::exists(dead));
+  EXPECT_FALSE(fs::exists(pid_reused));
   EXPECT_TRUE(fs::exists(live));
   EXPECT_TRUE(fs::exists(other));
 }

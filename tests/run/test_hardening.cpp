@@ -248,21 +248,24 @@ void kill_and_resume(const fs::path& root, int kills, int64_t steps, uint64_t se
   auto straight = run_cli("train --out " + out + " --name straight" + settings);
   ASSERT_EQ(straight.code, 0) << straight.output;
   const std::string binary = std::string(UOTFLOW_BINARY_DIR) + "/uotflow";
+  const std::string log = out + "/00001-killed/log.txt";
   std::mt19937_64 rng(seed);
-  std::string run;
   for (int i = 0; i < kills; ++i) {
-    const double delay = 0.3 + 1.5 * static_cast<double>(rng() % 1000) / 1000.0;
-    const auto args = run.empty() ? " train --out " + out + " --name killed" + settings
-                                  : " train --resume " + run;
-    uotflow::testing::run_shell("timeout -s KILL " + std::to_string(delay) + " " + binary + args +
-                                " >/dev/null 2>&1");
-    for (const auto& e : fs::directory_iterator(out)) {
-      if (e.path().filename().string().find("killed") != std::string::npos) {
-        run = e.path().string();
-      }
-    }
+    // Start (or resume), wait until this process has logged its start ("device ..."), so that a
+    // loaded machine's slow start-up does not swallow the kill, then kill -9 a moment later.
+    const double delay = 0.05 + 0.9 * static_cast<double>(rng() % 1000) / 1000.0;
+    const auto args = i == 0 ? " train --out " + out + " --name killed" + settings
+                             : " train --resume " + out + "/00001-killed";
+    const std::string count = "$(cat " + log + " 2>/dev/null | grep -c \"Z device\")";
+    const std::string script = "n=" + count + "; " + binary + args +
+                               " >/dev/null 2>&1 & pid=$!; for k in $(seq 600); do"
+                               " [ " +
+                               count + " -gt $n ] && break; sleep 0.1; done; sleep " +
+                               std::to_string(delay) + "; kill -9 $pid; wait $pid";
+    uotflow::testing::run_shell("bash -c '" + script + "'");
   }
-  ASSERT_FALSE(run.empty());
+  const std::string run = out + "/00001-killed";
+  ASSERT_TRUE(fs::exists(log));
   EXPECT_EQ(read_file(run + "/log.txt").find("done at step"), std::string::npos)
       << "the run ended before the last kill: make it longer";
   const auto last = run_cli("train --resume " + run);
@@ -277,7 +280,7 @@ void kill_and_resume(const fs::path& root, int kills, int64_t steps, uint64_t se
 }
 
 TEST_F(HardeningTest, KillNineThreeTimesThenResumeIsExact) {
-  kill_and_resume(root_, 3, 900, 1);
+  kill_and_resume(root_, 3, 1200, 1);
 }
 
 TEST_F(HardeningTest, KillNineTwentyTimesThenResumeIsExact_Slow) {
