@@ -22,7 +22,7 @@ test-slow: build
 
 # The tests of what reads untrusted input and manages runs (parsers, fuzz corpus and mutants, checkpoints, locks,
 # configs, resume after kill -9), built with AddressSanitizer + UndefinedBehaviorSanitizer in their own folder.
-# LibTorch itself is not instrumented. Run time: docs/benchmarks.md#sanitizers.
+# LibTorch itself is not instrumented. Not run by .ci/run.
 SANITIZE_BUILD ?= build-sanitize
 SANITIZE_TESTS ?= *
 test-sanitize: setup
