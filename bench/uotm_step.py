@@ -78,13 +78,15 @@ def cost(x, y):
 
 
 class UotmStep:
-    def __init__(self, seed=0):
+    def __init__(self, seed=0, device="cpu"):
+        """Batches are drawn on the CPU and copied to `device`, where the nets live."""
         torch.manual_seed(seed)
-        self.g = Generator()
+        self.device = torch.device(device)
+        self.g = Generator().to(self.device)
         self.g_ema = copy.deepcopy(self.g)
         for p in self.g_ema.parameters():
             p.requires_grad_(False)
-        self.v = Potential()
+        self.v = Potential().to(self.device)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=LR, betas=BETAS)
         self.opt_v = torch.optim.Adam(self.v.parameters(), lr=LR, betas=BETAS)
         self.data_gen = torch.Generator().manual_seed(seed)
@@ -95,13 +97,13 @@ class UotmStep:
     def source(self):
         x = torch.randn(BATCH, DIM, generator=self.noise_gen)
         z = torch.randn(BATCH, NZ, generator=self.noise_gen)
-        return x, z
+        return x.to(self.device), z.to(self.device)
 
     def __call__(self):
         # Potential step: semi-dual loss (kl/kl) + R1 on real data.
         for p in self.v.parameters():
             p.requires_grad_(True)
-        real = eight_gaussians(BATCH, self.data_gen)
+        real = eight_gaussians(BATCH, self.data_gen).to(self.device)
         x, z = self.source()
         with torch.no_grad():
             fake = self.g(x, z)

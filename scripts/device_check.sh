@@ -6,7 +6,8 @@
 #   bash scripts/device_check.sh
 #
 # Steps: env (versions, GPU), configure (Release, LibTorch of the pip wheel, .deps), build (all
-# cores), tests (ctest -LE slow, or the gtest binary without *_Slow*), toy (UOTM on 8 Gaussians, 300
+# cores), cudagraph (bench/cuda/bench_cuda_graph and bench/uotm_step_cuda.py: the toy UOTM step eager and
+# replayed from a CUDA graph, C++ and PyTorch), tests (ctest -LE slow, or the gtest binary without *_Slow*), toy (UOTM on 8 Gaussians, 300
 # steps on cuda), image (UOTM on Fashion-MNIST, 50 steps on cuda), pack. A failing step does not stop
 # the next ones; each is timed and a summary comes last. Everything goes to stdout/stderr and, when
 # $OUT is set, to $OUT/device_check.log (+ $OUT/summary.txt, $OUT/ctest_LastTest.log, $OUT/runs.tgz: the run
@@ -17,7 +18,7 @@
 #   DEVICE_CHECK_CLEAN=1        remove BUILD_DIR first
 #   DEVICE_CHECK_BUDGET_S=560   wall-clock budget of the whole script; every step's timeout is cut to
 #                               what is left of it (minus 15 s for packing and the summary)
-#   DEVICE_CHECK_STEPS="env configure build tests toy image pack"   the steps to run
+#   DEVICE_CHECK_STEPS="env configure build cudagraph tests toy image pack"   the steps to run
 #   DEVICE_CHECK_TEST_JOBS=$(nproc)   ctest -j
 #   DEVICE_CHECK_CTEST_ARGS="..."     extra ctest arguments (e.g. -R Sinkhorn)
 #   DEVICE_CHECK_TEST_FILTER=...      run the gtest binary directly with this --gtest_filter instead of ctest
@@ -33,7 +34,7 @@ ROOT="$PWD"
 BUILD="${BUILD_DIR:-build-cuda}"
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 DEPS="$ROOT/.deps"
-STEPS="${DEVICE_CHECK_STEPS:-env configure build tests toy image pack}"
+STEPS="${DEVICE_CHECK_STEPS:-env configure build cudagraph tests toy image pack}"
 BUDGET="${DEVICE_CHECK_BUDGET_S:-560}"
 JOBS="$(nproc 2>/dev/null || echo 8)"
 DEVICE="${DEVICE_CHECK_DEVICE:-cuda}"
@@ -154,7 +155,8 @@ configure() {
   local args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release
     "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX"
     "-DUOTFLOW_DEPS_DIR=$DEPS"
-    -DUOTFLOW_WITH_LEMON=OFF -DUOTFLOW_BUILD_BENCH=OFF -DUOTFLOW_BUILD_TESTS=ON -DUOTFLOW_BUILD_CLI=ON)
+    -DUOTFLOW_WITH_LEMON=OFF -DUOTFLOW_BUILD_BENCH=OFF -DUOTFLOW_BUILD_CUDA_BENCH=ON
+    -DUOTFLOW_BUILD_TESTS=ON -DUOTFLOW_BUILD_CLI=ON)
   [ -n "$NINJA" ] && [ ! -f "$BUILD/Makefile" ] && args+=(-G Ninja "-DCMAKE_MAKE_PROGRAM=$NINJA")
   [ -n "$NVCC" ] && args+=("-DCMAKE_CUDA_COMPILER=$NVCC" "-DCUDAToolkit_ROOT=$CUDA_ROOT" "-DCUDA_TOOLKIT_ROOT_DIR=$CUDA_ROOT")
   # shellcheck disable=SC2206
@@ -256,6 +258,16 @@ if wants configure; then
   fi
 fi
 wants build && { if [ -f "$BUILD/CMakeCache.txt" ]; then step build 600 build; else skip build "not configured"; fi; }
+# C++ and PyTorch, one after the other, each with its own rounds (the GPU is not shared between them).
+cuda_graph_bench() {
+  local bin="$BUILD/bench_cuda_graph"
+  [ -x "$bin" ] || { echo "cudagraph: $bin was not built"; return 1; }
+  local rc=0
+  timeout "$STEP_LIMIT" "$bin" --steps=300 --warmup=20 --rounds=5 || rc=1
+  (cd "$ROOT/bench" && PYTHONUNBUFFERED=1 timeout "$STEP_LIMIT" "$PY" uotm_step_cuda.py --steps 300 --warmup 20 --rounds 5) || rc=1
+  return $rc
+}
+wants cudagraph && step cudagraph 240 cuda_graph_bench
 wants tests && step tests 600 tests
 
 UOTFLOW="$BUILD/uotflow"

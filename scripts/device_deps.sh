@@ -47,8 +47,12 @@ cp -a /usr/share/cmake/nlohmann_json "$deps/share/cmake/"
 cp -a /usr/include/CLI "$deps/include/"
 cp -a /usr/share/cmake/CLI11 "$deps/share/cmake/"
 
-# stb: only the two headers we use (CMake looks for stb/stb_image_write.h).
-cp -a /usr/include/stb/stb_image.h /usr/include/stb/stb_image_write.h "$deps/include/stb/"
+# stb: only the headers we use (CMake looks for stb/stb_image_write.h); plot text through stb_truetype
+# with DejaVu Sans (fonts-dejavu-core), or stb_easy_font without the font.
+cp -a /usr/include/stb/stb_image.h /usr/include/stb/stb_image_write.h /usr/include/stb/stb_truetype.h \
+  /usr/include/stb/stb_easy_font.h "$deps/include/stb/"
+mkdir -p "$deps/share/fonts"
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && cp -a /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf "$deps/share/fonts/"
 
 # Boost: every <boost/...> header our sources include, plus everything those include, following each
 # #include line whatever #if it sits under (so other compilers' branches are covered too), plus the

@@ -9,6 +9,7 @@
 
 #include "cli_runner.h"
 #include "run_checks.h"
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/checkpoint.h"
 #include "uotflow/io/files.h"
@@ -144,12 +145,14 @@ TEST_F(HardeningTest, SecondWriterIsRefused) {
 // Problem 4: settings that only an evaluation or a batch would reject fail before the run
 // directory is made.
 TEST_F(HardeningTest, SettingsAreCheckedBeforeTheRunDirectory) {
+  // A batch whose buffers alone take four times this machine's memory, wherever the test runs.
+  const auto too_big = std::to_string(physical_memory_bytes() / 8);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"eval.metrics=[\"w2\"]", "eval metric 'w2' with eval.n = 6000"},
       {"eval.n_projections=0", "needs n_projections >= 1"},
       {"eval.metrics=[\"kid\"]", "needs at least two points"},
       {"eval.metrics=[\"outlier_mass\"]", "needs outlier locations"},
-      {"train.batch_size=2000000000", "train.batch_size needs about"},
+      {"train.batch_size=" + too_big, "train.batch_size needs about"},
   };
   for (const auto& [set, expect] : cases) {
     Json config = tiny_config(10);
