@@ -1,4 +1,5 @@
-// The uotflow command-line tool: train (and its alias flow), sample, data, eval, fid-ref, info.
+// The uotflow command-line tool: train (and its alias flow), sample, data, eval, report, fid-ref,
+// info.
 // Each subcommand parses its flags and makes one library call. Exit codes: 0 ok, 1 runtime error,
 // 2 usage or config error.
 #include <torch/torch.h>
@@ -225,6 +226,28 @@ struct DataArgs {
   }
 };
 
+// `report`: one HTML page of one or more runs.
+struct ReportArgs {
+  std::vector<std::string> runs;
+  std::string out;
+  bool overwrite = false;
+
+  CLI::App* add(CLI::App& app) {
+    auto* c = app.add_subcommand(
+        "report", "write RUN/report.html: config, final metrics, curves and samples of the runs");
+    c->add_option("runs", runs, "run directories (several: their curves overlaid)")
+        ->required()
+        ->check(non_empty());
+    c->add_option("--out", out, "write here instead of FIRST_RUN/report.html")->check(non_empty());
+    c->add_flag("--overwrite", overwrite, "replace --out if it exists");
+    return c;
+  }
+  int run_command() const {
+    std::cout << uotflow::write_run_report(runs, out, overwrite) << std::endl;
+    return 0;
+  }
+};
+
 // `eval`: metrics between two sample files.
 struct EvalArgs {
   uotflow::EvalRequest request;
@@ -324,10 +347,12 @@ int main(int argc, char** argv) {
   SampleArgs sample_args;
   DataArgs data_args;
   EvalArgs eval_args;
+  ReportArgs report_args;
   FidRefArgs fid_args;
   auto* sample = sample_args.add(app);
   auto* data = data_args.add(app);
   auto* eval = eval_args.add(app);
+  auto* report = report_args.add(app);
   auto* fid_ref = fid_args.add(app);
   app.add_subcommand("info", "list every registry (methods, phi, costs, data sets, nets, ...)");
   try {
@@ -348,6 +373,8 @@ int main(int argc, char** argv) {
       return data_args.run_command();
     if (*eval)
       return eval_args.run_command();
+    if (*report)
+      return report_args.run_command();
     if (*fid_ref)
       return fid_args.run_command();
     return print_info();

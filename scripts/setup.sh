@@ -17,6 +17,8 @@ packages=(
   dataset-fashion-mnist
   # test oracles and the side-by-side benchmark scripts
   python3 python3-numpy python3-scipy python3-pot python3-torch
+  # the report test renders report.html in headless Chromium
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

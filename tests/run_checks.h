@@ -68,6 +68,32 @@ inline Json tiny_config(int64_t steps) {
   return resolve_config(file, {}, {});
 }
 
+/// A tiny S-JKO config (MLP nets, 8 Gaussians, seed 321): two phases of 20 + 15 iterations.
+inline Json tiny_sjko(const std::vector<std::string>& sets = {}) {
+  Json file = {{"method", "sjko"},
+               {"data", {{"name", "8gaussians"}}},
+               {"generator", {{"net", "mlp"}, {"width", 32}, {"depth", 2}, {"nz", 2}}},
+               {"potential", {{"net", "mlp"}, {"width", 32}, {"depth", 2}}},
+               {"loss", {{"phi2", "kl"}, {"r1_gamma", 0.2}}},
+               {"sjko",
+                {{"n_phases", 2},
+                 {"init_jko_step_size", 0.5},
+                 {"jko_step_size", 0.25},
+                 {"init_iterations", 20},
+                 {"iterations", 15}}},
+               {"train",
+                {{"batch_size", 64},
+                 {"d_steps", 2},
+                 {"lr_schedule", "cosine"},
+                 {"log_every", 5},
+                 {"eval_every", 10},
+                 {"snapshot_every", 0},
+                 {"checkpoint_every", 10}}},
+               {"eval", {{"n", 200}, {"n_projections", 50}}},
+               {"seed", 321}};
+  return resolve_config(file, sets, {});
+}
+
 /// The rows of a JSON Lines file.
 inline std::vector<Json> read_jsonl(const std::string& path) {
   std::vector<Json> rows;

@@ -31,17 +31,21 @@ namespace uotflow {
 
 namespace {
 
-// Encoding to memory and writing through write_file_atomic means a reader never sees half a PNG.
-void write_png(const std::string& path, const uint8_t* pixels, int width, int height,
-               int channels) {
+std::string encode_png(const uint8_t* pixels, int width, int height, int channels) {
   std::string png;
   auto append = [](void* context, void* data, int size) {
     static_cast<std::string*>(context)->append(static_cast<const char*>(data), size);
   };
   const int ok =
       stbi_write_png_to_func(append, &png, width, height, channels, pixels, channels * width);
-  TORCH_CHECK(ok != 0, "cannot encode PNG for '", path, "'");
-  write_file_atomic(path, png);
+  TORCH_CHECK(ok != 0, "cannot encode a ", width, "x", height, " PNG");
+  return png;
+}
+
+// Encoding to memory and writing through write_file_atomic means a reader never sees half a PNG.
+void write_png(const std::string& path, const uint8_t* pixels, int width, int height,
+               int channels) {
+  write_file_atomic(path, encode_png(pixels, width, height, channels));
 }
 
 using Rgb = std::array<uint8_t, 3>;
@@ -167,6 +171,9 @@ class Canvas {
 
   void save_png(const std::string& path) const {
     write_png(path, rgb_.data(), width_, height_, 3);
+  }
+  std::string png() const {
+    return encode_png(rgb_.data(), width_, height_, 3);
   }
 
  private:
@@ -474,9 +481,12 @@ LinePlotFrame line_plot_frame(const LinePlot& plot, int width_px, int height_px)
 
 void save_line_plot_png(const std::string& path, const LinePlot& plot, int width_px,
                         int height_px) {
-  TORCH_CHECK(width_px >= 160 && height_px >= 120,
-              "save_line_plot_png: picture too small: ", width_px, "x", height_px,
-              " (at least 160x120)");
+  write_file_atomic(path, line_plot_png(plot, width_px, height_px));
+}
+
+std::string line_plot_png(const LinePlot& plot, int width_px, int height_px) {
+  TORCH_CHECK(width_px >= 160 && height_px >= 120, "line plot too small: ", width_px, "x",
+              height_px, " (at least 160x120)");
   const Axes axes = layout(plot, width_px, height_px);
   const auto& f = axes.frame;
   Canvas canvas(width_px, height_px);
@@ -552,7 +562,7 @@ void save_line_plot_png(const std::string& path, const LinePlot& plot, int width
       canvas.text(x0 + 32, cy, plot.series[named[k]].name, kTickText, kText, -1, 0);
     }
   }
-  canvas.save_png(path);
+  return canvas.png();
 }
 
 }  // namespace uotflow
@@ -598,6 +608,37 @@ void save_image_png(const std::string& path, const torch::Tensor& image) {
 void save_image_grid_png(const std::string& path, const torch::Tensor& images, int64_t columns,
                          int64_t scale) {
   save_image_png(path, image_grid(images, columns, 2, scale));
+}
+
+void save_labelled_image_rows_png(const std::string& path, const std::vector<torch::Tensor>& rows,
+                                  const std::vector<std::string>& labels, int64_t scale) {
+  TORCH_CHECK(!rows.empty() && rows.size() == labels.size(),
+              "save_labelled_image_rows_png: one label per row, at least one row");
+  std::vector<torch::Tensor> grids;  // [C, H', W'] uint8 per row, no padding below the last
+  int label_width = 0;
+  int64_t width = 0, height = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    grids.push_back(image_grid(rows[i], rows[i].size(0), 2, scale));
+    width = std::max(width, grids.back().size(2));
+    height += grids.back().size(1);
+    label_width = std::max(label_width, plot_detail::render_text(labels[i], kLabelText).width);
+  }
+  const int left = label_width + 12;
+  Canvas canvas(left + static_cast<int>(width), static_cast<int>(height));
+  int64_t top = 0;
+  for (size_t i = 0; i < grids.size(); ++i) {
+    const auto rgb = grids[i].expand({3, -1, -1}).permute({1, 2, 0}).contiguous();  // [H, W, 3]
+    const auto* px = rgb.data_ptr<uint8_t>();
+    for (int64_t y = 0; y < rgb.size(0); ++y) {
+      for (int64_t x = 0; x < rgb.size(1); ++x) {
+        const uint8_t* p = px + 3 * (y * rgb.size(1) + x);
+        canvas.blend(left + static_cast<int>(x), static_cast<int>(top + y), {p[0], p[1], p[2]});
+      }
+    }
+    canvas.text(left - 6, top + rgb.size(0) / 2.0, labels[i], kLabelText, kText, 1, 0);
+    top += rgb.size(0);
+  }
+  canvas.save_png(path);
 }
 
 }  // namespace uotflow

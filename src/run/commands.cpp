@@ -22,6 +22,7 @@
 #include "uotflow/optim/optimizer.h"
 #include "uotflow/ot/cost.h"
 #include "uotflow/ot/phi.h"
+#include "uotflow/run/report.h"
 #include "uotflow/run/run.h"
 
 namespace fs = std::filesystem;
@@ -120,6 +121,25 @@ OutputGuard::OutputGuard(const std::string& path, bool overwrite) {
   if (!run.empty()) {
     lock_ = std::make_unique<RunLock>(run);
   }
+}
+
+std::string write_run_report(const std::vector<std::string>& run_dirs, const std::string& out,
+                             bool overwrite) {
+  if (run_dirs.empty()) {
+    throw ConfigError("report: name at least one run directory");
+  }
+  for (const auto& dir : run_dirs) {
+    read_run_config(dir);  // a ConfigError names a folder that is not a run directory
+  }
+  if (!out.empty()) {
+    OutputGuard guard(out, overwrite);
+    write_report(run_dirs, out);
+    return out;
+  }
+  const auto path = (fs::path(run_dirs[0]) / "report.html").string();
+  RunLock lock(run_dirs[0]);
+  write_report(run_dirs, path);
+  return path;
 }
 
 std::vector<std::string> write_seed_pngs(const std::string& run_dir,

@@ -18,6 +18,7 @@
 #include "uotflow/io/safetensors.h"
 #include "uotflow/metrics/gaussian.h"
 #include "uotflow/metrics/metrics.h"
+#include "uotflow/run/report.h"
 
 namespace fs = std::filesystem;
 
@@ -291,7 +292,7 @@ void RunOutputs::end_phase(int64_t phase) {
     for (const auto& x : samples) {
       rows.push_back(as_images(x.slice(0, 0, kStripColumns)));
     }
-    save_image_grid_png(strip, torch::cat(rows), kStripColumns, grid_scale());
+    save_labelled_image_rows_png(strip, rows, labels, grid_scale());
     return;
   }
   for (auto& x : samples) {
@@ -308,6 +309,10 @@ void RunOutputs::write_final() {
     save_safetensors((dir / (group + ".safetensors")).string(), tensors);
   }
   snapshot("final");
+}
+
+void RunOutputs::refresh_report() const {
+  write_report({run_dir_}, (fs::path(run_dir_) / "report.html").string());
 }
 
 void RunOutputs::add_to_curve(const Json& row) {

@@ -46,6 +46,8 @@ class RunOutputs {
 
   /// final/GROUP.safetensors and samples/final.{npy,png}.
   void write_final();
+  /// RUN/report.html from what the run directory holds now (write_report).
+  void refresh_report() const;
 
  private:
   const torch::Tensor& reference_samples(int64_t n);

@@ -145,6 +145,7 @@ class Run {
 
     if (step_ == 0 && get<bool>(config_, "eval.at_start") && !has_eval_rows(0)) {
       evaluate(-1);  // the untrained model: the baseline later evaluations improve on
+      outputs_.refresh_report();
     }
     TrainResult result;
     TimeMeter time(step_);
@@ -179,21 +180,27 @@ class Run {
     }
     outputs_.write_final();
     log(result.interrupted ? "stopped" : "done at step " + std::to_string(step_));
+    outputs_.refresh_report();
     result.run_dir = run_dir_;
     result.step = step_;
     return result;
   }
 
-  // Evaluation, snapshot and phase outputs due after step_ steps.
+  // Evaluation, snapshot and phase outputs due after step_ steps, then the report.
   void step_outputs(int64_t phase, bool last, bool evaluated) {
-    if ((due("eval_every") || last || phase >= 0) && !evaluated) {
+    const bool evaluate_now = (due("eval_every") || last || phase >= 0) && !evaluated;
+    const bool snapshot_now = due("snapshot_every") || last;
+    if (evaluate_now) {
       evaluate(phase);
     }
-    if (due("snapshot_every") || last) {
+    if (snapshot_now) {
       outputs_.snapshot("step-" + zero_pad(step_, 7));
     }
     if (phase >= 0) {
       outputs_.end_phase(phase);
+    }
+    if (evaluate_now || snapshot_now || phase >= 0) {
+      outputs_.refresh_report();
     }
   }
 

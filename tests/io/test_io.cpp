@@ -10,22 +10,21 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#include <stb/stb_image.h>
-#pragma GCC diagnostic pop
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "png_checks.h"
+
 namespace fs = std::filesystem;
 using namespace uotflow;
+using uotflow::testing::dark_pixels;
+using uotflow::testing::decode_png;
+using uotflow::testing::Image;
+using uotflow::testing::is_colour;
+using uotflow::testing::png_size;
 
 namespace {
 
@@ -365,59 +364,6 @@ TEST_F(IoFilesTest, ReadFileMissingIsConfigError) {
   expect_config_error([&] { read_file(path); }, path, "cannot read file");
 }
 
-// Width and height from the IHDR chunk, which must directly follow the 8-byte signature.
-std::pair<int, int> png_size(const std::string& bytes) {
-  EXPECT_GE(bytes.size(), 24u);
-  EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
-  EXPECT_EQ(bytes.substr(12, 4), "IHDR");
-  auto be32 = [&](size_t at) {
-    int v = 0;
-    for (size_t i = 0; i < 4; ++i) {
-      v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
-    }
-    return v;
-  };
-  return {be32(16), be32(20)};
-}
-
-struct Image {
-  int width = 0, height = 0;
-  std::vector<unsigned char> rgb;
-  const unsigned char* at(int x, int y) const {
-    return &rgb[3 * (y * width + x)];
-  }
-};
-
-Image decode_png(const std::string& bytes) {
-  Image image;
-  int channels = 0;
-  unsigned char* pixels = stbi_load_from_memory(
-      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()),
-      &image.width, &image.height, &channels, 3);
-  EXPECT_NE(pixels, nullptr) << "PNG does not decode";
-  if (pixels != nullptr) {
-    image.rgb.assign(pixels, pixels + 3 * image.width * image.height);
-    stbi_image_free(pixels);
-  }
-  return image;
-}
-
-// Dark (text-coloured) pixels in a box of the picture.
-int dark_pixels(const Image& image, int x0, int y0, int x1, int y1) {
-  int n = 0;
-  for (int y = std::max(0, y0); y <= std::min(image.height - 1, y1); ++y) {
-    for (int x = std::max(0, x0); x <= std::min(image.width - 1, x1); ++x) {
-      const unsigned char* px = image.at(x, y);
-      n += px[0] < 140 && px[1] < 140 && px[2] < 140;
-    }
-  }
-  return n;
-}
-
-bool is_colour(const unsigned char* px, int r, int g, int b) {
-  return std::abs(px[0] - r) < 40 && std::abs(px[1] - g) < 40 && std::abs(px[2] - b) < 40;
-}
-
 TEST_F(PlotTest, ScatterShowsCentrePointInBlueOverWhite) {
   const std::string path = file("scatter.png");
   const PlotWindow window{2.0, -1.0, 3.0};
@@ -472,6 +418,26 @@ TEST_F(PlotTest, StripPanelsCarryTheirLabels) {
   EXPECT_THROW(
       save_scatter_strip_png(path, torch::Tensor(), {points}, PlotWindow{}, 128, {"a", "b"}),
       c10::Error);
+}
+
+// Image rows (e.g. the phases of an image flow): each row labelled in a white margin on its
+// left, the images unchanged to its right.
+TEST_F(PlotTest, ImageRowsCarryTheirLabels) {
+  const std::string path = file("rows.png");
+  const auto white = torch::ones({4, 1, 10, 10});  // 4 images of 10 x 10 px per row
+  const auto black = -torch::ones({4, 1, 10, 10});
+  save_labelled_image_rows_png(path, {white, black}, {"phase 0", "phase 12"}, 2);
+  const Image image = decode_png(read_file(path));
+  // Each row is one grid row: 20 px images (scale 2) with 2 px padding, 24 px high, 4 * 22 + 2
+  // wide.
+  ASSERT_EQ(image.height, 2 * 24);
+  const int left = image.width - (4 * 22 + 2);
+  ASSERT_GT(left, 40);                                     // room for "phase 12"
+  EXPECT_GT(dark_pixels(image, 0, 2, left - 4, 22), 10);   // "phase 0" beside the first row
+  EXPECT_GT(dark_pixels(image, 0, 26, left - 4, 46), 10);  // "phase 12" beside the second
+  EXPECT_TRUE(is_colour(image.at(left + 2 + 10, 2 + 10), 255, 255, 255));  // a white image
+  EXPECT_TRUE(is_colour(image.at(left + 2 + 10, 24 + 2 + 10), 0, 0, 0));   // a black image
+  EXPECT_THROW(save_labelled_image_rows_png(path, {white}, {}, 1), c10::Error);
 }
 
 TEST_F(PlotTest, HistogramHasRequestedSizeAndBars) {

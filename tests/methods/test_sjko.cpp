@@ -28,34 +28,9 @@ using uotflow::testing::expect_config_error;
 using uotflow::testing::expect_same_final_weights;
 using uotflow::testing::read_jsonl;
 using uotflow::testing::run_cli;
+using uotflow::testing::tiny_sjko;
 
 namespace {
-
-// Small nets and short phases: two phases of 20 + 15 iterations.
-Json tiny_sjko(const std::vector<std::string>& sets = {}) {
-  Json file = {{"method", "sjko"},
-               {"data", {{"name", "8gaussians"}}},
-               {"generator", {{"net", "mlp"}, {"width", 32}, {"depth", 2}, {"nz", 2}}},
-               {"potential", {{"net", "mlp"}, {"width", 32}, {"depth", 2}}},
-               {"loss", {{"phi2", "kl"}, {"r1_gamma", 0.2}}},
-               {"sjko",
-                {{"n_phases", 2},
-                 {"init_jko_step_size", 0.5},
-                 {"jko_step_size", 0.25},
-                 {"init_iterations", 20},
-                 {"iterations", 15}}},
-               {"train",
-                {{"batch_size", 64},
-                 {"d_steps", 2},
-                 {"lr_schedule", "cosine"},
-                 {"log_every", 5},
-                 {"eval_every", 10},
-                 {"snapshot_every", 0},
-                 {"checkpoint_every", 10}}},
-               {"eval", {{"n", 200}, {"n_projections", 50}}},
-               {"seed", 321}};
-  return resolve_config(file, sets, {});
-}
 
 class SjkoTest : public ::testing::Test {
  protected:

@@ -68,6 +68,8 @@ LinePlotFrame line_plot_frame(const LinePlot& plot, int width_px = 640, int heig
 ///   save_line_plot_png("plots/sw2.png", {"run: sw2", "step", "sw2", {{"uotm", steps, values}}});
 void save_line_plot_png(const std::string& path, const LinePlot& plot, int width_px = 640,
                         int height_px = 400);
+/// The same picture as PNG bytes (e.g. to embed in an HTML page).
+std::string line_plot_png(const LinePlot& plot, int width_px = 640, int height_px = 400);
 
 /// Tiles images [N, C, H, W] (values in [-1, 1], any float dtype) into one uint8 picture
 /// [C, H', W'] with `columns` per row, `padding` black pixels between tiles and each pixel repeated
@@ -83,5 +85,10 @@ void save_image_png(const std::string& path, const torch::Tensor& image);
 ///   save_image_grid_png("samples/step-0001000.png", x.view({64, 1, 28, 28}), 8, 2);
 void save_image_grid_png(const std::string& path, const torch::Tensor& images, int64_t columns = 8,
                          int64_t scale = 1);
+
+/// Rows of images, rows[i] [N_i, C, H, W] in [-1, 1] (e.g. samples at the end of each phase), one
+/// row each with labels[i] ("phase 3") written on its left in a white margin, as PNG.
+void save_labelled_image_rows_png(const std::string& path, const std::vector<torch::Tensor>& rows,
+                                  const std::vector<std::string>& labels, int64_t scale = 1);
 
 }  // namespace uotflow

@@ -30,6 +30,12 @@ class OutputGuard {
   std::unique_ptr<RunLock> lock_;
 };
 
+/// `uotflow report`: the HTML report of `run_dirs` (write_report). With `out` empty it is
+/// RUN_DIRS[0]/report.html, refreshed in place under that run's lock (a run being trained refreshes
+/// its own at each evaluation); any other `out` is guarded like OutputGuard. Returns the path.
+std::string write_run_report(const std::vector<std::string>& run_dirs, const std::string& out,
+                             bool overwrite = false);
+
 /// "0-63", "3", "0-3,10,12-13" -> the seeds in order; a bad entry is a ConfigError.
 std::vector<uint64_t> parse_seed_ranges(const std::string& text);
 
