@@ -605,16 +605,42 @@ void save_image_png(const std::string& path, const torch::Tensor& image) {
             static_cast<int>(image.size(1)), static_cast<int>(image.size(0)));
 }
 
+namespace {
+
+// Copies a uint8 picture [C, H, W] (C = 1 or 3) onto the canvas with its top-left corner at
+// (left, top).
+void paste(Canvas& canvas, const torch::Tensor& picture, int left, int top) {
+  const auto rgb = picture.expand({3, -1, -1}).permute({1, 2, 0}).contiguous();  // [H, W, 3]
+  const auto* px = rgb.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < rgb.size(0); ++y) {
+    for (int64_t x = 0; x < rgb.size(1); ++x) {
+      const uint8_t* p = px + 3 * (y * rgb.size(1) + x);
+      canvas.blend(left + static_cast<int>(x), top + static_cast<int>(y), {p[0], p[1], p[2]});
+    }
+  }
+}
+
+}  // namespace
+
 void save_image_grid_png(const std::string& path, const torch::Tensor& images, int64_t columns,
-                         int64_t scale) {
-  save_image_png(path, image_grid(images, columns, 2, scale));
+                         int64_t scale, const std::string& title) {
+  const auto grid = image_grid(images, columns, 2, scale);
+  if (title.empty()) {
+    save_image_png(path, grid);
+    return;
+  }
+  const int band = static_cast<int>(kLabelText) + 10;
+  Canvas canvas(static_cast<int>(grid.size(2)), band + static_cast<int>(grid.size(1)));
+  canvas.text(4, band / 2.0, title, kLabelText, kText, -1, 0);
+  paste(canvas, grid, 0, band);
+  canvas.save_png(path);
 }
 
 void save_labelled_image_rows_png(const std::string& path, const std::vector<torch::Tensor>& rows,
                                   const std::vector<std::string>& labels, int64_t scale) {
   TORCH_CHECK(!rows.empty() && rows.size() == labels.size(),
               "save_labelled_image_rows_png: one label per row, at least one row");
-  std::vector<torch::Tensor> grids;  // [C, H', W'] uint8 per row, no padding below the last
+  std::vector<torch::Tensor> grids;  // [C, H', W'] uint8, one grid row each
   int label_width = 0;
   int64_t width = 0, height = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -625,18 +651,11 @@ void save_labelled_image_rows_png(const std::string& path, const std::vector<tor
   }
   const int left = label_width + 12;
   Canvas canvas(left + static_cast<int>(width), static_cast<int>(height));
-  int64_t top = 0;
+  int top = 0;
   for (size_t i = 0; i < grids.size(); ++i) {
-    const auto rgb = grids[i].expand({3, -1, -1}).permute({1, 2, 0}).contiguous();  // [H, W, 3]
-    const auto* px = rgb.data_ptr<uint8_t>();
-    for (int64_t y = 0; y < rgb.size(0); ++y) {
-      for (int64_t x = 0; x < rgb.size(1); ++x) {
-        const uint8_t* p = px + 3 * (y * rgb.size(1) + x);
-        canvas.blend(left + static_cast<int>(x), static_cast<int>(top + y), {p[0], p[1], p[2]});
-      }
-    }
-    canvas.text(left - 6, top + rgb.size(0) / 2.0, labels[i], kLabelText, kText, 1, 0);
-    top += rgb.size(0);
+    paste(canvas, grids[i], left, top);
+    canvas.text(left - 6, top + grids[i].size(1) / 2.0, labels[i], kLabelText, kText, 1, 0);
+    top += static_cast<int>(grids[i].size(1));
   }
   canvas.save_png(path);
 }

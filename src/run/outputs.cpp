@@ -241,7 +241,14 @@ torch::Tensor RunOutputs::snapshot(const std::string& tag) {
   save_npy((dir / (tag + ".npy")).string(), samples);
   const auto png = (dir / (tag + ".png")).string();
   if (problem_.is_image()) {
-    save_image_grid_png(png, as_images(samples), 8, grid_scale());
+    // "step-0001000" -> "RUN: step 1000", "phase-0003" -> "RUN: phase 3", "final" -> "RUN: final"
+    std::string what = tag;
+    const auto dash = tag.find('-');
+    if (dash != std::string::npos) {
+      what = tag.substr(0, dash) + " " + std::to_string(std::stoll(tag.substr(dash + 1)));
+    }
+    save_image_grid_png(png, as_images(samples), 8, grid_scale(),
+                        fs::path(run_dir_).filename().string() + ": " + what);
     return samples;
   }
   const auto reference = problem_.target ? reference_samples(kSnapshotPoints) : torch::Tensor();
@@ -315,20 +322,24 @@ void RunOutputs::refresh_report() const {
   write_report({run_dir_}, (fs::path(run_dir_) / "report.html").string());
 }
 
+// A metric measured at a flow time (ou_kl) is drawn against it, the others against steps.
 void RunOutputs::add_to_curve(const Json& row) {
-  auto& [steps, values] = curves_[row["metric"].get<std::string>()];
-  steps.push_back(row["step"].get<double>());
-  values.push_back(row["value"].is_number() ? row["value"].get<double>() : kNan);
+  auto& curve = curves_[row["metric"].get<std::string>()];
+  curve.flow_time = row.contains("time") && row["time"].is_number();
+  curve.x.push_back(row[curve.flow_time ? "time" : "step"].get<double>());
+  curve.y.push_back(row["value"].is_number() ? row["value"].get<double>() : kNan);
 }
 
-// plots/METRIC.png: each metric's curve against steps so far.
+// plots/METRIC.png: each metric's curve so far.
 void RunOutputs::plot_curves() const {
   const auto run = fs::path(run_dir_).filename().string();
+  const bool sliced = get<std::string>(config_, "method") == "swjko";
   for (const auto& [name, curve] : curves_) {
     LinePlot plot;
     plot.title = run + ": " + name;
+    plot.x_label = curve.flow_time ? (sliced ? "SW-time" : "W-time") : "step";
     plot.y_label = name;
-    plot.series = {LineSeries{name, curve.first, curve.second}};
+    plot.series = {LineSeries{name, curve.x, curve.y}};
     save_line_plot_png((fs::path(run_dir_) / "plots" / (name + ".png")).string(), plot);
   }
 }

@@ -67,7 +67,11 @@ class RunOutputs {
   std::string run_dir_;
   std::unique_ptr<FeatureEvaluator> features_;
   std::map<int64_t, torch::Tensor> reference_cache_;
-  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> curves_;
+  struct Curve {
+    std::vector<double> x, y;
+    bool flow_time = false;  ///< x is the flow time (W-time, SW-time), not the step
+  };
+  std::map<std::string, Curve> curves_;
 };
 
 }  // namespace uotflow::run_detail

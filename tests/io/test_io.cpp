@@ -440,6 +440,23 @@ TEST_F(PlotTest, ImageRowsCarryTheirLabels) {
   EXPECT_THROW(save_labelled_image_rows_png(path, {white}, {}, 1), c10::Error);
 }
 
+// An image grid's title goes in a white band above it; without a title the grid is alone.
+TEST_F(PlotTest, ImageGridTitleSitsAboveTheGrid) {
+  const auto images = -torch::ones({16, 1, 8, 8});  // black images: 4 x 4 grid of 8 px + padding
+  save_image_grid_png(file("plain.png"), images, 4, 1);
+  save_image_grid_png(file("titled.png"), images, 4, 1, "run: step 1000");
+  const Image plain = decode_png(read_file(file("plain.png")));
+  const Image titled = decode_png(read_file(file("titled.png")));
+  EXPECT_EQ(plain.width, 4 * 10 + 2);
+  EXPECT_EQ(plain.height, 4 * 10 + 2);
+  ASSERT_EQ(titled.width, plain.width);
+  const int band = titled.height - plain.height;
+  ASSERT_GT(band, 10);
+  EXPECT_GT(dark_pixels(titled, 0, 0, titled.width - 1, band - 1), 10);   // the title
+  EXPECT_TRUE(is_colour(titled.at(titled.width - 1, 1), 255, 255, 255));  // white band
+  EXPECT_TRUE(is_colour(titled.at(2 + 4, band + 2 + 4), 0, 0, 0));        // the first image
+}
+
 TEST_F(PlotTest, HistogramHasRequestedSizeAndBars) {
   const std::string path = file("hist.png");
   const torch::Tensor data = torch::randn({2000});

@@ -80,11 +80,12 @@ torch::Tensor image_grid(const torch::Tensor& images, int64_t columns, int64_t p
 /// Writes a uint8 image [C, H, W] (C = 1 grey or 3 RGB) as PNG, atomically.
 void save_image_png(const std::string& path, const torch::Tensor& image);
 
-/// image_grid of `images` [N, C, H, W] in [-1, 1], written as PNG.
+/// image_grid of `images` [N, C, H, W] in [-1, 1], written as PNG; a non-empty `title` (e.g.
+/// "00003-uotm-fashion_mnist: step 1000") goes in a white band above the grid.
 ///
 ///   save_image_grid_png("samples/step-0001000.png", x.view({64, 1, 28, 28}), 8, 2);
 void save_image_grid_png(const std::string& path, const torch::Tensor& images, int64_t columns = 8,
-                         int64_t scale = 1);
+                         int64_t scale = 1, const std::string& title = "");
 
 /// Rows of images, rows[i] [N_i, C, H, W] in [-1, 1] (e.g. samples at the end of each phase), one
 /// row each with labels[i] ("phase 3") written on its left in a white margin, as PNG.
