@@ -82,6 +82,12 @@ MetricRegistry& metric_registry() {
         [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
           return energy_distance(x, y);
         });
+    add(r, "energy_sliced",
+        "energy distance by sorting along L seeded directions, O(L n log n) (sliced Riesz MMD)",
+        [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext& c) {
+          return sliced_energy_distance(as_f64(x), as_f64(y), c.n_projections, c.seed)
+              .item<double>();
+        });
     add(r, "gauss_kl", "KL(fit(samples) || fit(reference)) between moment-matched Gaussians",
         [](const torch::Tensor& x, const torch::Tensor& y, const MetricContext&) {
           return gaussian_kl(fit_gaussian(x), fit_gaussian(y));
@@ -140,13 +146,14 @@ void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
     fail("exact OT between " + std::to_string(n) + " and " + std::to_string(m) +
          " points is beyond the 5000 x 5000 limit; use fewer points or s" + name);
   }
-  if (is_one_of(name, {"sw1", "sw2"}) && c.n_projections < 1) {
+  if (is_one_of(name, {"sw1", "sw2", "energy_sliced"}) && c.n_projections < 1) {
     fail("needs n_projections >= 1, got " + std::to_string(c.n_projections));
   }
   if (name == "sinkhorn" && !(c.epsilon > 0 && std::isfinite(c.epsilon))) {
     fail("needs epsilon > 0");
   }
-  const bool pairwise = is_one_of(name, {"mmd_gaussian", "mmd_laplacian", "energy", "kid"});
+  const bool pairwise =
+      is_one_of(name, {"mmd_gaussian", "mmd_laplacian", "energy", "energy_sliced", "kid"});
   const bool fitted =
       is_one_of(name, {"gauss_kl", "gauss_skl", "gauss_w2", "frechet", "cov_error"});
   if ((pairwise || fitted) && (n < 2 || m < 2)) {

@@ -32,8 +32,8 @@ using MetricFn = double (*)(const torch::Tensor& samples, const torch::Tensor& r
                             const MetricContext& context);
 using MetricRegistry = Registry<MetricFn()>;
 
-/// w1, w2, sw1, sw2, sinkhorn, mmd_gaussian, mmd_laplacian, energy, gauss_kl, gauss_skl, gauss_w2,
-/// frechet, kid, mean_error, cov_error, modes, hq_fraction, outlier_mass.
+/// w1, w2, sw1, sw2, sinkhorn, mmd_gaussian, mmd_laplacian, energy, energy_sliced, gauss_kl,
+/// gauss_skl, gauss_w2, frechet, kid, mean_error, cov_error, modes, hq_fraction, outlier_mass.
 MetricRegistry& metric_registry();
 
 /// Checks, before any work, that metric `name` can run on n samples and m reference points of
