@@ -148,7 +148,9 @@ class Particles : public Parametrization {
 };
 
 // Weights on the cell centres of a G x G grid over [c - r, c + r]^2; the SW term uses the
-// weighted 1-D OT path; entropy sum w log(w / cell area).
+// weighted 1-D OT path; entropy sum w log(w / cell area). Its default optimiser is mirror descent
+// (multiplicative updates that stay on the simplex); project() is then a no-op, and keeps SGD or
+// Adam steps on the simplex.
 class Grid : public Parametrization {
  public:
   Grid(const Json& section, const Dataset& source, torch::Device device) {
@@ -237,7 +239,7 @@ class Grid : public Parametrization {
     return {{"points", detached_cpu(points_)}, {"weights", detached_cpu(w_)}};
   }
   std::string default_optimizer() const override {
-    return "sgd";
+    return "mirror";
   }
 
  private:
@@ -412,7 +414,7 @@ ParametrizationRegistry& parametrization_registry() {
           [](const Json& s, const Dataset& source, torch::Device dev) {
             return std::make_unique<Particles>(s, source, dev);
           });
-    r.add("grid", "weights on a 2-D grid, SGD with simplex projection; exact grid entropy",
+    r.add("grid", "weights on a 2-D grid, mirror descent on the simplex; exact grid entropy",
           [](const Json& s, const Dataset& source, torch::Device dev) {
             return std::make_unique<Grid>(s, source, dev);
           });

@@ -92,12 +92,15 @@ TEST(SwgfRun, RealNvpTracksTheOrnsteinUhlenbeckClosedFormInTenDimensions_Slow) {
 }
 
 TEST(SwgfRun, GridFlowTracksTheOrnsteinUhlenbeckClosedForm) {
-  auto dir = run_in_fresh_dir(
-      flow_config("swgf_grid_ou_2d.json", {"swjko.n_phases=3", "parametrization.grid.size=24"}));
+  // Mirror descent (the grid's optimiser): 100 iterations per JKO step suffice.
+  auto dir = run_in_fresh_dir(flow_config(
+      "swgf_grid_ou_2d.json", {"swjko.n_phases=3", "parametrization.grid.size=24",
+                               "swjko.iterations=100", "swjko.lr=0.03", "swjko.init_lr=0.03"}));
   auto rows = eval_rows(dir);
   for (int64_t k = 1; k <= 3; ++k) {
     EXPECT_EQ(rows["sym_kl_w_time"][k]["estimator"], "gaussian_fit");
-    EXPECT_LT(value_at(rows["sym_kl_w_time"], k), 0.3) << "step " << k;
+    // Within 2x of the RealNVP flow's 0.008 to 0.012 at the same W-time (swgf_ou_d2.json).
+    EXPECT_LT(value_at(rows["sym_kl_w_time"], k), 0.02) << "step " << k;
     EXPECT_LT(value_at(rows["target_kl"], k), value_at(rows["target_kl"], k - 1)) << "step " << k;
   }
   EXPECT_LT(value_at(rows["target_kl"], 3), 0.8 * value_at(rows["target_kl"], 0));

@@ -1,4 +1,5 @@
-// Optimisers picked by name ("optimizer" registry): Adam and SGD with momentum.
+// Optimisers picked by name ("optimizer" registry): Adam, SGD with momentum, and mirror descent on
+// the simplex (for weights that are a probability vector, e.g. a grid flow).
 #pragma once
 
 #include <torch/optim/optimizer.h>
@@ -23,7 +24,7 @@ struct OptimizerSettings {
 ///   auto opt = optimizer_registry().create("sgd", {x}, OptimizerSettings{0.1, 0.9});
 using OptimizerRegistry = Registry<std::unique_ptr<torch::optim::Optimizer>(
     std::vector<torch::Tensor> params, const OptimizerSettings& settings)>;
-/// adam, sgd.
+/// adam, sgd, mirror.
 OptimizerRegistry& optimizer_registry();
 
 }  // namespace uotflow
