@@ -22,7 +22,8 @@ test-slow: build
 
 # The tests of what reads untrusted input and manages runs (parsers, fuzz corpus and mutants, checkpoints, locks,
 # configs, resume after kill -9), built with AddressSanitizer + UndefinedBehaviorSanitizer in their own folder.
-# LibTorch itself is not instrumented. Not run by .ci/run.
+# LibTorch itself is not instrumented. Not run by .ci/run: a cold sanitizer build on CI's 2 cores next to
+# `make test` would come too close to CI's 90 minutes (docs/benchmarks.md#sanitizers).
 SANITIZE_BUILD ?= build-sanitize
 SANITIZE_TESTS ?= *
 test-sanitize: setup
