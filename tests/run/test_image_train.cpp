@@ -86,7 +86,8 @@ void check_snapshots(const std::string& run) {
     EXPECT_EQ(x.sizes(), (std::vector<int64_t>{64, 784})) << tag;
     EXPECT_TRUE(fs::exists(run + "/samples/" + tag + ".png")) << tag;
   }
-  // 8 x 8 tiles of 56 px (28 px at 2x) with 2 px padding: a 466-px square PNG.
+  // 8 x 8 tiles of 56 px (28 px at 2x) with 2 px padding: a 466-px square, below a 23-px band
+  // with the title ("RUN: final").
   const auto png = read_file(run + "/samples/final.png");
   ASSERT_GT(png.size(), 24u);
   const auto be32 = [&](size_t at) {
@@ -96,7 +97,7 @@ void check_snapshots(const std::string& run) {
            static_cast<uint32_t>(static_cast<unsigned char>(png[at + 3]));
   };
   EXPECT_EQ(be32(16), 466u);
-  EXPECT_EQ(be32(20), 466u);
+  EXPECT_EQ(be32(20), 466u + 23u);
   // The final snapshot is the same seed as step 300 with the same weights.
   EXPECT_TRUE(torch::equal(load_npy(run + "/samples/final.npy"),
                            load_npy(run + "/samples/step-0000300.npy")));
