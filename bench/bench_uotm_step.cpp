@@ -17,14 +17,11 @@
 #include "uotflow/run/run.h"
 
 #include "bench_main.h"
+#include "toy_uotm_reference.h"
 
 namespace {
 
-constexpr int64_t kBatch = 400;
-constexpr int64_t kDim = 2;
-constexpr int64_t kWidth = 128;
-constexpr int64_t kBlocks = 3;
-constexpr int64_t kNz = 2;
+using namespace uotflow::bench;
 
 int64_t g_steps = 0;  // 0: Google Benchmark decides
 int64_t g_warmup = 20;
@@ -58,21 +55,10 @@ constexpr double step_flops() {
   return 4.0 * f_g + 11.0 * f_v;
 }
 
-uotflow::Json reference_config() {
-  const uotflow::Json file = {
-      {"seed", 0},
-      {"data", {{"name", "8gaussians"}}},
-      {"generator", {{"net", "resnet_fc"}, {"width", kWidth}, {"depth", kBlocks}, {"nz", kNz}}},
-      {"potential", {{"net", "resnet_fc"}, {"width", kWidth}, {"depth", kBlocks}}},
-      {"loss", {{"r1_gamma", 0.2}, {"cost_scale", 0.1}}},
-      {"train", {{"batch_size", kBatch}, {"d_steps", 1}, {"ema_decay", 0.999}}}};
-  return uotflow::resolve_config(file, {}, {});
-}
-
 // The method exactly as `uotflow train` builds it, stepped as the trainer steps it.
 void BM_UotmStep(benchmark::State& state) {
   torch::manual_seed(0);
-  const uotflow::Json cfg = reference_config();
+  const uotflow::Json cfg = toy_uotm_reference_config();
   const auto problem = uotflow::make_problem(cfg);
   auto method = uotflow::method_registry().create("uotm").create(
       uotflow::MethodContext{cfg, problem, torch::Device(torch::kCPU)});

@@ -48,35 +48,16 @@
 #include "uotflow/ot/semidual.h"
 #include "uotflow/run/run.h"
 
+#include "../toy_uotm_reference.h"
+
 namespace {
 
-constexpr int64_t kBatch = 400;
-constexpr int64_t kDim = 2;
-constexpr int64_t kWidth = 128;
-constexpr int64_t kBlocks = 3;
-constexpr int64_t kNz = 2;
-constexpr double kCostScale = 0.1;
-constexpr double kR1Gamma = 0.2;
+using namespace uotflow::bench;
+
 constexpr double kLr = 1e-4;
 constexpr double kBeta1 = 0.5;
 constexpr double kBeta2 = 0.9;
 constexpr double kEps = 1e-8;
-constexpr double kEmaDecay = 0.999;
-
-uotflow::Json net_section() {
-  return {{"net", "resnet_fc"}, {"width", kWidth}, {"depth", kBlocks}, {"nz", kNz}};
-}
-
-uotflow::Json reference_config() {
-  const uotflow::Json file = {
-      {"seed", 0},
-      {"data", {{"name", "8gaussians"}}},
-      {"generator", net_section()},
-      {"potential", {{"net", "resnet_fc"}, {"width", kWidth}, {"depth", kBlocks}}},
-      {"loss", {{"r1_gamma", kR1Gamma}, {"cost_scale", kCostScale}}},
-      {"train", {{"batch_size", kBatch}, {"d_steps", 1}, {"ema_decay", kEmaDecay}}}};
-  return uotflow::resolve_config(file, {}, {});
-}
 
 void set_requires_grad(const std::vector<torch::Tensor>& params, bool on) {
   for (const auto& p : params) {
@@ -120,9 +101,9 @@ class DeviceAdam {
 class StaticStep {
  public:
   explicit StaticStep(torch::Device device)
-      : generator_(uotflow::make_generator(kDim, net_section())),
-        generator_ema_(uotflow::make_generator(kDim, net_section())),
-        potential_(uotflow::make_potential(kDim, net_section())),
+      : generator_(uotflow::make_generator(kDim, toy_net_section())),
+        generator_ema_(uotflow::make_generator(kDim, toy_net_section())),
+        potential_(uotflow::make_potential(kDim, toy_net_section())),
         loss_{uotflow::Phi("kl"), uotflow::Phi("kl")},
         cost_(uotflow::cost_registry().create("quadratic", kCostScale,
                                               uotflow::CostReduction::kSum)) {
@@ -333,7 +314,7 @@ int main(int argc, char** argv) {
   }
 
   // The method as `uotflow train --device cuda` runs it.
-  const uotflow::Json cfg = reference_config();
+  const uotflow::Json cfg = toy_uotm_reference_config();
   const auto problem = uotflow::make_problem(cfg);
   auto method =
       uotflow::method_registry().create("uotm").create(uotflow::MethodContext{cfg, problem, cuda});
