@@ -121,6 +121,7 @@ SemiDualOptions SemiDualOptions::from_json(const Json& c) {
       .cost_scale(get<double>(c, "loss.cost_scale"))
       .cost_reduction(get<std::string>(c, "loss.cost_reduction"))
       .r1_gamma(get<double>(c, "loss.r1_gamma"))
+      .source_gp(get<double>(c, "loss.source_gp"))
       .batch_size(positive_int(c, "train.batch_size"))
       .d_steps(positive_int(c, "train.d_steps"))
       .lr_g(positive_number(c, "train.lr_g"))
@@ -143,7 +144,8 @@ SemiDualOptions SemiDualOptions::from_json(const Json& c) {
   for (const char* key : {"train.beta1", "train.beta2", "train.ema_decay"}) {
     check_unit_interval(c, key);
   }
-  for (const char* key : {"loss.cost_scale", "loss.r1_gamma", "train.grad_clip", "train.lr_min"}) {
+  for (const char* key :
+       {"loss.cost_scale", "loss.r1_gamma", "loss.source_gp", "train.grad_clip", "train.lr_min"}) {
     check_non_negative(c, key);
   }
   if (o.autocast() != "none" && o.autocast() != "bf16") {
@@ -160,7 +162,8 @@ Json SemiDualOptions::to_json() const {
                 {"cost", cost()},
                 {"cost_scale", cost_scale()},
                 {"cost_reduction", cost_reduction()},
-                {"r1_gamma", r1_gamma()}}},
+                {"r1_gamma", r1_gamma()},
+                {"source_gp", source_gp()}}},
               {"train",
                {{"batch_size", batch_size()},
                 {"d_steps", d_steps()},
@@ -228,7 +231,10 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
 
   torch::Tensor loss_v;
   torch::Tensor penalty;
+  torch::Tensor source_penalty;
   set_requires_grad(*potential_, true);
+  // Frozen while the potential trains: the source-side penalty runs through the generator.
+  set_requires_grad(*generator_, false);
   for (int64_t k = 0; k < o.d_steps(); ++k) {
     auto real = target_->sample(o.batch_size(), data_stream);  // [B, D] (CPU)
     if (instance_noise_ > 0) {
@@ -237,7 +243,12 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
     real = real.to(device_);
     auto [x, z] = draw_source(o.batch_size(), noise_stream);
     torch::Tensor fake;
-    {
+    if (o.source_gp() > 0) {
+      // The penalty differentiates v(T(x, z)) with respect to x through the generator, whose own
+      // weights need no gradients here.
+      x.requires_grad_(true);
+      fake = as_float(generator_->forward(x, z));  // [B, D]
+    } else {
       torch::NoGradGuard no_grad;
       fake = as_float(generator_->forward(x, z));  // [B, D]
     }
@@ -247,13 +258,17 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
     auto v_real = as_float(potential_->forward(real));  // [B]
     auto v_fake = as_float(potential_->forward(fake));  // [B]
     // With a linear phi1 the cost term is constant in v: it is left out of the potential loss.
-    auto cost_fake =
-        loss_.phi1.is_linear() ? torch::zeros({x.size(0)}, v_fake.options()) : (*cost_)(x, fake);
+    auto cost_fake = loss_.phi1.is_linear() ? torch::zeros({x.size(0)}, v_fake.options())
+                                            : (*cost_)(x.detach(), fake.detach());
     loss_v = loss_.potential(v_fake, cost_fake, v_real);
     auto total = loss_v;
     if (o.r1_gamma() > 0) {
       penalty = gradient_penalty(v_real, real);
       total = total + 0.5 * o.r1_gamma() * penalty;
+    }
+    if (o.source_gp() > 0) {
+      source_penalty = gradient_penalty(v_fake, x);
+      total = total + o.source_gp() * source_penalty;
     }
     opt_d_->zero_grad();
     total.backward();
@@ -263,6 +278,7 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
 
   // Generator step: the potential is fixed, so its weights need no gradients.
   set_requires_grad(*potential_, false);
+  set_requires_grad(*generator_, true);
   auto [x, z] = draw_source(o.batch_size(), noise_stream);
   const auto reference = cost_reference(x, noise_stream);  // [B, D]
   auto fake = as_float(generator_->forward(x, z));
@@ -279,6 +295,9 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
                                     {"loss_g", loss_g.item<double>()}};
   if (penalty.defined()) {
     out["r1"] = penalty.item<double>();
+  }
+  if (source_penalty.defined()) {
+    out["source_gp"] = source_penalty.item<double>();
   }
   return out;
 }

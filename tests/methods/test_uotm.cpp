@@ -54,45 +54,43 @@ TEST(UotmQuality, EightGaussiansReachesTheNoiseFloorAndCoversAllModes) {
   EXPECT_GT(modes.hq_fraction, 0.9);
 }
 
-// The UOTM side of the robustness claim, in `make test` (one run, about 90 s): on 99% N(1, 0.1^2) +
-// 1% N(-1, 0.1^2) UOTM (kl/kl) fits the inliers and drops the outliers. Six runs (seeds 1-3, 1% and
-// 5% outliers) gave outlier mass 0 to 3e-5, inlier mean 0.979-0.982 (the KL relaxation pulls it a
-// little towards the source) and std 0.108-0.109.
-TEST(UotmQuality, OutlierRobustUotmFitsTheInliersAndDropsTheOutliers) {
+// The paper's robustness claim on its 1-D experiment (99% N(1, 0.1^2) + 1% N(-1, 0.1^2), source
+// N(0, 1), the reference's cost 0.05 and source-side gradient penalty 0.01), UOTM (kl/kl) against
+// OTM (both marginals hard) at identical settings, one seed per test: UOTM puts less than a quarter
+// of the data's outlier mass below 0, OTM at least half of it, and both fit the main mode. Before
+// the source-side penalty the balanced potential grew without bound (losses 1e11 to 1e14) and OTM's
+// outlier mass depended on the seed (0 / 0.0103 / 0.0812); docs/methods/uotm.md. 2000 of the
+// configs' 4000 steps (seeds 0-2 gave OTM 0.0081 / 0.0094 / 0.0088, UOTM 0 / 0 / 0, inlier means
+// 0.989-0.998, stds 0.105-0.118): two runs of about 75 s each on one core per seed.
+class OutlierRobustness : public ::testing::TestWithParam<int> {};
+
+TEST_P(OutlierRobustness, UotmDropsTheOutliersOtmKeepsThemBothFitTheInliers) {
   torch::set_num_threads(1);
-  auto config = toy_config("uotm_outlier1d.json", {"seed=2", "eval.n=0", "train.snapshot_every=0"});
-  const auto run = train_in_temp(config, "uotm-outliers");
-  auto x = sample_run(run, 100000, 7, true).flatten().to(torch::kFloat64);
-  const double outlier_mass = (x < 0).to(torch::kFloat64).mean().item<double>();
-  auto inliers = x.index({x > 0});
-  const double mean = inliers.mean().item<double>();
-  const double std = inliers.std().item<double>();
-  RecordProperty("outlier_mass", std::to_string(outlier_mass));
-  RecordProperty("inlier_mean", std::to_string(mean));
-  RecordProperty("inlier_std", std::to_string(std));
-  EXPECT_LT(outlier_mass, 0.0025);
-  EXPECT_NEAR(mean, 0.985, 0.035);
-  EXPECT_NEAR(std, 0.11, 0.02);
+  const int seed = GetParam();
+  const double data_outlier_mass = 0.01;
+  for (const std::string model : {"uotm", "otm"}) {
+    SCOPED_TRACE(model + " seed " + std::to_string(seed));
+    auto config = toy_config(
+        model + "_outlier1d.json",
+        {"seed=" + std::to_string(seed), "train.steps=2000", "eval.n=0", "train.snapshot_every=0"});
+    const auto run = train_in_temp(config, model + "-outliers-" + std::to_string(seed));
+    auto x = sample_run(run, 100000, 7, true).flatten().to(torch::kFloat64);
+    const double outlier_mass = (x < 0).to(torch::kFloat64).mean().item<double>();
+    auto inliers = x.index({x > 0});
+    const double mean = inliers.mean().item<double>();
+    const double std = inliers.std().item<double>();
+    RecordProperty(model + "_outlier_mass", std::to_string(outlier_mass));
+    RecordProperty(model + "_inlier_mean", std::to_string(mean));
+    RecordProperty(model + "_inlier_std", std::to_string(std));
+    if (model == "uotm") {
+      EXPECT_LT(outlier_mass, 0.25 * data_outlier_mass);
+    } else {
+      EXPECT_GE(outlier_mass, 0.5 * data_outlier_mass);
+    }
+    EXPECT_NEAR(mean, 1.0, 0.03);  // the main mode N(1, 0.1^2)
+    EXPECT_NEAR(std, 0.1, 0.025);
+  }
 }
 
-// Acceptance (the paper's robustness claim): on 99% N(1, 0.1^2) + 1% N(-1, 0.1^2), UOTM (kl/kl)
-// puts less than a quarter of the data's outlier mass (x < 0) into its samples; OTM, same budget
-// and settings, at least half of it. Two runs of about 2 minutes each on one core. Slow-labelled:
-// the balanced potential is unbounded and the OTM side depends on the seed (0.0103 / 0.0812 / 0 for
-// seeds 1 / 2 / 3; docs/methods/uotm.md), so it runs with `make test-slow`.
-TEST(UotmQuality, OutlierRobustnessUotmAgainstOtm_Slow) {
-  torch::set_num_threads(1);
-  const double data_outlier_mass = 0.01;
-  auto outlier_mass = [](const std::string& config_name) {
-    auto config = toy_config(config_name, {"seed=1", "eval.n=0", "train.snapshot_every=0"});
-    const auto run = train_in_temp(config, config_name);
-    auto samples = sample_run(run, 100000, 7, true);
-    return (samples < 0).to(torch::kFloat64).mean().item<double>();
-  };
-  const double uotm = outlier_mass("uotm_outlier1d.json");
-  const double otm = outlier_mass("otm_outlier1d.json");
-  RecordProperty("uotm_outlier_mass", std::to_string(uotm));
-  RecordProperty("otm_outlier_mass", std::to_string(otm));
-  EXPECT_LT(uotm, 0.25 * data_outlier_mass) << "UOTM outlier mass " << uotm;
-  EXPECT_GE(otm, 0.5 * data_outlier_mass) << "OTM outlier mass " << otm;
-}
+INSTANTIATE_TEST_SUITE_P(UotmQuality, OutlierRobustness, ::testing::Values(0, 1, 2),
+                         [](const auto& info) { return "Seed" + std::to_string(info.param); });

@@ -29,6 +29,8 @@ struct SemiDualOptions {
   TORCH_ARG(double, cost_scale) = 1.0;
   TORCH_ARG(std::string, cost_reduction) = "sum";
   TORCH_ARG(double, r1_gamma) = 0.0;
+  /// Weight of the source-side gradient penalty E ||grad_x v(T(x, z))||^2 (0 = off).
+  TORCH_ARG(double, source_gp) = 0.0;
   TORCH_ARG(int64_t, batch_size) = 256;
   TORCH_ARG(int64_t, d_steps) = 1;  ///< potential steps per generator step
   TORCH_ARG(double, lr_g) = 1e-4;
@@ -53,8 +55,8 @@ struct SemiDualOptions {
 };
 
 /// Trains T(x, z) and v(y) on L(v, T) = E Psi1*(v(T) - c(r(x), T)) + E Psi2*(-v(y)): d_steps
-/// potential updates (+ R1), then one generator update, where x ~ the problem's source and r(x) is
-/// the cost reference (x itself for UOTM).
+/// potential updates (+ R1 on the data, + the source-side gradient penalty), then one generator
+/// update, where x ~ the problem's source and r(x) is the cost reference (x itself for UOTM).
 ///
 ///   class MyMethod : public SemiDualMethod {
 ///    public:

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The runs behind the UOTM claims of docs/methods/uotm.md, all on the CPU, one thread per run, JOBS
+# runs at a time:
+#
+#   scripts/uotm_claims.sh [GROUP ...]      (default: every group)
+#
+# Groups:
+#   outliers1d  UOTM and OTM on the reference 1-D outlier toy (uotm_outlier1d.json, otm_outlier1d.json),
+#               seeds 0-4
+#   outliers2d  UOTM and OTM on 8 Gaussians plus two far outlier modes (uotm_outliers2d.json,
+#               otm_outliers2d.json), seeds 0-2
+#   stability   UOTM and OTM on clean 8 Gaussians (uotm_8gaussians.json, otm_8gaussians.json), seeds 0-4,
+#               the eval metrics every 250 steps, with and without the source-side gradient penalty (loss.source_gp)
+#   tau         UOTM (kl/kl) on the 1-D outlier toy at cost_scale 0.001 .. 1, seed 0
+#
+# Each run writes its run directory under $ROOT/GROUP/NAME and 100,000 (1-D) or 10,000 (2-D) samples
+# of its EMA generator to $ROOT/GROUP/NAME.npy. scripts/uotm_claims_summary.py turns them into the
+# tables of docs/methods/uotm.md.
+#
+# Environment: UOTFLOW (default build/uotflow), ROOT (default claims), JOBS (default: the cores),
+# SEEDS (default "0 1 2 3 4": the seeds of outliers1d and stability), SKIP_DONE=1 (keep the runs whose
+# samples exist: resumes an interrupted campaign).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+UOTFLOW="${UOTFLOW:-build/uotflow}"
+ROOT="${ROOT:-claims}"
+JOBS="${JOBS:-$(nproc)}"
+SEEDS="${SEEDS:-0 1 2 3 4}"
+GROUPS_TO_RUN=("$@")
+[ ${#GROUPS_TO_RUN[@]} -eq 0 ] && GROUPS_TO_RUN=(outliers1d outliers2d stability tau)
+
+# One line per run: GROUP NAME CONFIG SEED N_SAMPLES [--set KEY=VALUE ...]
+jobs_of() {
+  case "$1" in
+    outliers1d)
+      for seed in $SEEDS; do
+        for m in uotm otm; do echo "outliers1d ${m}_s$seed ${m}_outlier1d.json $seed 100000"; done
+      done ;;
+    outliers2d)
+      for seed in 0 1 2; do
+        for m in uotm otm; do echo "outliers2d ${m}_s$seed ${m}_outliers2d.json $seed 10000"; done
+      done ;;
+    stability)
+      for seed in $SEEDS; do
+        for m in uotm otm; do
+          for gp in 0 0.01; do
+            echo "stability ${m}_gp${gp}_s$seed ${m}_8gaussians.json $seed 10000" \
+              "--set loss.source_gp=$gp --set train.eval_every=250 --set eval.n=2000"
+          done
+        done
+      done ;;
+    tau)
+      for scale in 0.001 0.003 0.01 0.03 0.1 0.3 1; do
+        echo "tau uotm_c$scale uotm_outlier1d.json 0 100000 --set loss.cost_scale=$scale"
+      done ;;
+    *) echo "unknown group '$1' (known: outliers1d outliers2d stability tau)" >&2; exit 2 ;;
+  esac
+}
+
+run_one() {
+  local group="$1" name="$2" config="$3" seed="$4" n="$5"
+  shift 5
+  local dir="$ROOT/$group/$name"
+  if [ "${SKIP_DONE:-0}" = 1 ] && [ -f "$dir.npy" ]; then
+    echo "$group/$name kept"
+    return
+  fi
+  rm -rf "$dir" "$dir.npy"
+  # shellcheck disable=SC2086  # the --set arguments are words
+  "$UOTFLOW" train --config "configs/toy/$config" --out "$dir" --seed "$seed" --threads 1 \
+    --set train.snapshot_every=0 --set train.checkpoint_every=0 $* > "$dir.log" 2>&1 ||
+    { echo "$group/$name FAILED (see $dir.log)"; return 0; }
+  "$UOTFLOW" sample --run "$(ls -d "$dir"/0*)" --n "$n" --seed 7 --out "$dir.npy" >> "$dir.log" 2>&1 ||
+    { echo "$group/$name: sampling FAILED (see $dir.log)"; return 0; }
+  echo "$group/$name done"
+}
+export -f run_one
+export UOTFLOW ROOT
+
+for group in "${GROUPS_TO_RUN[@]}"; do
+  mkdir -p "$ROOT/$group"
+  jobs_of "$group"
+done | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _

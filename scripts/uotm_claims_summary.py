@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Tables (Markdown) and the stability figure (SVG) of docs/methods/uotm.md, from the runs of
+scripts/uotm_claims.sh. Needs numpy and the uotflow CLI (for the reference data sets and the
+2-D metrics).
+
+    python3 scripts/uotm_claims_summary.py [--root claims] [--uotflow build/uotflow] [--svg FILE]
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+GMM_1D = '{"means": [1.0, -1.0], "stds": 0.1, "weights": [0.99, 0.01]}'
+OUTLIERS_2D = np.array([[5.0, 5.0], [-5.0, -5.0]], dtype=np.float32)
+RADIUS_8G = 2.0 * math.sqrt(2.0)
+CENTRES_8G = np.array([[RADIUS_8G * math.cos(k * math.pi / 4), RADIUS_8G * math.sin(k * math.pi / 4)]
+                       for k in range(8)], dtype=np.float32)
+STD_8G = 0.5 / math.sqrt(2.0)
+
+
+def cli(args, uotflow):
+    return subprocess.run([uotflow] + args, check=True, capture_output=True, text=True).stdout
+
+
+def data_samples(uotflow, tmp, name, n, seed, params="{}"):
+    path = os.path.join(tmp, f"{name}-{n}-{seed}.npy")
+    if not os.path.exists(path):
+        cli(["data", "--dataset", name, "--params", params, "--n", str(n), "--seed", str(seed),
+             "--out", path], uotflow)
+    return path
+
+
+def mean_std(values):
+    values = np.asarray(values, dtype=np.float64)
+    return f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}"
+
+
+def runs_of(root, group):
+    folder = os.path.join(root, group)
+    if not os.path.isdir(folder):
+        return {}
+    return {f[:-4]: os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".npy")}
+
+
+def w2_1d(a, b):
+    """Exact W2 between two 1-D sample sets of equal size (sorted pairs)."""
+    return float(np.sqrt(np.mean((np.sort(a) - np.sort(b)) ** 2)))
+
+
+def kl_hist(samples, data, lo=-2.0, hi=2.5, bins=450):
+    """KL(samples | data) from histograms on a common grid (bins the data leave empty are skipped)."""
+    p, edges = np.histogram(samples, bins=bins, range=(lo, hi))
+    q, _ = np.histogram(data, bins=edges)
+    p = p / p.sum()
+    q = q / q.sum()
+    keep = (p > 0) & (q > 0)
+    return float(np.sum(p[keep] * np.log(p[keep] / q[keep])))
+
+
+def outliers1d(root, uotflow, tmp):
+    runs = runs_of(root, "outliers1d")
+    if not runs:
+        return
+    print("### 1-D outliers (data: 0.0100 below 0)\n")
+    print("| model | seed | mass below 0 | inlier mean | inlier std |")
+    print("|---|---|---|---|---|")
+    per_model = {}
+    for name, path in runs.items():
+        model, seed = name.rsplit("_s", 1)
+        x = np.load(path).ravel().astype(np.float64)
+        inl = x[x > 0]
+        row = ((x < 0).mean(), inl.mean(), inl.std())
+        per_model.setdefault(model, []).append(row)
+        print(f"| {model} | {seed} | {row[0]:.4f} | {row[1]:.3f} | {row[2]:.3f} |")
+    for model, rows in per_model.items():
+        cols = list(zip(*rows))
+        print(f"| {model} | mean ± std | {mean_std(cols[0])} | {mean_std(cols[1])} | {mean_std(cols[2])} |")
+    print()
+
+
+def outliers2d(root, uotflow, tmp):
+    runs = runs_of(root, "outliers2d")
+    if not runs:
+        return
+    centres = os.path.join(tmp, "centres8.npy")
+    outliers = os.path.join(tmp, "outliers2.npy")
+    np.save(centres, CENTRES_8G)
+    np.save(outliers, OUTLIERS_2D)
+    reference = data_samples(uotflow, tmp, "8gaussians", 10000, 99)
+    print("### 2-D outliers (data: 0.0200 near the two outlier modes)\n")
+    print("| model | seed | outlier mass | inlier modes (of 8) | within 3 std | SW2 to the inliers |")
+    print("|---|---|---|---|---|---|")
+    per_model = {}
+    for name, path in runs.items():
+        model, seed = name.rsplit("_s", 1)
+        m = json.loads(cli(["eval", "--samples", path, "--reference", reference, "--metrics",
+                            "outlier_mass,modes,hq_fraction,sw2", "--centres", centres, "--mode-std",
+                            str(STD_8G), "--outliers", outliers, "--radius", "1.5"], uotflow))
+        row = (m["outlier_mass"], m["modes"], m["hq_fraction"], m["sw2"])
+        per_model.setdefault(model, []).append(row)
+        print(f"| {model} | {seed} | {row[0]:.4f} | {row[1]:.0f} | {row[2]:.3f} | {row[3]:.3f} |")
+    for model, rows in per_model.items():
+        cols = list(zip(*rows))
+        print(f"| {model} | mean ± std | {mean_std(cols[0])} | {np.mean(cols[1]):.1f} | "
+              f"{mean_std(cols[2])} | {mean_std(cols[3])} |")
+    print()
+
+
+def read_curve(run_npy, metric):
+    folder = run_npy[:-4]
+    run_dir = [os.path.join(folder, d) for d in os.listdir(folder) if d[0].isdigit()][0]
+    steps, values = [], []
+    with open(os.path.join(run_dir, "eval.jsonl")) as f:
+        for line in f:
+            row = json.loads(line)
+            if row["metric"] == metric:
+                steps.append(row["step"])
+                values.append(row["value"])
+    return np.array(steps), np.array(values)
+
+
+def stability(root, uotflow, tmp, svg_path):
+    runs = runs_of(root, "stability")
+    if not runs:
+        return
+    groups = {}
+    for name, path in runs.items():
+        group, _ = name.rsplit("_s", 1)
+        groups.setdefault(group, []).append(read_curve(path, "sw2"))
+    print("### Stability on 8 Gaussians: sw2 (2,000 EMA samples) over seeds\n")
+    print("| model | seeds | sw2 at 1000 | 2000 | 3000 | 4000 | 5000 | largest rise after step 2000 |")
+    print("|---|---|---|---|---|---|---|---|")
+    curves = {}
+    for group, rows in sorted(groups.items()):
+        steps = rows[0][0]
+        values = np.stack([v for _, v in rows])  # [seeds, evals]
+        curves[group] = (steps, values)
+        cells = []
+        for s in (1000, 2000, 3000, 4000, 5000):
+            k = int(np.searchsorted(steps, s))
+            cells.append(mean_std(values[:, k]) if k < len(steps) and steps[k] == s else "-")
+        late = values[:, steps >= 2000]
+        rise = np.max(np.diff(late, axis=1)) if late.shape[1] > 1 else float("nan")
+        print(f"| {group} | {values.shape[0]} | " + " | ".join(cells) + f" | {rise:.3f} |")
+    print()
+    if svg_path:
+        write_svg(svg_path, curves)
+
+
+def write_svg(path, curves):
+    """Mean (line) and min-max over seeds (band) of sw2 against steps, one colour per group."""
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    width, height, left, right, top, bottom = 720, 420, 70, 200, 30, 50
+    x_max = max(s.max() for s, _ in curves.values())
+    y_all = np.concatenate([v.ravel() for _, v in curves.values()])
+    y_min, y_max = math.log10(max(y_all.min(), 1e-3)), math.log10(y_all.max())
+    y_min, y_max = math.floor(y_min * 2) / 2, math.ceil(y_max * 2) / 2
+
+    def px(x):
+        return left + (width - left - right) * x / x_max
+
+    def py(y):
+        return top + (height - top - bottom) * (y_max - math.log10(max(y, 1e-3))) / (y_max - y_min)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>']
+    for e in np.arange(y_min, y_max + 1e-9, 0.5):
+        y = py(10 ** e)
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{10 ** e:.3g}</text>')
+    for s in range(0, int(x_max) + 1, 1000):
+        x = px(s)
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}" stroke="#ddd"/>')
+        out.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">{s}</text>')
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 10}" text-anchor="middle">step</text>')
+    out.append(f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 16 {(top + height - bottom) / 2})">sw2 (log scale)</text>')
+    for k, (group, (steps, values)) in enumerate(sorted(curves.items())):
+        colour = palette[k % len(palette)]
+        lo, hi, mean = values.min(0), values.max(0), values.mean(0)
+        band = [f"{px(s):.1f},{py(v):.1f}" for s, v in zip(steps, hi)]
+        band += [f"{px(s):.1f},{py(v):.1f}" for s, v in zip(steps[::-1], lo[::-1])]
+        out.append(f'<polygon points="{" ".join(band)}" fill="{colour}" fill-opacity="0.18"/>')
+        line = " ".join(f"{px(s):.1f},{py(v):.1f}" for s, v in zip(steps, mean))
+        out.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        y = top + 10 + 20 * k
+        out.append(f'<line x1="{width - right + 12}" x2="{width - right + 36}" y1="{y}" y2="{y}" '
+                   f'stroke="{colour}" stroke-width="3"/>')
+        out.append(f'<text x="{width - right + 42}" y="{y + 4}">{group}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" '
+               f'height="{height - top - bottom}" fill="none" stroke="#444"/>')
+    out.append(f'<text x="{(left + width - right) / 2}" y="18" text-anchor="middle">8 Gaussians: '
+               f'sw2 over {values.shape[0]} seeds (line: mean, band: min to max)</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def tau(root, uotflow, tmp):
+    runs = runs_of(root, "tau")
+    if not runs:
+        return
+    data = np.load(data_samples(uotflow, tmp, "gmm", 100000, 98, GMM_1D)).ravel().astype(np.float64)
+    source = np.random.default_rng(0).standard_normal(100000)
+    w2_source_data = w2_1d(source, data)
+    print("### cost_scale sweep, UOTM kl/kl, 1-D outlier toy, seed 0\n")
+    print(f"W2(source, data)^2 = {w2_source_data ** 2:.4f}\n")
+    print("| cost_scale | mass below 0 | inlier mean | W2(generated, data) | KL(generated, data) | "
+          "bound cost_scale W2(source, data)^2 |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for name, path in runs.items():
+        scale = float(name.split("_c", 1)[1])
+        x = np.load(path).ravel().astype(np.float64)
+        rows.append((scale, (x < 0).mean(), x[x > 0].mean(), w2_1d(x, data), kl_hist(x, data),
+                     scale * w2_source_data ** 2))
+    for r in sorted(rows):
+        print(f"| {r[0]:g} | {r[1]:.4f} | {r[2]:.3f} | {r[3]:.4f} | {r[4]:.4f} | {r[5]:.4f} |")
+    print()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="claims")
+    parser.add_argument("--uotflow", default="build/uotflow")
+    parser.add_argument("--svg", default="", help="write the stability figure here")
+    args = parser.parse_args()
+    if not os.path.isdir(args.root):
+        sys.exit(f"{args.root}: no such folder (run scripts/uotm_claims.sh first)")
+    with tempfile.TemporaryDirectory() as tmp:
+        outliers1d(args.root, args.uotflow, tmp)
+        outliers2d(args.root, args.uotflow, tmp)
+        stability(args.root, args.uotflow, tmp, args.svg)
+        tau(args.root, args.uotflow, tmp)
+
+
+if __name__ == "__main__":
+    main()
