@@ -2,7 +2,11 @@
 // 100, batch 1024, L = 1000, d = 10, KL to N(b, A^-1)): the side-by-side partner of swgf_step.py.
 // Prints one JSON line: {"impl": "uotflow", "mode", "median_s", ...}.
 // Usage: bench_swgf_step [--dim 10] [--batch 1024] [--projections 1000] [--couplings 5]
-//                        [--width 100] [--warmup 3] [--iters 10] [--mode sorted|weighted]
+//                        [--width 100] [--warmup 3] [--iters 10]
+//                        [--mode sorted|sorted-autograd|weighted]
+// sorted: the equal-size path with its dedicated backward (what `swjko` runs); sorted-autograd: the
+// same loss written with torch::sort and autograd through it (the path before the dedicated
+// backward).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -66,8 +70,15 @@ int main(int argc, char** argv) {
     FlowBatch now = rho->draw(batch, gen, true);
     FlowBatch before = rho->draw_previous(batch, gen);
     auto theta = random_directions(dim, projections, gen);
-    auto loss = sliced_wasserstein_pp(now.x, before.x, theta, 2.0, uniform, uniform) / (2 * tau) +
-                kl->value(now);
+    torch::Tensor sw;
+    if (mode == "sorted-autograd") {
+      auto px = now.x.matmul(theta).transpose(0, 1).contiguous();
+      auto py = before.x.matmul(theta).transpose(0, 1).contiguous();
+      sw = (std::get<0>(px.sort(-1)) - std::get<0>(py.sort(-1))).square().mean();
+    } else {
+      sw = sliced_wasserstein_pp(now.x, before.x, theta, 2.0, uniform, uniform);
+    }
+    auto loss = sw / (2 * tau) + kl->value(now);
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One SW-JKO inner iteration at the reference settings (RealNVP 5 x 100, batch 1024, L = 1000,
-# d = 10): uotflow (bench_swgf_step, equal-size sort path) against swgf_step.py following the
+# d = 10): uotflow (bench_swgf_step, equal-size sort path with its dedicated backward, and the same
+# loss through autograd of torch::sort) against swgf_step.py following the
 # reference algorithm (weighted quantile-function 1-D OT for every projection), 1 thread each,
 # ROUNDS interleaved rounds, then the medians and their ratio. The weighted C++ path and the sorted
 # Python path are timed too, to separate the algorithm from the implementation.
@@ -15,7 +16,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_binary bench_swgf_step
 
 run_cpp() {
-  for mode in sorted weighted; do "$BIN" --iters "$ITERS" --mode "$mode" >>"$TMP/rows.jsonl"; done
+  for mode in sorted sorted-autograd weighted; do
+    "$BIN" --iters "$ITERS" --mode "$mode" >>"$TMP/rows.jsonl"
+  done
 }
 run_py() {
   for mode in weighted sorted; do
@@ -33,6 +36,7 @@ for line in open(sys.argv[1]):
 med = {k: statistics.median(v) for k, v in times.items()}
 ref = med[("python", "weighted")]
 print(f"{'implementation':<28}{'s / iteration':>15}{'speed-up vs reference':>24}")
-for key in [("python", "weighted"), ("python", "sorted"), ("uotflow", "weighted"), ("uotflow", "sorted")]:
+for key in [("python", "weighted"), ("python", "sorted"), ("uotflow", "weighted"),
+            ("uotflow", "sorted-autograd"), ("uotflow", "sorted")]:
     print(f"{key[0] + ' (' + key[1] + ')':<28}{med[key]:15.4f}{ref / med[key]:23.2f}x")
 PYEOF

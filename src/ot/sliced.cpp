@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include <boost/sort/pdqsort/pdqsort.hpp>
 
@@ -49,6 +51,64 @@ torch::Tensor sort_values(const torch::Tensor& t) {
   return out;
 }
 
+// Rows of `t` [..., N] sorted on the CPU with their permutation: (sorted values, int64 indices
+// with sorted[k] = t[indices[k]]). pdqsort of (value, index) pairs, one row at a time.
+std::pair<torch::Tensor, torch::Tensor> sort_with_indices(const torch::Tensor& t) {
+  auto values = torch::empty_like(t, at::MemoryFormat::Contiguous);
+  auto indices = torch::empty(t.sizes(), t.options().dtype(torch::kLong));
+  const auto in = t.contiguous();
+  const int64_t len = t.size(-1);
+  const int64_t rows = len == 0 ? 0 : t.numel() / len;
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "sort_with_indices", [&] {
+    const scalar_t* src = in.data_ptr<scalar_t>();
+    scalar_t* dst = values.data_ptr<scalar_t>();
+    int64_t* idx = indices.data_ptr<int64_t>();
+    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+      std::vector<std::pair<scalar_t, int64_t>> pairs(len);
+      for (int64_t r = begin; r < end; ++r) {
+        for (int64_t k = 0; k < len; ++k) {
+          pairs[k] = {src[r * len + k], k};
+        }
+        boost::sort::pdqsort_branchless(
+            pairs.begin(), pairs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (int64_t k = 0; k < len; ++k) {
+          dst[r * len + k] = pairs[k].first;
+          idx[r * len + k] = pairs[k].second;
+        }
+      }
+    });
+  });
+  return {values, indices};
+}
+
+// mean_k (sort(u)_k - sort(v)_k)^2 of each row, u and v [..., N] -> [...], with a dedicated
+// backward: d/du = 2 (sort(u) - sort(v)) / N put back in u's order by the sort permutation (and the
+// negative for v), instead of autograd through sort and gather. The backward is written with
+// gather/scatter of the inputs, so it is itself differentiable (double backward works).
+class SortedW2Rows : public torch::autograd::Function<SortedW2Rows> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& u,
+                               const torch::Tensor& v) {
+    auto [us, u_index] = sort_with_indices(u);
+    auto [vs, v_index] = sort_with_indices(v);
+    ctx->save_for_backward({u, v, u_index, v_index});
+    return (us - vs).square_().mean(-1);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &u = saved[0], &v = saved[1], &u_index = saved[2], &v_index = saved[3];
+    const int64_t n = u.size(-1);
+    // [..., N] in sorted order: 2 (u_(k) - v_(k)) g / N
+    auto d =
+        (u.gather(-1, u_index) - v.gather(-1, v_index)) * (grad_out[0].unsqueeze(-1) * (2.0 / n));
+    return {torch::zeros_like(u).scatter(-1, u_index, d),
+            torch::zeros_like(v).scatter(-1, v_index, -d)};
+  }
+};
+
 torch::Tensor pow_abs(const torch::Tensor& d, double p) {
   return p == 2.0 ? d * d : d.abs().pow(p);
 }
@@ -81,6 +141,12 @@ torch::Tensor wasserstein_1d_pp(const torch::Tensor& u, const torch::Tensor& v, 
   TORCH_CHECK(n > 0 && m > 0, "wasserstein_1d_pp: empty input");
   const bool weighted = u_weights.defined() || v_weights.defined();
   if (!weighted && n == m) {
+    const bool needs_grad =
+        torch::GradMode::is_enabled() && (u.requires_grad() || v.requires_grad());
+    if (p == 2.0 && needs_grad && u.is_cpu() && v.is_cpu() && u.sizes() == v.sizes() &&
+        u.scalar_type() == v.scalar_type()) {
+      return SortedW2Rows::apply(u, v);
+    }
     auto us = sort_values(u);
     auto vs = sort_values(v);
     return pow_abs(us - vs, p).mean(-1);
