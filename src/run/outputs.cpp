@@ -322,22 +322,18 @@ void RunOutputs::refresh_report() const {
   write_report({run_dir_}, (fs::path(run_dir_) / "report.html").string());
 }
 
-// A metric measured at a flow time (ou_kl) is drawn against it, the others against steps.
 void RunOutputs::add_to_curve(const Json& row) {
-  auto& curve = curves_[row["metric"].get<std::string>()];
-  curve.flow_time = row.contains("time") && row["time"].is_number();
-  curve.x.push_back(row[curve.flow_time ? "time" : "step"].get<double>());
-  curve.y.push_back(row["value"].is_number() ? row["value"].get<double>() : kNan);
+  add_eval_row(curves_, row);
 }
 
 // plots/METRIC.png: each metric's curve so far.
 void RunOutputs::plot_curves() const {
   const auto run = fs::path(run_dir_).filename().string();
-  const bool sliced = get<std::string>(config_, "method") == "swjko";
+  const auto method = get<std::string>(config_, "method");
   for (const auto& [name, curve] : curves_) {
     LinePlot plot;
     plot.title = run + ": " + name;
-    plot.x_label = curve.flow_time ? (sliced ? "SW-time" : "W-time") : "step";
+    plot.x_label = curve_x_label(curve, method);
     plot.y_label = name;
     plot.series = {LineSeries{name, curve.x, curve.y}};
     save_line_plot_png((fs::path(run_dir_) / "plots" / (name + ".png")).string(), plot);

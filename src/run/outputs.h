@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "curves.h"
 #include "uotflow/core/config.h"
 #include "uotflow/features/feature_eval.h"
 #include "uotflow/io/plot.h"
@@ -67,10 +68,6 @@ class RunOutputs {
   std::string run_dir_;
   std::unique_ptr<FeatureEvaluator> features_;
   std::map<int64_t, torch::Tensor> reference_cache_;
-  struct Curve {
-    std::vector<double> x, y;
-    bool flow_time = false;  ///< x is the flow time (W-time, SW-time), not the step
-  };
   std::map<std::string, Curve> curves_;
 };
 

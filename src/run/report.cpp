@@ -11,6 +11,7 @@
 #include <sstream>
 #include <utility>
 
+#include "curves.h"
 #include "uotflow/core/config.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/files.h"
@@ -100,10 +101,7 @@ double number(const Json& row, const char* key) {
   return row.contains(key) && row[key].is_number() ? row[key].get<double>() : kNan;
 }
 
-struct Curve {
-  std::vector<double> x, y;
-  bool flow_time = false;  // x is the flow time of the phase (W-time or SW-time), not the step
-};
+using run_detail::Curve;
 
 struct RunData {
   fs::path dir;
@@ -146,13 +144,7 @@ RunData load_run(const std::string& dir) {
   run.logged = read_rows(run.dir / "metrics.jsonl");
   run.last_log_line = last_line_of(run.dir / "log.txt");
   for (const auto& row : run.eval) {
-    if (!row.contains("metric") || !row["metric"].is_string()) {
-      continue;
-    }
-    auto& curve = run.metric_curves[row["metric"].get<std::string>()];
-    curve.flow_time = row.contains("time") && row["time"].is_number();
-    curve.x.push_back(curve.flow_time ? number(row, "time") : number(row, "step"));
-    curve.y.push_back(number(row, "value"));
+    run_detail::add_eval_row(run.metric_curves, row);
   }
   static const std::set<std::string> kNotLosses = {"step", "time", "sec_per_step", "lr_g",
                                                    "lr_d", "lr",   "phase"};
@@ -174,7 +166,7 @@ std::string time_label(const std::vector<RunData>& runs) {
     methods.insert(run.method);
   }
   if (methods.size() == 1) {
-    return *methods.begin() == "swjko" ? "SW-time" : "W-time";
+    return run_detail::curve_x_label(Curve{{}, {}, true}, *methods.begin());
   }
   return "flow time";
 }
