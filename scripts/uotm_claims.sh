@@ -18,7 +18,8 @@
 # tables of docs/methods/uotm.md.
 #
 # Environment: UOTFLOW (default build/uotflow), ROOT (default claims), JOBS (default: the cores),
-# SEEDS (default "0 1 2 3 4": the seeds of outliers1d and stability), SKIP_DONE=1 (keep the runs whose
+# SEEDS (default "0 1 2 3 4": the seeds of outliers1d and stability), STABILITY (default
+# "uotm:0.01 otm:0.01 otm:0 uotm:0": the model:source_gp pairs of stability), SKIP_DONE=1 (keep the runs whose
 # samples exist: resumes an interrupted campaign).
 set -euo pipefail
 
@@ -27,6 +28,7 @@ UOTFLOW="${UOTFLOW:-build/uotflow}"
 ROOT="${ROOT:-claims}"
 JOBS="${JOBS:-$(nproc)}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
+STABILITY="${STABILITY:-uotm:0.01 otm:0.01 otm:0 uotm:0}"
 GROUPS_TO_RUN=("$@")
 [ ${#GROUPS_TO_RUN[@]} -eq 0 ] && GROUPS_TO_RUN=(outliers1d outliers2d stability tau)
 
@@ -43,11 +45,10 @@ jobs_of() {
       done ;;
     stability)
       for seed in $SEEDS; do
-        for m in uotm otm; do
-          for gp in 0 0.01; do
-            echo "stability ${m}_gp${gp}_s$seed ${m}_8gaussians.json $seed 10000" \
-              "--set loss.source_gp=$gp --set train.eval_every=250 --set eval.n=2000"
-          done
+        for variant in $STABILITY; do
+          m=${variant%:*} gp=${variant#*:}
+          echo "stability ${m}_gp${gp}_s$seed ${m}_8gaussians.json $seed 10000" \
+            "--set loss.source_gp=$gp --set train.eval_every=250 --set eval.n=2000"
         done
       done ;;
     tau)
