@@ -5,24 +5,25 @@
 # reference algorithm (weighted quantile-function 1-D OT for every projection), 1 thread each,
 # ROUNDS interleaved rounds, then the medians and their ratio. The weighted C++ path and the sorted
 # Python path are timed too, to separate the algorithm from the implementation.
-# Usage: bash bench/compare_swgf.sh [BUILD_DIR]   (env: ROUNDS=3 ITERS=10)
+# Usage: bash bench/compare_swgf.sh [BUILD_DIR]   (env: ROUNDS=3 ITERS=10 DIM=10)
 set -euo pipefail
 
 BUILD=${1:-build}
 ROUNDS=${ROUNDS:-3}
 ITERS=${ITERS:-10}
+DIM=${DIM:-10}
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_binary bench_swgf_step
 
 run_cpp() {
   for mode in sorted sorted-autograd weighted; do
-    "$BIN" --iters "$ITERS" --mode "$mode" >>"$TMP/rows.jsonl"
+    "$BIN" --iters "$ITERS" --dim "$DIM" --mode "$mode" >>"$TMP/rows.jsonl"
   done
 }
 run_py() {
   for mode in weighted sorted; do
-    "$PY" "$HERE/swgf_step.py" --iters "$ITERS" --mode "$mode" | tail -1 >>"$TMP/rows.jsonl"
+    "$PY" "$HERE/swgf_step.py" --iters "$ITERS" --dim "$DIM" --mode "$mode" | tail -1 >>"$TMP/rows.jsonl"
   done
 }
 interleave_rounds
