@@ -155,7 +155,7 @@ def stability(root, uotflow, tmp, svg_path):
 def write_svg(path, curves):
     """Mean (line) and min-max over seeds (band) of sw2 against steps, one colour per group."""
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-    width, height, left, right, top, bottom = 720, 420, 70, 200, 30, 50
+    width, height, left, right, top, bottom = 760, 420, 70, 240, 30, 50
     x_max = max(s.max() for s, _ in curves.values())
     y_all = np.concatenate([v.ravel() for _, v in curves.values()])
     y_min, y_max = math.log10(max(y_all.min(), 1e-3)), math.log10(y_all.max())
@@ -192,11 +192,11 @@ def write_svg(path, curves):
         y = top + 10 + 20 * k
         out.append(f'<line x1="{width - right + 12}" x2="{width - right + 36}" y1="{y}" y2="{y}" '
                    f'stroke="{colour}" stroke-width="3"/>')
-        out.append(f'<text x="{width - right + 42}" y="{y + 4}">{group}</text>')
+        out.append(f'<text x="{width - right + 42}" y="{y + 4}">{group} ({values.shape[0]} seeds)</text>')
     out.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" '
                f'height="{height - top - bottom}" fill="none" stroke="#444"/>')
     out.append(f'<text x="{(left + width - right) / 2}" y="18" text-anchor="middle">8 Gaussians: '
-               f'sw2 over {values.shape[0]} seeds (line: mean, band: min to max)</text>')
+               f'sw2 against steps (line: mean over seeds, band: min to max)</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
