@@ -62,6 +62,14 @@ def kl_hist(samples, data, lo=-2.0, hi=2.5, bins=450):
     return float(np.sum(p[keep] * np.log(p[keep] / q[keep])))
 
 
+def print_group_means(per_model, formats):
+    """One "mean ± std" row per model of the per-seed rows collected in per_model."""
+    for model, rows in per_model.items():
+        cells = [mean_std(col) if f == "ms" else f"{np.mean(col):{f}}" for col, f in zip(zip(*rows), formats)]
+        print(f"| {model} | mean ± std | " + " | ".join(cells) + " |")
+    print()
+
+
 def outliers1d(root, uotflow, tmp):
     runs = runs_of(root, "outliers1d")
     if not runs:
@@ -77,10 +85,7 @@ def outliers1d(root, uotflow, tmp):
         row = ((x < 0).mean(), inl.mean(), inl.std())
         per_model.setdefault(model, []).append(row)
         print(f"| {model} | {seed} | {row[0]:.4f} | {row[1]:.3f} | {row[2]:.3f} |")
-    for model, rows in per_model.items():
-        cols = list(zip(*rows))
-        print(f"| {model} | mean ± std | {mean_std(cols[0])} | {mean_std(cols[1])} | {mean_std(cols[2])} |")
-    print()
+    print_group_means(per_model, ["ms", "ms", "ms"])
 
 
 def outliers2d(root, uotflow, tmp):
@@ -104,11 +109,7 @@ def outliers2d(root, uotflow, tmp):
         row = (m["outlier_mass"], m["modes"], m["hq_fraction"], m["sw2"])
         per_model.setdefault(model, []).append(row)
         print(f"| {model} | {seed} | {row[0]:.4f} | {row[1]:.0f} | {row[2]:.3f} | {row[3]:.3f} |")
-    for model, rows in per_model.items():
-        cols = list(zip(*rows))
-        print(f"| {model} | mean ± std | {mean_std(cols[0])} | {np.mean(cols[1]):.1f} | "
-              f"{mean_std(cols[2])} | {mean_std(cols[3])} |")
-    print()
+    print_group_means(per_model, ["ms", ".1f", "ms", "ms"])
 
 
 def read_curve(run_npy, metric):
