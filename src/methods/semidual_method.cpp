@@ -280,9 +280,10 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
   set_requires_grad(*potential_, false);
   set_requires_grad(*generator_, true);
   auto [x, z] = draw_source(o.batch_size(), noise_stream);
-  const auto reference = cost_reference(x, noise_stream);  // [B, D]
+  const auto reference = cost_reference(x, z, noise_stream);  // [B, D]
   auto fake = as_float(generator_->forward(x, z));
-  auto loss_g = loss_.generator(as_float(potential_->forward(fake)), (*cost_)(reference, fake));
+  const auto cost_g = (*cost_)(reference, fake);  // [B]
+  auto loss_g = loss_.generator(as_float(potential_->forward(fake)), cost_g);
   opt_g_->zero_grad();
   loss_g.backward();
   clip(*generator_);
@@ -292,7 +293,8 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
   }
 
   std::map<std::string, double> out{{"loss_v", loss_v.item<double>()},
-                                    {"loss_g", loss_g.item<double>()}};
+                                    {"loss_g", loss_g.item<double>()},
+                                    {"transport_cost", cost_g.mean().item<double>()}};
   if (penalty.defined()) {
     out["r1"] = penalty.item<double>();
   }

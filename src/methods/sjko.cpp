@@ -26,6 +26,7 @@ struct SjkoSchedule {
   int64_t init_iterations = 1;
   int64_t iterations = 1;
   double instance_noise = 0.0;  // std at phase 0, divided by (k + 1) in phase k
+  bool shared_latent = true;    // T_old(x, z) against T(x, z); false: a fresh z' for T_old
   std::vector<double> marginal_weights;
 
   explicit SjkoSchedule(const Json& c) {
@@ -39,6 +40,11 @@ struct SjkoSchedule {
       throw ConfigError("config key 'sjko.instance_noise' must be >= 0, got " +
                         std::to_string(instance_noise));
     }
+    const auto latent = get<std::string>(c, "sjko.reference_latent");
+    if (latent != "shared" && latent != "fresh") {
+      throw ConfigError("unknown sjko.reference_latent '" + latent + "' (known: shared, fresh)");
+    }
+    shared_latent = latent == "shared";
     marginal_weights = get<std::vector<double>>(c, "sjko.marginal_weights");
     if (static_cast<int64_t>(marginal_weights.size()) > n_phases) {
       throw ConfigError("config key 'sjko.marginal_weights' has " +
@@ -165,13 +171,21 @@ class Sjko : public SemiDualMethod {
     phase_ = k;
   }
 
-  torch::Tensor cost_reference(const torch::Tensor& x, at::Generator& noise) override {
+  // T_old(x, z) with the z of T(x, z): (T_old, T)(x, z) is a coupling of mu_k and T's law that
+  // T can make optimal (T = OT map o T_old), so the cost is the JKO step's W2. A fresh z' (the
+  // reference code) couples through x alone: its optimum pulls T(x, .) towards E_z T_old(x, z),
+  // between the modes that T_old(x, .) reaches.
+  torch::Tensor cost_reference(const torch::Tensor& x, const torch::Tensor& z,
+                               at::Generator& noise) override {
     if (phase_ == 0) {
       return x;  // T_old = identity: phase 0 is fixed-source UOTM
     }
     torch::NoGradGuard no_grad;
-    auto z = torch::randn({x.size(0), reference_->latent_dim()}, noise).to(device());
-    return reference_->forward(x, z).to(torch::kFloat32);  // float32 under bf16 autocast too
+    const auto latent =
+        schedule_.shared_latent
+            ? z
+            : torch::randn({x.size(0), reference_->latent_dim()}, noise).to(device());
+    return reference_->forward(x, latent).to(torch::kFloat32);  // float32 under bf16 autocast too
   }
 
  private:
@@ -199,6 +213,7 @@ Json sjko_defaults() {
              {"init_iterations", 1000},
              {"iterations", 1000},
              {"instance_noise", 0.0},
+             {"reference_latent", "shared"},
              {"marginal_weights", Json::array()}}},
            // Each JKO step is a fixed-source problem; the run's length comes from the phases.
            {"loss", {{"phi1", "linear"}}},

@@ -80,7 +80,8 @@ void check_step_against_hand_written(double r1_gamma, double source_gp) {
     p.requires_grad_(false);
   }
   auto moved = g->forward(x, z);
-  auto loss_g = (cost(x, moved) - v->forward(moved)).mean();
+  auto transport = cost(x, moved).mean();
+  auto loss_g = transport - v->forward(moved).mean();
   opt_g.zero_grad();  // drops what the potential's loss left in g's gradients
   loss_g.backward();
   opt_g.step();
@@ -98,6 +99,7 @@ void check_step_against_hand_written(double r1_gamma, double source_gp) {
     EXPECT_EQ(losses.count("source_gp"), 0u);
   }
   EXPECT_NEAR(losses.at("loss_g"), loss_g.item<double>(), 1e-6);
+  EXPECT_NEAR(losses.at("transport_cost"), transport.item<double>(), 1e-6);
   for (const auto& [name, t] : named_tensors(*v)) {
     EXPECT_TRUE(torch::allclose(after.at("potential").at(name), t, 1e-5, 1e-7)) << name;
     EXPECT_FALSE(torch::equal(before.at("potential").at(name), t)) << name << " did not move";

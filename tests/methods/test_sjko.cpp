@@ -103,6 +103,36 @@ TEST_F(SjkoTest, PhaseScheduleAndFlowTime) {
   EXPECT_TRUE(std::isnan(m3->phases()[1].flow_time));
 }
 
+// The cost compares T(x, z) with T_old(x, z), the same z: at the first step of a phase, where T is
+// the copy T_old, the transport cost is 0 exactly. With a fresh z' (the reference code's
+// coupling, sjko.reference_latent = "fresh") it is E|T(x, z) - T(x, z')|^2 / (2h) > 0.
+TEST_F(SjkoTest, TheCostComparesTWithTOldAtTheSameLatent) {
+  const auto problem = make_problem(tiny_sjko());
+  auto transport_costs = [&](const std::string& latent) {
+    auto config = tiny_sjko({"sjko.reference_latent=\"" + latent + "\""});
+    torch::manual_seed(0);
+    auto method = method_registry().create("sjko").create(
+        MethodContext{config, problem, torch::Device(torch::kCPU)});
+    RandomStreams streams(5);
+    std::vector<double> out;
+    for (int64_t step = 0; step < 22; ++step) {
+      out.push_back(method->step(step, streams).at("transport_cost"));
+    }
+    return out;  // phase 1 starts at step 20
+  };
+  const auto shared = transport_costs("shared");
+  const auto fresh = transport_costs("fresh");
+  // Phase 0 compares with x itself and draws nothing more: both runs are the same.
+  for (int64_t step = 0; step < 20; ++step) {
+    EXPECT_EQ(shared[step], fresh[step]) << step;
+    EXPECT_GT(shared[step], 0) << step;
+  }
+  EXPECT_EQ(shared[20], 0.0);
+  EXPECT_GT(fresh[20], 1e-3);
+  EXPECT_GT(shared[21], 0.0);  // T has moved one step away from T_old
+  EXPECT_LT(shared[21], 1e-3);
+}
+
 TEST_F(SjkoTest, EveryPhaseLeavesSamplesPicturesWeightsAndEvalRows) {
   const auto run = train_run(tiny_sjko());
   for (const char* tag : {"phase-0000", "phase-0001"}) {
@@ -167,6 +197,8 @@ TEST_F(SjkoTest, ConfigErrors) {
   expect_config_error([&] { build({"sjko.jko_step_size=0"}); }, "sjko.jko_step_size",
                       "sjko.jko_step_size");
   expect_config_error([&] { build({"sjko.n_phases=0"}); }, "sjko.n_phases", "sjko.n_phases");
+  expect_config_error([&] { build({"sjko.reference_latent=\"same\""}); }, "sjko.reference_latent",
+                      "sjko.reference_latent");
   // --phase on a method without phases.
   Json uotm = resolve_config(Json{{"data", {{"name", "8gaussians"}}},
                                   {"generator", {{"net", "mlp"}, {"width", 8}, {"depth", 1}}},

@@ -63,7 +63,8 @@ struct SemiDualOptions {
 ///     explicit MyMethod(const MethodContext& ctx)
 ///         : SemiDualMethod(ctx, get<int64_t>(ctx.config, "train.steps")) {}
 ///    protected:
-///     torch::Tensor cost_reference(const torch::Tensor& x, at::Generator&) override { ... }
+///     torch::Tensor cost_reference(const torch::Tensor& x, const torch::Tensor& z,
+///                                  at::Generator&) override { ... }
 ///   };
 class SemiDualMethod : public Method {
  public:
@@ -86,9 +87,10 @@ class SemiDualMethod : public Method {
   /// Called at the start of every step, before anything is drawn (S-JKO changes phase here).
   virtual void begin_step(int64_t /*step*/) {}
 
-  /// The points the generator's cost compares T(x, z) with. x: [B, D] -> [B, D]. May draw from
-  /// `noise` (after x and z were drawn). UOTM: x.
-  virtual torch::Tensor cost_reference(const torch::Tensor& x, at::Generator& /*noise*/) {
+  /// The points the generator's cost compares T(x, z) with. x: [B, D], z: [B, nz] (the latent
+  /// of T(x, z)) -> [B, D]. May draw from `noise` (after x and z were drawn). UOTM: x.
+  virtual torch::Tensor cost_reference(const torch::Tensor& x, const torch::Tensor& /*z*/,
+                                       at::Generator& /*noise*/) {
     return x;
   }
 
