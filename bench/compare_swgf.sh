@@ -5,10 +5,8 @@
 # reference algorithm (weighted quantile-function 1-D OT for every projection), 1 thread each,
 # ROUNDS interleaved rounds, then the medians and their ratio. The weighted C++ path and the sorted
 # Python path are timed too, to separate the algorithm from the implementation.
-# Both sides run with glibc told to keep freed memory (MALLOC_MMAP_THRESHOLD_ 32 MiB, MALLOC_TRIM_THRESHOLD_
-# 1 GiB: what `uotflow` sets for itself with mallopt), since on this machine kind returning the
-# iteration's buffers to the OS and faulting them in again costs more than the iteration's arithmetic;
-# KEEP_FREED=0 runs with glibc's defaults.
+# Both sides keep freed memory (KEEP_FREED, see lib.sh): on this machine kind returning the
+# iteration's buffers to the OS and faulting them in again costs more than the iteration's arithmetic.
 # Usage: bash bench/compare_swgf.sh [BUILD_DIR]   (env: ROUNDS=3 ITERS=10 DIM=10 KEEP_FREED=1)
 set -euo pipefail
 
@@ -16,9 +14,6 @@ BUILD=${1:-build}
 ROUNDS=${ROUNDS:-3}
 ITERS=${ITERS:-10}
 DIM=${DIM:-10}
-if [ "${KEEP_FREED:-1}" = 1 ]; then
-  export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
-fi
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_binary bench_swgf_step

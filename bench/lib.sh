@@ -1,10 +1,19 @@
 # Shared by the compare_*.sh scripts (source it after setting BUILD and ROUNDS): one thread for every
 # library, Debian's python3 (the first python3 on PATH may lack POT / torch), a temporary folder, and
 # the interleaved rounds. The caller defines run_cpp ROUND and run_py ROUND.
+#
+# KEEP_FREED=1 (the default) runs both sides with glibc told to keep freed memory
+# (MALLOC_MMAP_THRESHOLD_ 32 MiB, MALLOC_TRIM_THRESHOLD_ 1 GiB: what `uotflow` sets for itself with
+# mallopt). Otherwise every buffer above 128 KiB is a fresh mmap whose pages fault in on first touch,
+# and on this machine kind that can cost more than the arithmetic done on it. KEEP_FREED=0: glibc's
+# defaults.
 
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+if [ "${KEEP_FREED:-1}" = 1 ]; then
+  export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 

@@ -243,13 +243,11 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
     real = real.to(device_);
     auto [x, z] = draw_source(o.batch_size(), noise_stream);
     torch::Tensor fake;
-    if (o.source_gp() > 0) {
-      // The penalty differentiates v(T(x, z)) with respect to x through the generator, whose own
-      // weights need no gradients here.
-      x.requires_grad_(true);
-      fake = as_float(generator_->forward(x, z));  // [B, D]
-    } else {
-      torch::NoGradGuard no_grad;
+    {
+      // The source-side penalty differentiates v(T(x, z)) with respect to x through the generator
+      // (whose own weights need no gradients here); without it the generator runs without a graph.
+      torch::AutoGradMode graph(o.source_gp() > 0);
+      x.requires_grad_(o.source_gp() > 0);
       fake = as_float(generator_->forward(x, z));  // [B, D]
     }
     if (o.r1_gamma() > 0) {
