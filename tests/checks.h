@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
@@ -33,6 +34,25 @@ inline void expect_config_error(const std::function<void()>& call, const std::st
   } catch (const std::exception& e) {
     ADD_FAILURE() << what << ": expected ConfigError, got " << e.what();
   }
+}
+
+/// Central finite differences of f with respect to every entry of `param` (float64). `param` is a
+/// detached view of the weights (no NoGradGuard: f may itself need autograd, e.g. for R1).
+inline torch::Tensor finite_difference(const std::function<double()>& f, torch::Tensor param,
+                                       double eps = 1e-6) {
+  auto grad = torch::zeros_like(param);
+  auto flat = param.view(-1);
+  auto gflat = grad.view(-1);
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    const double old = flat[i].item<double>();
+    flat[i] = old + eps;
+    const double up = f();
+    flat[i] = old - eps;
+    const double down = f();
+    flat[i] = old;
+    gflat[i] = (up - down) / (2 * eps);
+  }
+  return grad;
 }
 
 }  // namespace uotflow::testing

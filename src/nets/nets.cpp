@@ -52,12 +52,18 @@ class ResNetFCPotential : public PotentialNet {
   ResNetFCPotential(int64_t dim, int64_t width, int64_t depth) {
     trunk_ = register_module("trunk", ResNetFC(dim, width, depth));
     head_ = register_module("head", make_mlp(width, width, 1, 1));
+    trunk_->describe(plan_);
+    plan_.add_sequential(head_);
   }
   torch::Tensor forward(const torch::Tensor& y) override {
     return head_->forward(trunk_->forward(y)).squeeze(-1);
   }
+  const ChainPlan* chain() const override {
+    return &plan_;
+  }
 
  private:
+  ChainPlan plan_;
   ResNetFC trunk_{nullptr};
   torch::nn::Sequential head_{nullptr};
 };
@@ -84,12 +90,17 @@ class MlpPotential : public PotentialNet {
  public:
   MlpPotential(int64_t dim, int64_t width, int64_t depth) {
     net_ = register_module("net", make_mlp(dim, width, depth, 1));
+    plan_.add_sequential(net_);
   }
   torch::Tensor forward(const torch::Tensor& y) override {
     return net_->forward(y).squeeze(-1);
   }
+  const ChainPlan* chain() const override {
+    return &plan_;
+  }
 
  private:
+  ChainPlan plan_;
   torch::nn::Sequential net_{nullptr};
 };
 
@@ -129,6 +140,14 @@ ResNetFCImpl::ResNetFCImpl(int64_t in, int64_t width, int64_t blocks) {
       block->push_back(torch::nn::SiLU());
     }
     blocks_.push_back(register_module("block" + std::to_string(b), block));
+  }
+}
+
+void ResNetFCImpl::describe(ChainPlan& plan) const {
+  plan.layers.push_back({input_, false});
+  plan.stages.push_back({static_cast<int64_t>(plan.layers.size()) - 1, 1, false});
+  for (const auto& block : blocks_) {
+    plan.add_residual(block);
   }
 }
 

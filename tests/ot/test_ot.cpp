@@ -6,6 +6,7 @@
 #include <cmath>
 #include <functional>
 
+#include "checks.h"
 #include "uotflow/core/error.h"
 #include "uotflow/metrics/mmd.h"
 #include "uotflow/nets/nets.h"
@@ -15,6 +16,7 @@
 #include "uotflow/ot/sliced.h"
 
 using namespace uotflow;
+using uotflow::testing::finite_difference;
 
 namespace {
 
@@ -27,25 +29,6 @@ class OtTest : public ::testing::Test {
 
 double phi_value(const Phi& phi, double s) {
   return phi(torch::tensor({s}, torch::kFloat64)).item<double>();
-}
-
-// Central finite differences of f with respect to every entry of `param` (float64).
-torch::Tensor finite_difference(const std::function<double()>& f, torch::Tensor param,
-                                double eps = 1e-6) {
-  // `param` is a detached view of the weights (no NoGradGuard: f may itself need autograd for R1).
-  auto grad = torch::zeros_like(param);
-  auto flat = param.view(-1);
-  auto gflat = grad.view(-1);
-  for (int64_t i = 0; i < flat.numel(); ++i) {
-    const double old = flat[i].item<double>();
-    flat[i] = old + eps;
-    const double up = f();
-    flat[i] = old - eps;
-    const double down = f();
-    flat[i] = old;
-    gflat[i] = (up - down) / (2 * eps);
-  }
-  return grad;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "uotflow/core/config.h"
 #include "uotflow/core/registry.h"
+#include "uotflow/nets/fused_chain.h"
 
 namespace uotflow {
 
@@ -26,6 +27,11 @@ class GeneratorNet : public torch::nn::Module {
 class PotentialNet : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& y) = 0;
+  /// The net as a Linear/SiLU chain, for the explicit R1 pass (chain_value_and_penalty), or
+  /// nullptr when it is not one (the generic double backward is used then).
+  virtual const ChainPlan* chain() const {
+    return nullptr;
+  }
 };
 
 /// Fully connected net: Linear(in, width), SiLU, ..., Linear(width, out) with `depth` hidden
@@ -39,6 +45,8 @@ class ResNetFCImpl : public torch::nn::Module {
   ResNetFCImpl(int64_t in, int64_t width, int64_t blocks);
   /// x: [B, in] -> [B, width]
   torch::Tensor forward(const torch::Tensor& x);
+  /// Appends the input layer and the residual blocks to `plan`.
+  void describe(ChainPlan& plan) const;
 
  private:
   torch::nn::Linear input_{nullptr};
