@@ -1,14 +1,24 @@
 // The optimiser registry, and mirror descent on the simplex.
 #include "uotflow/optim/optimizer.h"
 
-#include <torch/optim/adam.h>
+#include <ATen/Parallel.h>
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <limits>
 
 namespace uotflow {
 namespace {
+
+// The loss of an optimiser's closure, with gradients on (undefined without a closure).
+torch::Tensor evaluate(const torch::optim::Optimizer::LossClosure& closure) {
+  if (closure == nullptr) {
+    return {};
+  }
+  torch::AutoGradMode enable_grad(true);
+  return closure();
+}
 
 struct MirrorDescentOptions : torch::optim::OptimizerCloneableOptions<MirrorDescentOptions> {
   explicit MirrorDescentOptions(double lr) : lr_(lr) {}
@@ -33,11 +43,7 @@ class MirrorDescent : public torch::optim::Optimizer {
 
   torch::Tensor step(LossClosure closure = nullptr) override {
     torch::NoGradGuard no_grad;
-    torch::Tensor loss;
-    if (closure != nullptr) {
-      torch::AutoGradMode enable_grad(true);
-      loss = closure();
-    }
+    const auto loss = evaluate(closure);
     for (auto& group : param_groups_) {
       const double lr = static_cast<const MirrorDescentOptions&>(group.options()).lr();
       for (auto& p : group.params()) {
@@ -55,7 +61,90 @@ class MirrorDescent : public torch::optim::Optimizer {
   void load(torch::serialize::InputArchive&) override {}
 };
 
+// What the fused pass covers: dense contiguous float32/float64 CPU tensors, no weight decay or
+// amsgrad.
+bool fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
+  for (const auto& group : groups) {
+    const auto& o = static_cast<const torch::optim::AdamOptions&>(group.options());
+    if (o.weight_decay() != 0 || o.amsgrad()) {
+      return false;
+    }
+    for (const auto& p : group.params()) {
+      const auto& g = p.grad();
+      if (g.defined() &&
+          (!p.is_cpu() || g.is_sparse() || !p.is_contiguous() || !g.is_contiguous() ||
+           g.scalar_type() != p.scalar_type() ||
+           (p.scalar_type() != torch::kFloat && p.scalar_type() != torch::kDouble))) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+// The generic step's arithmetic, element by element, in the parameter's precision:
+// m = b1 m + (1 - b1) g, s = b2 s + (1 - b2) g^2, p -= lr / bc1 * m / (sqrt(s) / sqrt(bc2) + eps).
+torch::Tensor FusedAdam::step(LossClosure closure) {
+  if (!fusable(param_groups_)) {
+    return Adam::step(std::move(closure));
+  }
+  torch::NoGradGuard no_grad;
+  const auto loss = evaluate(closure);
+  for (auto& group : param_groups_) {
+    const auto& o = static_cast<const torch::optim::AdamOptions&>(group.options());
+    const double beta1 = std::get<0>(o.betas());
+    const double beta2 = std::get<1>(o.betas());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) {
+        continue;
+      }
+      // The generic step's key and state, so that checkpoints and the two steps interchange.
+      const auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      auto it = state_.find(key);
+      if (it == state_.end()) {
+        auto fresh = std::make_unique<torch::optim::AdamParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        it = state_.emplace(key, std::move(fresh)).first;
+      }
+      auto& state = static_cast<torch::optim::AdamParamState&>(*it->second);
+      state.step(state.step() + 1);
+      const double bc1 = 1 - std::pow(beta1, static_cast<double>(state.step()));
+      const double bc2 = 1 - std::pow(beta2, static_cast<double>(state.step()));
+      auto m = state.exp_avg();
+      auto s = state.exp_avg_sq();
+      TORCH_CHECK(m.is_contiguous() && s.is_contiguous(), "FusedAdam: non-contiguous state");
+      const auto& grad = p.grad();
+      AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "fused_adam", [&] {
+        const auto b1 = static_cast<scalar_t>(beta1);
+        const auto b2 = static_cast<scalar_t>(beta2);
+        const auto one_minus_b1 = static_cast<scalar_t>(1 - beta1);
+        const auto one_minus_b2 = static_cast<scalar_t>(1 - beta2);
+        const auto root_bc2 = static_cast<scalar_t>(std::sqrt(bc2));
+        const auto eps = static_cast<scalar_t>(o.eps());
+        const auto step_size = static_cast<scalar_t>(o.lr() / bc1);
+        scalar_t* pp = p.data_ptr<scalar_t>();
+        const scalar_t* gp = grad.data_ptr<scalar_t>();
+        scalar_t* mp = m.data_ptr<scalar_t>();
+        scalar_t* sp = s.data_ptr<scalar_t>();
+        at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+          for (int64_t k = begin; k < end; ++k) {
+            const scalar_t g = gp[k];
+            const scalar_t mk = mp[k] * b1 + one_minus_b1 * g;
+            const scalar_t sk = sp[k] * b2 + one_minus_b2 * g * g;
+            mp[k] = mk;
+            sp[k] = sk;
+            pp[k] -= step_size * (mk / (std::sqrt(sk) / root_bc2 + eps));
+          }
+        });
+      });
+    }
+  }
+  return loss;
+}
 
 OptimizerRegistry& optimizer_registry() {
   static OptimizerRegistry registry = [] {
@@ -63,7 +152,7 @@ OptimizerRegistry& optimizer_registry() {
     r.add("adam", "Adam (lr, beta1, beta2)",
           [](std::vector<torch::Tensor> params,
              const OptimizerSettings& s) -> std::unique_ptr<torch::optim::Optimizer> {
-            return std::make_unique<torch::optim::Adam>(
+            return std::make_unique<FusedAdam>(
                 std::move(params), torch::optim::AdamOptions(s.lr).betas({s.beta1, s.beta2}));
           });
     r.add("sgd", "SGD with momentum (lr, momentum)",

@@ -2,6 +2,7 @@
 // the simplex (for weights that are a probability vector, e.g. a grid flow).
 #pragma once
 
+#include <torch/optim/adam.h>
 #include <torch/optim/optimizer.h>
 
 #include <memory>
@@ -10,6 +11,16 @@
 #include "uotflow/core/registry.h"
 
 namespace uotflow {
+
+/// torch::optim::Adam with the update of each CPU tensor in one pass (the generic step makes eight
+/// passes: two moments, the square root, the bias corrections and the update). Same state, same
+/// checkpoints, same arithmetic up to rounding; any other tensor (CUDA, sparse, weight decay,
+/// amsgrad) takes the generic step.
+class FusedAdam : public torch::optim::Adam {
+ public:
+  using torch::optim::Adam::Adam;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
 
 /// The settings an optimiser factory reads (each takes what it knows).
 struct OptimizerSettings {
