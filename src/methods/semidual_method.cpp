@@ -9,6 +9,7 @@
 #include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/archive.h"
+#include "uotflow/optim/optimizer.h"
 #include "uotflow/optim/schedule.h"
 #include "uotflow/ot/phi.h"
 
@@ -134,6 +135,7 @@ SemiDualOptions SemiDualOptions::from_json(const Json& c) {
       .ema_decay(get<double>(c, "train.ema_decay"))
       .grad_clip(get<double>(c, "train.grad_clip"))
       .autocast(get<std::string>(c, "train.autocast"))
+      .fused(get<bool>(c, "train.fused"))
       .generator(at_path(c, "generator"))
       .potential(at_path(c, "potential"));
   phi_registry().at(o.phi1());  // unknown names fail here, listing the known ones
@@ -176,7 +178,8 @@ Json SemiDualOptions::to_json() const {
                 {"lr_horizon", lr_horizon()},
                 {"ema_decay", ema_decay()},
                 {"grad_clip", grad_clip()},
-                {"autocast", autocast()}}},
+                {"autocast", autocast()},
+                {"fused", fused()}}},
               {"generator", generator()},
               {"potential", potential()}};
 }
@@ -208,10 +211,16 @@ SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
   potential_->to(device_);
   copy_weights(*generator_ema_, *generator_);
   set_requires_grad(*generator_ema_, false);
-  opt_g_ = std::make_unique<torch::optim::Adam>(
-      generator_->parameters(), torch::optim::AdamOptions(o.lr_g()).betas({o.beta1(), o.beta2()}));
-  opt_d_ = std::make_unique<torch::optim::Adam>(
-      potential_->parameters(), torch::optim::AdamOptions(o.lr_d()).betas({o.beta1(), o.beta2()}));
+  auto adam = [&](const std::vector<torch::Tensor>& params,
+                  double lr) -> std::unique_ptr<torch::optim::Adam> {
+    const auto options = torch::optim::AdamOptions(lr).betas({o.beta1(), o.beta2()});
+    if (o.fused()) {
+      return std::make_unique<FusedAdam>(params, options);
+    }
+    return std::make_unique<torch::optim::Adam>(params, options);
+  };
+  opt_g_ = adam(generator_->parameters(), o.lr_g());
+  opt_d_ = adam(potential_->parameters(), o.lr_d());
 }
 
 void SemiDualMethod::set_cost(double cost_scale) {
@@ -232,6 +241,8 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
   torch::Tensor loss_v;
   torch::Tensor penalty;
   torch::Tensor source_penalty;
+  // The explicit passes of a chain potential (float32 only: not under autocast).
+  const ChainPlan* chain = o.fused() && o.autocast() == "none" ? potential_->chain() : nullptr;
   set_requires_grad(*potential_, true);
   // Frozen while the potential trains: the source-side penalty runs through the generator.
   set_requires_grad(*generator_, false);
@@ -250,18 +261,25 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
       x.requires_grad_(o.source_gp() > 0);
       fake = as_float(generator_->forward(x, z));  // [B, D]
     }
-    if (o.r1_gamma() > 0) {
-      real.requires_grad_(true);
+    torch::Tensor v_real;  // [B]
+    if (chain) {
+      std::tie(v_real, penalty) = chain_value_and_penalty(*chain, real, o.r1_gamma() > 0);
+    } else {
+      real.requires_grad_(o.r1_gamma() > 0);
+      v_real = as_float(potential_->forward(real));
+      if (o.r1_gamma() > 0) {
+        penalty = gradient_penalty(v_real, real);
+      }
     }
-    auto v_real = as_float(potential_->forward(real));  // [B]
-    auto v_fake = as_float(potential_->forward(fake));  // [B]
+    // The source-side penalty differentiates v(T(x, z)) twice: the generic graph then.
+    auto v_fake = chain && o.source_gp() == 0 ? chain_value_and_penalty(*chain, fake, false).first
+                                              : as_float(potential_->forward(fake));  // [B]
     // With a linear phi1 the cost term is constant in v: it is left out of the potential loss.
     auto cost_fake = loss_.phi1.is_linear() ? torch::zeros({x.size(0)}, v_fake.options())
                                             : (*cost_)(x.detach(), fake.detach());
     loss_v = loss_.potential(v_fake, cost_fake, v_real);
     auto total = loss_v;
-    if (o.r1_gamma() > 0) {
-      penalty = gradient_penalty(v_real, real);
+    if (penalty.defined()) {
       total = total + 0.5 * o.r1_gamma() * penalty;
     }
     if (o.source_gp() > 0) {
@@ -281,7 +299,9 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
   const auto reference = cost_reference(x, z, noise_stream);  // [B, D]
   auto fake = as_float(generator_->forward(x, z));
   const auto cost_g = (*cost_)(reference, fake);  // [B]
-  auto loss_g = loss_.generator(as_float(potential_->forward(fake)), cost_g);
+  auto v_fake = chain ? chain_value_and_penalty(*chain, fake, false).first
+                      : as_float(potential_->forward(fake));
+  auto loss_g = loss_.generator(v_fake, cost_g);
   opt_g_->zero_grad();
   loss_g.backward();
   clip(*generator_);

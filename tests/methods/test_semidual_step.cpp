@@ -18,8 +18,9 @@ void load(torch::nn::Module& module, const WeightGroups& weights, const std::str
   load_named_tensors(module, weights.at(group), group);
 }
 
-// r1_gamma, source_gp: the penalties to switch on (0 = off).
-void check_step_against_hand_written(double r1_gamma, double source_gp) {
+// r1_gamma, source_gp: the penalties to switch on (0 = off); fused: train.fused (the mlp
+// potential's explicit passes, or autograd's generic graph).
+void check_step_against_hand_written(double r1_gamma, double source_gp, bool fused = false) {
   const double cost_scale = 0.3, ema = 0.9, lr_g = 1e-2, lr_d = 2e-2;
   const int64_t batch = 16;
   Json config = resolve_config(
@@ -29,7 +30,8 @@ void check_step_against_hand_written(double r1_gamma, double source_gp) {
        "loss.phi2=softplus", "loss.cost_scale=" + std::to_string(cost_scale),
        "loss.r1_gamma=" + std::to_string(r1_gamma), "loss.source_gp=" + std::to_string(source_gp),
        "train.ema_decay=" + std::to_string(ema), "train.batch_size=" + std::to_string(batch),
-       "train.lr_g=" + std::to_string(lr_g), "train.lr_d=" + std::to_string(lr_d)},
+       "train.lr_g=" + std::to_string(lr_g), "train.lr_d=" + std::to_string(lr_d),
+       std::string("train.fused=") + (fused ? "true" : "false")},
       {});
   const auto problem = make_problem(config);
   torch::manual_seed(0);
@@ -114,12 +116,15 @@ void check_step_against_hand_written(double r1_gamma, double source_gp) {
 
 TEST(SemiDualStep, OneStepEqualsTheStepWrittenOutByHand) {
   check_step_against_hand_written(/*r1_gamma=*/0.5, /*source_gp=*/0);
+  check_step_against_hand_written(/*r1_gamma=*/0.5, /*source_gp=*/0, /*fused=*/true);
+  check_step_against_hand_written(/*r1_gamma=*/0, /*source_gp=*/0, /*fused=*/true);
 }
 
 // The source-side penalty (the reference 1-D experiment's regulariser), alone and with R1.
 TEST(SemiDualStep, SourceGradientPenaltyEqualsTheStepWrittenOutByHand) {
   check_step_against_hand_written(/*r1_gamma=*/0, /*source_gp=*/0.3);
   check_step_against_hand_written(/*r1_gamma=*/0.5, /*source_gp=*/0.3);
+  check_step_against_hand_written(/*r1_gamma=*/0.5, /*source_gp=*/0.3, /*fused=*/true);
 }
 
 }  // namespace

@@ -43,6 +43,10 @@ struct SemiDualOptions {
   TORCH_ARG(double, ema_decay) = 0.999;
   TORCH_ARG(double, grad_clip) = 0.0;
   TORCH_ARG(std::string, autocast) = "none";
+  /// The hand-written fast paths: chain potentials (resnet_fc, mlp) run their explicit passes (R1
+  /// without a double backward, a first-order v without a graph per op) and Adam updates each
+  /// tensor in one pass; false = autograd's generic graph and torch::optim::Adam.
+  TORCH_ARG(bool, fused) = false;
   TORCH_ARG(Json, generator) = default_generator_section();
   TORCH_ARG(Json, potential) = default_potential_section();
 
