@@ -52,9 +52,12 @@ inline void take_int_flags(int& argc, char** argv,
   argc = out;
 }
 
-/// Runs the registered benchmarks with one LibTorch thread; an unknown flag exits with 2.
+/// Runs the registered benchmarks with one LibTorch thread (--threads=N for N); an unknown flag
+/// exits with 2.
 inline int run_benchmarks(int argc, char** argv) {
-  torch::set_num_threads(1);
+  int64_t threads = 1;
+  take_int_flags(argc, argv, {{"threads", &threads}});
+  torch::set_num_threads(static_cast<int>(threads));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
     return 2;

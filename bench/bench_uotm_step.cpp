@@ -55,10 +55,12 @@ constexpr double step_flops() {
   return 4.0 * f_g + 11.0 * f_v;
 }
 
-// The method exactly as `uotflow train` builds it, stepped as the trainer steps it.
+// The method exactly as `uotflow train` builds it, stepped as the trainer steps it. Argument 1:
+// the toy nets' explicit passes (train.fused, the default); 0: autograd's generic graph.
 void BM_UotmStep(benchmark::State& state) {
   torch::manual_seed(0);
-  const uotflow::Json cfg = toy_uotm_reference_config();
+  uotflow::Json cfg = toy_uotm_reference_config();
+  cfg["train"]["fused"] = state.range(0) != 0;
   const auto problem = uotflow::make_problem(cfg);
   auto method = uotflow::method_registry().create("uotm").create(
       uotflow::MethodContext{cfg, problem, torch::Device(torch::kCPU)});
@@ -111,7 +113,7 @@ int main(int argc, char** argv) {
                                  {{"uotm_steps", &g_steps}, {"uotm_warmup", &g_warmup}});
 
   auto* step = benchmark::RegisterBenchmark("BM_UotmStep", BM_UotmStep);
-  step->Unit(benchmark::kMillisecond)->UseRealTime();
+  step->ArgName("fused")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
   if (g_steps > 0) {
     step->Iterations(g_steps);
   }
