@@ -5,9 +5,16 @@
 // tolerance (marginal error 1e-9) without and with epsilon annealing; float64 and float32; the
 // fused CPU pass and the generic torch path. Extra flags (read before Google Benchmark's own):
 // --sinkhorn_n=N points per side (default 2000), --sinkhorn_iters=K fixed iterations (default 100).
+//
+// --online_n=N (default 0: off) adds BM_SinkhornOnline: sinkhorn_points_online on N points per
+// side, --online_iters=K fixed iterations (default 3), float32 and float64, the same points and
+// epsilon rule (on the cost divided by its bound, the squared bounding-box diagonal), no cost
+// matrix: run it under `/usr/bin/time -v` for the peak memory.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -19,6 +26,8 @@ namespace {
 
 int64_t g_points = 2000;
 int64_t g_iters = 100;
+int64_t g_online_points = 0;
+int64_t g_online_iters = 3;
 constexpr double kTolerance = 1e-9;
 constexpr double kRelativeEpsilon = 0.05;
 
@@ -54,11 +63,41 @@ void BM_Sinkhorn(benchmark::State& state, Case c) {
   state.counters["transport_cost"] = cost;
 }
 
+// Kernel on the fly: the same clouds, scaled so that the squared bounding-box diagonal is 1, and
+// epsilon 0.05 x the mean cost estimated on the first 2,000 points of each side.
+void BM_SinkhornOnline(benchmark::State& state, torch::Dtype dtype) {
+  torch::manual_seed(0);
+  auto x = torch::randn({g_online_points, 2}, torch::kFloat64);
+  auto y = torch::randn({g_online_points, 2}, torch::kFloat64) + 1.0;
+  const auto both = torch::cat({x, y});
+  const double scale = std::sqrt((both.amax(0) - both.amin(0)).pow(2).sum().item<double>());
+  x = (x / scale).to(dtype);
+  y = (y / scale).to(dtype);
+  const int64_t k = std::min<int64_t>(g_online_points, 2000);
+  uotflow::SinkhornOptions options;
+  options.epsilon =
+      kRelativeEpsilon *
+      uotflow::squared_euclidean_cost(x.narrow(0, 0, k), y.narrow(0, 0, k)).mean().item<double>();
+  options.max_iter = g_online_iters;
+  options.tolerance = 0.0;
+  options.epsilon_scaling = 0.0;
+  double cost = 0.0;
+  for (auto _ : state) {
+    cost = uotflow::sinkhorn_points_online(x, y, options).transport_cost.item<double>();
+  }
+  state.counters["n"] = static_cast<double>(g_online_points);
+  state.counters["solver_iterations"] = static_cast<double>(g_online_iters);
+  state.counters["transport_cost"] = cost;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   uotflow::bench::take_int_flags(argc, argv,
-                                 {{"sinkhorn_n", &g_points}, {"sinkhorn_iters", &g_iters}});
+                                 {{"sinkhorn_n", &g_points},
+                                  {"sinkhorn_iters", &g_iters},
+                                  {"online_n", &g_online_points},
+                                  {"online_iters", &g_online_iters}});
   struct Named {
     const char* name;
     Case c;
@@ -76,6 +115,16 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
         ->MinTime(1.0);
+  }
+  if (g_online_points > 0) {
+    for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+      benchmark::RegisterBenchmark(
+          dtype == torch::kFloat32 ? "BM_SinkhornOnline/f32" : "BM_SinkhornOnline/f64",
+          BM_SinkhornOnline, dtype)
+          ->Unit(benchmark::kSecond)
+          ->UseRealTime()
+          ->Iterations(1);
+    }
   }
   return uotflow::bench::run_benchmarks(argc, argv);
 }

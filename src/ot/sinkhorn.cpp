@@ -725,6 +725,185 @@ SinkhornResult unbatch(SinkhornResult r) {
   return r;
 }
 
+// ----- online: the kernel on the fly, tile by tile ------------------------------------------
+
+// Log-domain Sinkhorn between point clouds that never forms the cost matrix: every half-iteration
+// recomputes C_ij = |x_i - y_j|^2 tile by tile and reduces it with a streaming log-sum-exp, so
+// memory is O((N + M) D + tile^2). The iterates are those of the dense solver (which works in the
+// scaling domain and absorbs into the same potentials).
+class OnlineSolver {
+ public:
+  // x: [N, D], y: [M, D] centred; a: [N], b: [M].
+  OnlineSolver(torch::Tensor x, torch::Tensor y, torch::Tensor a, torch::Tensor b,
+               const SinkhornOptions& options, int64_t tile)
+      : x_(std::move(x)),
+        y_(std::move(y)),
+        x_sq_((x_ * x_).sum(-1)),
+        y_sq_((y_ * y_).sum(-1)),
+        a_(std::move(a)),
+        b_(std::move(b)),
+        log_a_(a_.log()),
+        log_b_(b_.log()),
+        options_(options),
+        rho_(options.rho),
+        tile_(tile) {}
+
+  SinkhornResult solve();
+
+ private:
+  bool balanced() const {
+    return rho_ <= 0;
+  }
+  // The cost tile between rows [i, i + bi) of p and [j, j + bj) of q.
+  torch::Tensor cost_tile(const torch::Tensor& p, const torch::Tensor& p_sq, const torch::Tensor& q,
+                          const torch::Tensor& q_sq, int64_t i, int64_t bi, int64_t j,
+                          int64_t bj) const {
+    return torch::addmm(p_sq.narrow(0, i, bi).unsqueeze(1) + q_sq.narrow(0, j, bj).unsqueeze(0),
+                        p.narrow(0, i, bi), q.narrow(0, j, bj).t(), 1.0, -2.0)
+        .clamp_min_(0);
+  }
+  // LSE_j(h_j - C_ij / eps) for every point i of p against the points j of q: [N_p].
+  torch::Tensor lse(const torch::Tensor& p, const torch::Tensor& p_sq, const torch::Tensor& q,
+                    const torch::Tensor& q_sq, const torch::Tensor& h) const {
+    const int64_t n = p.size(0);
+    const int64_t m = q.size(0);
+    auto out = torch::empty({n}, p.options());
+    for (int64_t i = 0; i < n; i += tile_) {
+      const int64_t bi = std::min(tile_, n - i);
+      torch::Tensor acc;
+      for (int64_t j = 0; j < m; j += tile_) {
+        const int64_t bj = std::min(tile_, m - j);
+        auto z = cost_tile(p, p_sq, q, q_sq, i, bi, j, bj);
+        z.mul_(-1.0 / eps_).add_(h.narrow(0, j, bj).unsqueeze(0));
+        auto t = torch::logsumexp(z, 1);
+        acc = acc.defined() ? torch::logaddexp(acc, t) : t;
+      }
+      out.narrow(0, i, bi).copy_(acc);
+    }
+    return out;
+  }
+  double damping() const {
+    return balanced() ? 1.0 : rho_ / (rho_ + eps_);
+  }
+  // One iteration (f, then g); with `check`, the L1 change of the row marginal P 1 that the
+  // f-update makes, as in the dense solver.
+  void iteration(bool check);
+  void translate();
+  SinkhornResult finish(int64_t iterations);
+
+  torch::Tensor x_, y_, x_sq_, y_sq_;
+  torch::Tensor a_, b_, log_a_, log_b_;
+  SinkhornOptions options_;
+  double rho_;
+  int64_t tile_;
+  double eps_ = 0.0;
+  torch::Tensor f_, g_;
+  double marginal_error_ = std::numeric_limits<double>::infinity();
+};
+
+void OnlineSolver::iteration(bool check) {
+  const double inv = 1.0 / eps_;
+  const auto lf = lse(x_, x_sq_, y_, y_sq_, log_b_ + g_ * inv);
+  auto f = lf * (-damping() * eps_);
+  if (check) {
+    // Row marginal before and after: a_i exp(f_i / eps + lf_i), with f_i the old and new value.
+    marginal_error_ =
+        (a_ * ((f_ * inv + lf).exp() - (f * inv + lf).exp()).abs()).sum().item<double>();
+  }
+  f_ = f;
+  g_ = lse(y_, y_sq_, x_, x_sq_, log_a_ + f_ * inv) * (-damping() * eps_);
+  if (!balanced()) {
+    translate();
+  }
+}
+
+// The dense solver's translation (translation-invariant Sinkhorn), on the log-domain potentials.
+void OnlineSolver::translate() {
+  const auto log_mass_a = torch::logsumexp(log_a_ - f_ / rho_, 0);
+  const auto log_mass_b = torch::logsumexp(log_b_ - g_ / rho_, 0);
+  const auto shift = (log_mass_a - log_mass_b) * (0.5 * rho_);
+  f_ = f_ + shift;
+  g_ = g_ - shift;
+}
+
+SinkhornResult OnlineSolver::solve() {
+  const double eps = options_.epsilon;
+  std::vector<double> stages;
+  if (options_.epsilon_scaling > 0) {
+    // The squared diagonal of the common bounding box bounds max C from above.
+    const auto both = torch::cat({x_, y_});
+    const double diameter = (both.amax(0) - both.amin(0)).pow(2).sum().item<double>();
+    for (double e = diameter; e > eps; e *= options_.epsilon_scaling) {
+      stages.push_back(e);
+    }
+  }
+  stages.push_back(eps);
+  f_ = torch::zeros_like(a_);
+  g_ = torch::zeros_like(b_);
+  for (size_t k = 0; k + 1 < stages.size(); ++k) {
+    eps_ = stages[k];
+    for (int64_t i = 0; i < kStageIterations; ++i) {
+      iteration(false);
+    }
+  }
+  eps_ = eps;
+  const double tolerance = options_.tolerance > 0
+                               ? std::max(options_.tolerance, tolerance_floor(x_.scalar_type()))
+                               : 0.0;
+  int64_t k = 1;
+  for (; k <= options_.max_iter; ++k) {
+    const bool check = k % options_.check_every == 0 || k == options_.max_iter;
+    iteration(check);
+    if (check && marginal_error_ < tolerance) {
+      break;
+    }
+  }
+  return finish(std::min(k, options_.max_iter));
+}
+
+SinkhornResult OnlineSolver::finish(int64_t iterations) {
+  SinkhornResult result;
+  result.iterations = iterations;
+  result.marginal_error = marginal_error_;
+  // The plan's mass and <P, C>, one more pass over the tiles.
+  const double inv = 1.0 / eps_;
+  const auto hx = log_a_ + f_ * inv;
+  const auto hy = log_b_ + g_ * inv;
+  double mass = 0.0;
+  double transport = 0.0;
+  const int64_t n = x_.size(0);
+  const int64_t m = y_.size(0);
+  for (int64_t i = 0; i < n; i += tile_) {
+    const int64_t bi = std::min(tile_, n - i);
+    for (int64_t j = 0; j < m; j += tile_) {
+      const int64_t bj = std::min(tile_, m - j);
+      const auto c = cost_tile(x_, x_sq_, y_, y_sq_, i, bi, j, bj);
+      const auto plan =
+          (hx.narrow(0, i, bi).unsqueeze(1) + hy.narrow(0, j, bj).unsqueeze(0) - c * inv).exp_();
+      mass += plan.sum().item<double>();
+      transport += (plan * c).sum().item<double>();
+    }
+  }
+  const auto options = torch::TensorOptions().dtype(x_.scalar_type()).device(x_.device());
+  result.transport_cost = torch::scalar_tensor(transport, options);
+  result.f = f_;
+  result.g = g_;
+  if (balanced()) {
+    const auto af = (a_ * f_).sum();
+    const auto bg = (b_ * g_).sum();
+    const auto shift = (bg - af) * 0.5;
+    result.f = f_ + shift;
+    result.g = g_ - shift;
+    result.value = af + bg - eps_ * (mass - 1.0);
+  } else {
+    auto dual = [&](const torch::Tensor& w, const torch::Tensor& p) {
+      return rho_ * (w * (1.0 - (p / -rho_).exp())).sum();
+    };
+    result.value = dual(a_, f_) + dual(b_, g_) - eps_ * (mass - (a_.sum() * b_.sum()));
+  }
+  return result;
+}
+
 }  // namespace
 
 SinkhornResult sinkhorn(const torch::Tensor& cost, const torch::Tensor& a, const torch::Tensor& b,
@@ -771,6 +950,25 @@ SinkhornResult sinkhorn_points(const torch::Tensor& x, const torch::Tensor& y,
                                const torch::Tensor& b) {
   validate_points(x, y, "sinkhorn_points");
   return sinkhorn(squared_euclidean_cost(x, y), a, b, options);
+}
+
+SinkhornResult sinkhorn_points_online(const torch::Tensor& x, const torch::Tensor& y,
+                                      const SinkhornOptions& options, const torch::Tensor& a,
+                                      const torch::Tensor& b, int64_t tile) {
+  validate_options(options);
+  validate_points(x, y, "sinkhorn_points_online");
+  require(x.dim() == 2, "sinkhorn_points_online: expected x, y of shape [N, D] (no batch), got " +
+                            c10::str(x.sizes()));
+  require(!options.return_plan,
+          "sinkhorn_points_online: return_plan needs the N x M plan, which the online solver "
+          "never forms; use sinkhorn_points");
+  require(tile >= 1, "sinkhorn_points_online: tile must be >= 1, got " + str(tile));
+  const auto centre = (x.mean(0, true) + y.mean(0, true)) * 0.5;
+  const bool normalise = options.rho <= 0;
+  auto wa = prepare_weights(a, "a", 1, x.size(0), false, normalise, x.options()).squeeze(0);
+  auto wb = prepare_weights(b, "b", 1, y.size(0), false, normalise, x.options()).squeeze(0);
+  return OnlineSolver((x - centre).contiguous(), (y - centre).contiguous(), wa, wb, options, tile)
+      .solve();
 }
 
 torch::Tensor sinkhorn_divergence(const torch::Tensor& x, const torch::Tensor& y,

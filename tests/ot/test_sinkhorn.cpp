@@ -617,3 +617,53 @@ TEST_F(SinkhornTest, BadInputsRaiseOneLineConfigErrors) {
   expect_config_error([&] { sinkhorn_divergence(x, y, opts(0.0)); }, "divergence epsilon 0");
   expect_config_error([&] { sinkhorn_divergence(x, y, {}, with(a, 0, -1.0)); }, "divergence a");
 }
+
+// The online solver (kernel on the fly, tile by tile) against the dense one: same potentials,
+// values and transport costs, balanced and unbalanced, with weights, ragged tiles, with and without
+// annealing, in float64 and float32.
+TEST_F(SinkhornTest, OnlineSolverEqualsTheDenseOne) {
+  auto x = torch::randn({300, 3}, kF64) + 2.0;  // off the origin: the centring matters
+  auto y = torch::randn({250, 3}, kF64) * 1.5;
+  auto a = torch::rand({300}, kF64) + 0.1;
+  auto b = torch::rand({250}, kF64) + 0.1;
+  for (double rho : {-1.0, 2.0}) {
+    for (double scaling : {0.5, 0.0}) {
+      SCOPED_TRACE("rho " + std::to_string(rho) + ", epsilon_scaling " + std::to_string(scaling));
+      SinkhornOptions o;
+      o.epsilon = 0.3;
+      o.rho = rho;
+      o.epsilon_scaling = scaling;
+      o.tolerance = 1e-11;
+      o.max_iter = 5000;
+      const auto dense = sinkhorn_points(x, y, o, a, b);
+      const auto online = sinkhorn_points_online(x, y, o, a, b, /*tile=*/64);
+      EXPECT_LT(online.marginal_error, 1e-11);
+      EXPECT_NEAR(item(online.value), item(dense.value), 1e-9 * std::abs(item(dense.value)));
+      EXPECT_NEAR(item(online.transport_cost), item(dense.transport_cost),
+                  1e-8 * item(dense.transport_cost));
+      EXPECT_LT(max_abs(online.f - dense.f), 1e-8);
+      EXPECT_LT(max_abs(online.g - dense.g), 1e-8);
+    }
+  }
+  // float32: the same answer to float32 accuracy.
+  SinkhornOptions o;
+  o.epsilon = 0.3;
+  const auto dense = sinkhorn_points(x, y, o, a, b);
+  const auto online = sinkhorn_points_online(x.to(torch::kFloat32), y.to(torch::kFloat32), o,
+                                             a.to(torch::kFloat32), b.to(torch::kFloat32), 100);
+  EXPECT_NEAR(item(online.value), item(dense.value), 1e-4 * std::abs(item(dense.value)));
+}
+
+TEST_F(SinkhornTest, OnlineSolverRejectsWhatItCannotDo) {
+  auto x = torch::randn({10, 2}, kF64);
+  SinkhornOptions with_plan;
+  with_plan.return_plan = true;
+  expect_config_error([&] { sinkhorn_points_online(x, x, with_plan); }, "online plan",
+                      "return_plan");
+  expect_config_error([&] { sinkhorn_points_online(x.unsqueeze(0), x.unsqueeze(0)); },
+                      "online batch", "no batch");
+  expect_config_error([&] { sinkhorn_points_online(x, x, {}, {}, {}, 0); }, "online tile", "tile");
+  auto bad = x.clone();
+  bad[3][1] = std::nan("");
+  expect_config_error([&] { sinkhorn_points_online(bad, x); }, "online NaN", "NaN");
+}

@@ -81,6 +81,17 @@ SinkhornResult sinkhorn_points(const torch::Tensor& x, const torch::Tensor& y,
                                const SinkhornOptions& options = {}, const torch::Tensor& a = {},
                                const torch::Tensor& b = {});
 
+/// The same problem as sinkhorn_points, without ever forming the N x M cost or kernel: each
+/// half-iteration recomputes |x_i - y_j|^2 in tile x tile blocks and reduces them with a streaming
+/// log-sum-exp (log domain throughout), so memory is O((N + M) D + tile^2) and time O(N M D) per
+/// iteration. For clouds whose cost matrix does not fit (N = M = 1e5: 80 GB in float64).
+/// Unbatched: x [N, D], y [M, D]. Same options and result (f, g, value, transport_cost,
+/// iterations, marginal_error) as the dense solver; return_plan is a ConfigError.
+SinkhornResult sinkhorn_points_online(const torch::Tensor& x, const torch::Tensor& y,
+                                      const SinkhornOptions& options = {},
+                                      const torch::Tensor& a = {}, const torch::Tensor& b = {},
+                                      int64_t tile = 1024);
+
 /// Debiased Sinkhorn divergence on the regularised values, squared Euclidean cost:
 ///   S = OT_eps(x, y) - (OT_eps(x, x) + OT_eps(y, y)) / 2 + eps (m(a) - m(b))^2 / 2.
 /// The mass term (Sejourne et al. 2019) cancels the eps m(a) m(b) parts of the three values, so
