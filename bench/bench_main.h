@@ -1,5 +1,5 @@
-// Shared by the Google Benchmark programs in bench/: the program's own --name=value flags, the timed
-// loop of training steps, and the run of everything registered, on one thread.
+// Shared by the Google Benchmark programs in bench/: the program's own --name=value flags, the
+// timed loop of training steps, and the run of everything registered, on one thread.
 #pragma once
 
 #include <benchmark/benchmark.h>

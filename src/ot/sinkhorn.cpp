@@ -410,6 +410,30 @@ void validate_points(const torch::Tensor& x, const torch::Tensor& y, const char*
 
 // ----- the solver ---------------------------------------------------------------------------
 
+// The result's potentials and value from the final f, g and the plan's mass (points along the last
+// dimension, batched or not). Value by the dual: balanced <a, f> + <b, g> - eps (m(P) - 1),
+// unbalanced rho <a, 1 - exp(-f / rho)> + rho <b, 1 - exp(-g / rho)> - eps (m(P) - m(a) m(b)).
+// Balanced, f + c, g - c is the same solution; c is fixed by <a, f> = <b, g> so that the
+// potentials do not depend on the iteration path (annealing stages, batch companions).
+void set_dual(SinkhornResult& result, const torch::Tensor& a, const torch::Tensor& b,
+              torch::Tensor f, torch::Tensor g, const torch::Tensor& mass, double eps, double rho) {
+  if (rho <= 0) {
+    const auto af = (a * f).sum(-1);
+    const auto bg = (b * g).sum(-1);
+    const auto shift = ((bg - af) * 0.5).unsqueeze(-1);
+    result.f = f + shift;
+    result.g = g - shift;
+    result.value = af + bg - eps * (mass - 1.0);
+  } else {
+    auto dual = [&](const torch::Tensor& w, const torch::Tensor& p) {
+      return rho * (w * (1.0 - (p / -rho).exp())).sum(-1);
+    };
+    result.f = f;
+    result.g = g;
+    result.value = dual(a, f) + dual(b, g) - eps * (mass - a.sum(-1) * b.sum(-1));
+  }
+}
+
 class Solver {
  public:
   // cost: [B, N, M] contiguous; a: [B, N], b: [B, M].
@@ -695,22 +719,7 @@ SinkhornResult Solver::finish(int64_t iterations) {
     result.transport_cost = (au * batched_mv(kernel_.mul_(cost_), bv, false)).sum(-1);
   }
   kernel_ = torch::Tensor();
-  if (balanced()) {
-    // f + c, g - c is the same solution; fix c by <a, f> = <b, g> so that the potentials do not
-    // depend on the iteration path (annealing stages, batch companions).
-    const auto af = (a_ * result.f).sum(-1);
-    const auto bg = (b_ * result.g).sum(-1);
-    const auto shift = ((bg - af) * 0.5).unsqueeze(-1);
-    result.f = result.f + shift;
-    result.g = result.g - shift;
-    result.value = af + bg - eps_ * (mass - 1.0);
-  } else {
-    auto dual = [&](const torch::Tensor& w, const torch::Tensor& p) {
-      return rho_ * (w * (1.0 - (p / -rho_).exp())).sum(-1);
-    };
-    result.value =
-        dual(a_, result.f) + dual(b_, result.g) - eps_ * (mass - a_.sum(-1) * b_.sum(-1));
-  }
+  set_dual(result, a_, b_, result.f, result.g, mass, eps_, rho_);
   return result;
 }
 
@@ -869,8 +878,9 @@ SinkhornResult OnlineSolver::finish(int64_t iterations) {
   const double inv = 1.0 / eps_;
   const auto hx = log_a_ + f_ * inv;
   const auto hy = log_b_ + g_ * inv;
-  double mass = 0.0;
-  double transport = 0.0;
+  const auto totals = torch::TensorOptions().dtype(torch::kFloat64).device(x_.device());
+  auto mass = torch::zeros({}, totals);
+  auto transport = torch::zeros({}, totals);
   const int64_t n = x_.size(0);
   const int64_t m = y_.size(0);
   for (int64_t i = 0; i < n; i += tile_) {
@@ -880,27 +890,12 @@ SinkhornResult OnlineSolver::finish(int64_t iterations) {
       const auto c = cost_tile(x_, x_sq_, y_, y_sq_, i, bi, j, bj);
       const auto plan =
           (hx.narrow(0, i, bi).unsqueeze(1) + hy.narrow(0, j, bj).unsqueeze(0) - c * inv).exp_();
-      mass += plan.sum().item<double>();
-      transport += (plan * c).sum().item<double>();
+      mass += plan.sum(torch::kFloat64);
+      transport += (plan * c).sum(torch::kFloat64);
     }
   }
-  const auto options = torch::TensorOptions().dtype(x_.scalar_type()).device(x_.device());
-  result.transport_cost = torch::scalar_tensor(transport, options);
-  result.f = f_;
-  result.g = g_;
-  if (balanced()) {
-    const auto af = (a_ * f_).sum();
-    const auto bg = (b_ * g_).sum();
-    const auto shift = (bg - af) * 0.5;
-    result.f = f_ + shift;
-    result.g = g_ - shift;
-    result.value = af + bg - eps_ * (mass - 1.0);
-  } else {
-    auto dual = [&](const torch::Tensor& w, const torch::Tensor& p) {
-      return rho_ * (w * (1.0 - (p / -rho_).exp())).sum();
-    };
-    result.value = dual(a_, f_) + dual(b_, g_) - eps_ * (mass - (a_.sum() * b_.sum()));
-  }
+  result.transport_cost = transport.to(x_.scalar_type());
+  set_dual(result, a_, b_, f_, g_, mass.to(x_.scalar_type()), eps_, rho_);
   return result;
 }
 
