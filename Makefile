@@ -15,10 +15,10 @@ build: setup $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -LE slow
+	cd $(BUILD) && ctest --output-on-failure -LE slow -j $(JOBS)
 
 test-slow: build
-	cd $(BUILD) && ctest --output-on-failure -L slow
+	cd $(BUILD) && ctest --output-on-failure -L slow -j $(JOBS)
 
 # The tests of what reads untrusted input and manages runs (parsers, fuzz corpus and mutants, checkpoints, locks,
 # configs, resume after kill -9), built with AddressSanitizer + UndefinedBehaviorSanitizer in their own folder.

@@ -17,11 +17,12 @@
 
 namespace uotflow::testing {
 
-/// TempDir()/uotflow-<current test name>, emptied and created.
+/// TempDir()/uotflow-<suite>.<test>, emptied and created: the suite is part of the name because
+/// `make test` runs tests in parallel and two suites may have a test of the same name.
 inline std::filesystem::path fresh_test_dir() {
-  const auto dir =
-      std::filesystem::path(::testing::TempDir()) /
-      ("uotflow-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const auto dir = std::filesystem::path(::testing::TempDir()) /
+                   ("uotflow-" + std::string(info->test_suite_name()) + "." + info->name());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
