@@ -12,7 +12,7 @@ REPS=${REPS:-3}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_binary bench_sliced
 
-run_cpp() { "$BIN" --benchmark_repetitions="$REPS" --benchmark_format=json >"$TMP/cpp_$1.json" 2>/dev/null; }
+run_cpp() { "$BIN" --benchmark_filter=BM_SlicedW2 --benchmark_repetitions="$REPS" --benchmark_format=json >"$TMP/cpp_$1.json" 2>/dev/null; }
 run_py() { "$PY" "$HERE/sliced.py" --reps "$REPS" >"$TMP/py_$1.json"; }
 interleave_rounds
 
@@ -22,7 +22,7 @@ tmp, rounds = sys.argv[1], int(sys.argv[2])
 cpp, pot = {}, {}
 for r in range(rounds):
     for b in json.load(open(f"{tmp}/cpp_{r}.json"))["benchmarks"]:
-        if b.get("run_type") == "iteration":
+        if b.get("run_type") == "iteration" and b["name"].startswith("BM_SlicedW2/"):
             cpp.setdefault(int(b["name"].split("/")[1]), []).append(b["real_time"])
     for line in open(f"{tmp}/py_{r}.json"):
         row = json.loads(line)

@@ -200,10 +200,13 @@ TEST_F(OtTest, SortedW2BackwardEqualsAutogradThroughSort) {
     EXPECT_TRUE(torch::allclose(mine, ref, tol, tol));
     EXPECT_TRUE(
         torch::allclose(mine.detach(), wasserstein_1d_pp(u.detach(), v.detach()), tol, tol));
-    // First derivatives, kept differentiable for the second.
+    // First derivatives: the plain backward (the permutation loop) and the differentiable one
+    // (gather/scatter, kept for the second derivatives).
+    auto g_fast = torch::autograd::grad({(mine * w).sum()}, {u, v}, {}, true, false);
     auto g_mine = torch::autograd::grad({(mine * w).sum()}, {u, v}, {}, true, true);
     auto g_ref = torch::autograd::grad({(ref * w).sum()}, {u, v}, {}, true, true);
     for (int k = 0; k < 2; ++k) {
+      EXPECT_TRUE(torch::allclose(g_fast[k], g_ref[k], tol, tol)) << k;
       EXPECT_TRUE(torch::allclose(g_mine[k], g_ref[k], tol, tol)) << k;
     }
     // Second derivatives: d/du of <grad_u, r> for a fixed r.
