@@ -22,7 +22,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-const double kResidualScale = 1.0 / std::sqrt(2.0);
+const double kResidualScale = ChainPlan::kResidualScale;
 const int64_t kGrain = 1 << 14;
 
 struct SiluParts {
@@ -277,12 +277,15 @@ class ChainFunction : public torch::autograd::Function<ChainFunction> {
 
 }  // namespace
 
+void ChainPlan::add_linear(const torch::nn::Linear& linear, bool silu) {
+  layers.push_back({linear, silu});
+  stages.push_back({static_cast<int64_t>(layers.size()) - 1, 1, false});
+}
+
 void ChainPlan::add_sequential(const torch::nn::Sequential& seq) {
   for (const auto& module : seq->children()) {
     if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(module)) {
-      layers.push_back({torch::nn::Linear(linear), false});
-      const auto i = static_cast<int64_t>(layers.size()) - 1;
-      stages.push_back({i, 1, false});
+      add_linear(torch::nn::Linear(linear), false);
     } else if (std::dynamic_pointer_cast<torch::nn::SiLUImpl>(module)) {
       TORCH_CHECK(!layers.empty() && !layers.back().silu, "ChainPlan: SiLU must follow a Linear");
       layers.back().silu = true;

@@ -144,18 +144,16 @@ ResNetFCImpl::ResNetFCImpl(int64_t in, int64_t width, int64_t blocks) {
 }
 
 void ResNetFCImpl::describe(ChainPlan& plan) const {
-  plan.layers.push_back({input_, false});
-  plan.stages.push_back({static_cast<int64_t>(plan.layers.size()) - 1, 1, false});
+  plan.add_linear(input_, false);
   for (const auto& block : blocks_) {
     plan.add_residual(block);
   }
 }
 
 torch::Tensor ResNetFCImpl::forward(const torch::Tensor& x) {
-  static const double kInvSqrt2 = 1.0 / std::sqrt(2.0);
   auto h = input_->forward(x);
   for (auto& block : blocks_) {
-    h = (h + block->forward(h)) * kInvSqrt2;
+    h = (h + block->forward(h)) * ChainPlan::kResidualScale;
   }
   return h;
 }

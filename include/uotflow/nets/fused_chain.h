@@ -11,6 +11,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,9 @@ namespace uotflow {
 
 /// The layout of a chain net over its own Linear modules (which keep the weights).
 struct ChainPlan {
+  /// The scale of a residual stage, 1 / sqrt(2) (ResNetFC's blocks use the same).
+  inline static const double kResidualScale = 1.0 / std::sqrt(2.0);
+
   struct Layer {
     torch::nn::Linear linear;
     bool silu;
@@ -31,6 +35,8 @@ struct ChainPlan {
   std::vector<Layer> layers;
   std::vector<Stage> stages;
 
+  /// One Linear (followed by a SiLU when `silu`) as a plain stage.
+  void add_linear(const torch::nn::Linear& linear, bool silu);
   /// Each Linear of `seq` (with the SiLU that follows it, if any) as a plain stage.
   void add_sequential(const torch::nn::Sequential& seq);
   /// All layers of `block` as one residual stage.
