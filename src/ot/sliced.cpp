@@ -285,18 +285,42 @@ torch::Tensor sliced_wasserstein_pp(const torch::Tensor& x, const torch::Tensor&
   TORCH_CHECK(x.dim() == y.dim() && (x.dim() == 2 || x.dim() == 3),
               "sliced_wasserstein: expected [N, D] or [B, N, D] inputs of the same rank, got ",
               x.sizes(), " and ", y.sizes());
-  TORCH_CHECK(x.size(-1) == y.size(-1) && x.size(-1) == theta.size(0),
+  TORCH_CHECK(x.size(-1) > 0 && x.size(-1) == y.size(-1) && x.size(-1) == theta.size(0),
               "sliced_wasserstein: dimension mismatch: ", x.sizes(), ", ", y.sizes(), ", theta ",
               theta.sizes());
-  auto t = theta.to(x.dtype());
-  // [.., N, L] -> [.., L, N] so that sorting runs over the contiguous last dimension.
-  auto px = x.matmul(t).transpose(-1, -2).contiguous();
-  auto py = y.matmul(t).transpose(-1, -2).contiguous();
+  const auto t = theta.to(x.dtype());
   // Batched weights [B, N] apply to every direction: [B, 1, N].
   auto per_direction = [](const torch::Tensor& w) {
     return w.defined() && w.dim() == 2 ? w.unsqueeze(-2) : w;
   };
-  return wasserstein_1d_pp(px, py, p, per_direction(a), per_direction(b)).mean(-1);
+  // W_p^p along the directions [l, l + count): [count] or [B, count]. [.., N, L] -> [.., L, N], so
+  // that sorting runs over the contiguous last dimension.
+  auto along = [&](int64_t l, int64_t count) {
+    const auto tb = count == t.size(1) ? t : t.narrow(1, l, count);
+    const auto px = x.matmul(tb).transpose(-1, -2).contiguous();
+    const auto py = y.matmul(tb).transpose(-1, -2).contiguous();
+    return wasserstein_1d_pp(px, py, p, per_direction(a), per_direction(b));
+  };
+  const int64_t n_projections = t.size(1);
+  const bool needs_grad =
+      torch::GradMode::is_enabled() &&
+      (x.requires_grad() || y.requires_grad() || theta.requires_grad() ||
+       (a.defined() && a.requires_grad()) || (b.defined() && b.requires_grad()));
+  // Without autograd, directions in blocks of about 2^20 projected values: memory O(N + M) instead
+  // of O(L (N + M)), and buffers that stay in malloc's pool (fresh [L, N] tensors of 10^7 values
+  // and more fault in page by page).
+  const int64_t per_direction_values = x.numel() / x.size(-1) + y.numel() / y.size(-1);
+  const int64_t block =
+      std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, per_direction_values));
+  if (needs_grad || block >= n_projections) {
+    return along(0, n_projections).mean(-1);
+  }
+  torch::Tensor total;
+  for (int64_t l = 0; l < n_projections; l += block) {
+    const auto part = along(l, std::min(block, n_projections - l)).sum(-1);
+    total = total.defined() ? total + part : part;
+  }
+  return total / static_cast<double>(n_projections);
 }
 
 torch::Tensor sliced_wasserstein(const torch::Tensor& x, const torch::Tensor& y,

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <functional>
+#include <utility>
+#include <vector>
 
 #include "checks.h"
 #include "uotflow/core/error.h"
@@ -224,6 +226,25 @@ TEST_F(OtTest, SortedW2BackwardEqualsAutogradThroughSort) {
   auto expected = finite_difference(
       [&] { return sliced_wasserstein_pp(x, y, theta).item<double>(); }, x.detach());
   EXPECT_TRUE(torch::allclose(x.grad(), expected, 0, 1e-7));
+}
+
+// Without autograd the directions go in blocks of about 2^20 projected values; with it, in one.
+TEST_F(OtTest, SlicedW2InBlocksEqualsOneBlock) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
+  const auto theta = random_directions(3, 700, gen, torch::dtype(torch::kFloat64));
+  for (const auto& [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3000, 3000}, {3000, 1700}}) {
+    const auto x = torch::randn({n, 3}, torch::kFloat64);
+    const auto y = torch::randn({m, 3}, torch::kFloat64) * 1.5 + 0.2;
+    const auto blocked = sliced_wasserstein_pp(x, y, theta);  // 700 x 6000 > 2^20: 174 a block
+    const auto whole = sliced_wasserstein_pp(x.clone().requires_grad_(true), y, theta);
+    EXPECT_NEAR(blocked.item<double>(), whole.item<double>(), 1e-12 * whole.item<double>()) << m;
+    // Batched inputs: [B] values, each as its own call.
+    const auto xb = torch::stack({x, x * 0.5});
+    const auto yb = torch::stack({y, y});
+    const auto batched = sliced_wasserstein_pp(xb, yb, theta);
+    EXPECT_NEAR(batched[1].item<double>(), sliced_wasserstein_pp(x * 0.5, y, theta).item<double>(),
+                1e-12 * batched[1].item<double>());
+  }
 }
 
 TEST_F(OtTest, Wasserstein1dQuantilePathMatchesSortPath) {
