@@ -172,8 +172,7 @@ torch::Tensor sort_order(const torch::Tensor& t) {
 
 // mean_k |sort(u)_k - sort(v)_k|^p of each row without autograd, u and v [..., N] of one dtype on
 // the CPU -> [...]: each pair of rows is radix sorted into per-thread buffers and reduced at once,
-// with no
-// [..., N] temporaries (the sliced metrics project 10^4 .. 10^5 points on 10^3 directions).
+// with no [..., N] temporaries (the sliced metrics project 10^4 .. 10^5 points on 10^3 directions).
 torch::Tensor sorted_rows_pp(const torch::Tensor& u, const torch::Tensor& v, double p) {
   const auto uc = u.contiguous();
   const auto vc = v.contiguous();
