@@ -39,6 +39,12 @@ class RadixSorter {
     run<false, int64_t>(src, n, values, nullptr);
   }
 
+  /// Only the permutation: index[k] = the position in src of the k-th smallest value.
+  template <typename Index>
+  void order(const Float* src, int64_t n, Index* index) {
+    run<true>(src, n, static_cast<Float*>(nullptr), index);
+  }
+
   static Key to_key(Float f) {
     Key k;
     std::memcpy(&k, &f, sizeof k);
@@ -103,9 +109,13 @@ class RadixSorter {
       std::swap(from, to);
       std::swap(from_pos, to_pos);
     }
-    for (int64_t i = 0; i < n; ++i) {
-      values[i] = from_key(from[i]);
-      if constexpr (kWithIndex) {
+    if (values != nullptr) {
+      for (int64_t i = 0; i < n; ++i) {
+        values[i] = from_key(from[i]);
+      }
+    }
+    if constexpr (kWithIndex) {
+      for (int64_t i = 0; i < n; ++i) {
         index[i] = static_cast<Index>(from_pos[i]);
       }
     }

@@ -29,31 +29,70 @@ torch::Tensor random_directions(int64_t dim, int64_t n_projections, at::Generato
 
 namespace {
 
+// One radix sorter and two row buffers per thread, for the row loops below.
+template <typename scalar_t>
+struct RowSortScratch {
+  detail::RadixSorter<scalar_t> sorter;
+  std::vector<scalar_t> a, b;
+};
+
+// Calls body(scratch, r) for every row r in [0, rows), the rows split over ATen's threads, with one
+// RowSortScratch per thread whose buffers hold buffer_len values each.
+template <typename scalar_t, typename Body>
+void for_each_row(int64_t rows, int64_t buffer_len, const Body& body) {
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    RowSortScratch<scalar_t> scratch;
+    scratch.a.resize(buffer_len);
+    scratch.b.resize(buffer_len);
+    for (int64_t r = begin; r < end; ++r) {
+      body(scratch, r);
+    }
+  });
+}
+
+// Rows the radix sort takes: on the CPU, not empty, and short enough for its 32-bit positions.
+bool radix_sortable(const torch::Tensor& t) {
+  return t.is_cpu() && t.numel() > 0 && t.dim() > 0 && t.size(-1) < (int64_t{1} << 32);
+}
+
+// The permutation that sorts each row of `t` [..., N] (int64, sorted = t.gather(-1, order)); radix
+// sorted on the CPU. Taking the values by gather keeps autograd to the gather, not the sort.
+torch::Tensor sort_order(const torch::Tensor& t) {
+  if (!radix_sortable(t)) {
+    return std::get<1>(t.sort(-1));
+  }
+  const auto in = t.detach().contiguous();
+  const int64_t len = in.size(-1);
+  auto order = torch::empty(t.sizes(), t.options().dtype(torch::kLong));
+  AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "sort_order", [&] {
+    const scalar_t* src = in.data_ptr<scalar_t>();
+    int64_t* dst = order.data_ptr<int64_t>();
+    for_each_row<scalar_t>(in.numel() / len, 0, [&](auto& s, int64_t r) {
+      s.sorter.order(src + r * len, len, dst + r * len);
+    });
+  });
+  return order;
+}
+
 // Sorted copy along the last dimension. On the CPU the rows are radix sorted (radix_sort.h; with
 // their permutation 4-5x faster than Boost's pdqsort and 9-10x faster than torch::sort on rows of
 // 10^3 .. 10^4 floats: bench_sliced's BM_SortRows); with autograd, the values are taken from the
 // radix sort's permutation by a gather, so autograd runs through the gather only.
-torch::Tensor sort_order(const torch::Tensor& t);
-
 torch::Tensor sort_values(const torch::Tensor& t) {
-  const int64_t len = t.dim() == 0 ? 0 : t.size(-1);
-  if (!t.is_cpu() || t.numel() == 0 || len >= (int64_t{1} << 32)) {
+  if (!radix_sortable(t)) {
     return std::get<0>(t.sort(-1));
   }
   if (t.requires_grad() && torch::GradMode::is_enabled()) {
     return t.gather(-1, sort_order(t));
   }
   const auto in = t.contiguous();
+  const int64_t len = in.size(-1);
   auto out = torch::empty_like(in);
-  const int64_t rows = in.numel() / len;
   AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "sort_values", [&] {
     const scalar_t* src = in.data_ptr<scalar_t>();
     scalar_t* dst = out.data_ptr<scalar_t>();
-    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      detail::RadixSorter<scalar_t> sorter;
-      for (int64_t r = begin; r < end; ++r) {
-        sorter.sort(src + r * len, len, dst + r * len);
-      }
+    for_each_row<scalar_t>(in.numel() / len, 0, [&](auto& s, int64_t r) {
+      s.sorter.sort(src + r * len, len, dst + r * len);
     });
   });
   return out;
@@ -86,20 +125,16 @@ class SortedW2Rows : public torch::autograd::Function<SortedW2Rows> {
       scalar_t* pl = loss.data_ptr<scalar_t>();
       int32_t* iu = u_index.data_ptr<int32_t>();
       int32_t* iv = v_index.data_ptr<int32_t>();
-      at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-        detail::RadixSorter<scalar_t> sorter;
-        std::vector<scalar_t> us(n), vs(n);
-        for (int64_t r = begin; r < end; ++r) {
-          sorter.sort(pu + r * n, n, us.data(), iu + r * n);
-          sorter.sort(pv + r * n, n, vs.data(), iv + r * n);
-          double sum = 0.0;
-          for (int64_t k = 0; k < n; ++k) {
-            const scalar_t d = us[k] - vs[k];
-            pd[r * n + k] = d;
-            sum += static_cast<double>(d) * d;
-          }
-          pl[r] = static_cast<scalar_t>(sum / static_cast<double>(n));
+      for_each_row<scalar_t>(rows, n, [&](auto& s, int64_t r) {
+        s.sorter.sort(pu + r * n, n, s.a.data(), iu + r * n);
+        s.sorter.sort(pv + r * n, n, s.b.data(), iv + r * n);
+        double sum = 0.0;
+        for (int64_t k = 0; k < n; ++k) {
+          const scalar_t d = s.a[k] - s.b[k];
+          pd[r * n + k] = d;
+          sum += static_cast<double>(d) * d;
         }
+        pl[r] = static_cast<scalar_t>(sum / static_cast<double>(n));
       });
     });
     ctx->save_for_backward({u, v, u_index, v_index, diff});
@@ -146,30 +181,6 @@ class SortedW2Rows : public torch::autograd::Function<SortedW2Rows> {
   }
 };
 
-// The permutation that sorts each row of `t` [..., N] (int64, sorted = t.gather(-1, order)); radix
-// sorted on the CPU. Taking the values by gather keeps autograd to the gather, not the sort.
-torch::Tensor sort_order(const torch::Tensor& t) {
-  const int64_t len = t.dim() == 0 ? 0 : t.size(-1);
-  if (!t.is_cpu() || t.numel() == 0 || len >= (int64_t{1} << 32)) {
-    return std::get<1>(t.sort(-1));
-  }
-  const auto in = t.detach().contiguous();
-  auto order = torch::empty(t.sizes(), t.options().dtype(torch::kLong));
-  const int64_t rows = in.numel() / len;
-  AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "sort_order", [&] {
-    const scalar_t* src = in.data_ptr<scalar_t>();
-    int64_t* dst = order.data_ptr<int64_t>();
-    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      detail::RadixSorter<scalar_t> sorter;
-      std::vector<scalar_t> values(len);
-      for (int64_t r = begin; r < end; ++r) {
-        sorter.sort(src + r * len, len, values.data(), dst + r * len);
-      }
-    });
-  });
-  return order;
-}
-
 // mean_k |sort(u)_k - sort(v)_k|^p of each row without autograd, u and v [..., N] of one dtype on
 // the CPU -> [...]: each pair of rows is radix sorted into per-thread buffers and reduced at once,
 // with no [..., N] temporaries (the sliced metrics project 10^4 .. 10^5 points on 10^3 directions).
@@ -177,26 +188,30 @@ torch::Tensor sorted_rows_pp(const torch::Tensor& u, const torch::Tensor& v, dou
   const auto uc = u.contiguous();
   const auto vc = v.contiguous();
   const int64_t n = u.size(-1);
-  const int64_t rows = u.numel() / n;
   auto out = torch::empty(u.sizes().slice(0, u.dim() - 1), u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "sorted_rows_pp", [&] {
     const scalar_t* pu = uc.data_ptr<scalar_t>();
     const scalar_t* pv = vc.data_ptr<scalar_t>();
     scalar_t* po = out.data_ptr<scalar_t>();
-    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      detail::RadixSorter<scalar_t> sorter;
-      std::vector<scalar_t> us(n), vs(n);
-      for (int64_t r = begin; r < end; ++r) {
-        sorter.sort(pu + r * n, n, us.data());
-        sorter.sort(pv + r * n, n, vs.data());
+    // |d|^p picked once, outside the loops.
+    auto reduce = [&](auto power) {
+      for_each_row<scalar_t>(u.numel() / n, n, [&](auto& s, int64_t r) {
+        s.sorter.sort(pu + r * n, n, s.a.data());
+        s.sorter.sort(pv + r * n, n, s.b.data());
         double sum = 0.0;
         for (int64_t k = 0; k < n; ++k) {
-          const double d = std::abs(static_cast<double>(us[k]) - static_cast<double>(vs[k]));
-          sum += p == 2.0 ? d * d : (p == 1.0 ? d : std::pow(d, p));
+          sum += power(std::abs(static_cast<double>(s.a[k]) - static_cast<double>(s.b[k])));
         }
         po[r] = static_cast<scalar_t>(sum / static_cast<double>(n));
-      }
-    });
+      });
+    };
+    if (p == 2.0) {
+      reduce([](double d) { return d * d; });
+    } else if (p == 1.0) {
+      reduce([](double d) { return d; });
+    } else {
+      reduce([p](double d) { return std::pow(d, p); });
+    }
   });
   return out;
 }

@@ -34,11 +34,14 @@ void expect_sorts_like_stable_sort(const std::vector<Float>& x) {
   const auto n = static_cast<int64_t>(x.size());
   std::vector<Float> values(n), values_only(n);
   std::vector<int32_t> index(n);
+  std::vector<int64_t> index_only(n);
   RadixSorter<Float> sorter;
   sorter.sort(x.data(), n, values.data(), index.data());
   sorter.sort(x.data(), n, values_only.data());
+  sorter.order(x.data(), n, index_only.data());
   const auto expected = stable_order(x);
   ASSERT_EQ(index, expected) << "n = " << n;
+  ASSERT_EQ(index_only, std::vector<int64_t>(expected.begin(), expected.end())) << "n = " << n;
   for (int64_t k = 0; k < n; ++k) {
     ASSERT_TRUE(same_bits(values[k], x[expected[k]])) << k;
     ASSERT_TRUE(same_bits(values_only[k], x[expected[k]])) << k;
