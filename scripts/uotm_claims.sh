@@ -12,6 +12,8 @@
 #   stability   UOTM and OTM on clean 8 Gaussians (uotm_8gaussians.json, otm_8gaussians.json), seeds 0-4,
 #               the eval metrics every 250 steps, with and without the source-side gradient penalty (loss.source_gp)
 #   tau         UOTM (kl/kl) on the 1-D outlier toy at cost_scale 0.001 .. 1, seed 0
+#   far1d       outliers far from the source (uotm_far_outlier1d.json, 1500 steps): UOTM at cost_scale 0.5
+#               over seeds 0-2, and at seed 0 the controls UOTM at cost_scale 0.05 and OTM at 0.5 and 0.05
 #
 # Each run writes its run directory under $ROOT/GROUP/NAME and 100,000 (1-D) or 10,000 (2-D) samples
 # of its EMA generator to $ROOT/GROUP/NAME.npy. scripts/uotm_claims_summary.py turns them into the
@@ -30,7 +32,7 @@ JOBS="${JOBS:-$(nproc)}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
 STABILITY="${STABILITY:-uotm:0.01 otm:0.01 otm:0 uotm:0}"
 GROUPS_TO_RUN=("$@")
-[ ${#GROUPS_TO_RUN[@]} -eq 0 ] && GROUPS_TO_RUN=(outliers1d outliers2d stability tau)
+[ ${#GROUPS_TO_RUN[@]} -eq 0 ] && GROUPS_TO_RUN=(outliers1d outliers2d stability tau far1d)
 
 # One line per run: GROUP NAME CONFIG SEED N_SAMPLES [--set KEY=VALUE ...]
 jobs_of() {
@@ -55,7 +57,16 @@ jobs_of() {
       for scale in 0.001 0.003 0.01 0.03 0.1 0.3 1; do
         echo "tau uotm_c$scale uotm_outlier1d.json 0 100000 --set loss.cost_scale=$scale"
       done ;;
-    *) echo "unknown group '$1' (known: outliers1d outliers2d stability tau)" >&2; exit 2 ;;
+    far1d)
+      for seed in 0 1 2; do
+        echo "far1d uotm_c0.5_s$seed uotm_far_outlier1d.json $seed 100000 --set train.steps=1500"
+      done
+      local otm="--set loss.phi1=linear --set loss.phi2=linear"
+      echo "far1d uotm_c0.05_s0 uotm_far_outlier1d.json 0 100000 --set train.steps=1500 --set loss.cost_scale=0.05"
+      echo "far1d otm_c0.5_s0 uotm_far_outlier1d.json 0 100000 --set train.steps=1500 $otm"
+      echo "far1d otm_c0.05_s0 uotm_far_outlier1d.json 0 100000 --set train.steps=1500 $otm --set loss.cost_scale=0.05"
+      ;;
+    *) echo "unknown group '$1' (known: outliers1d outliers2d stability tau far1d)" >&2; exit 2 ;;
   esac
 }
 

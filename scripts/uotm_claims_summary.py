@@ -70,19 +70,20 @@ def print_group_means(per_model, formats):
     print()
 
 
-def outliers1d(root, uotflow, tmp):
-    runs = runs_of(root, "outliers1d")
+def outliers1d(root, group="outliers1d", split=0.0):
+    """Mass below `split` (the outlier side) and the inliers' mean and std of each run of `group`."""
+    runs = runs_of(root, group)
     if not runs:
         return
-    print("### 1-D outliers (data: 0.0100 below 0)\n")
-    print("| model | seed | mass below 0 | inlier mean | inlier std |")
+    print(f"### {group} (data: 0.0100 below {split:g})\n")
+    print(f"| model | seed | mass below {split:g} | inlier mean | inlier std |")
     print("|---|---|---|---|---|")
     per_model = {}
     for name, path in runs.items():
         model, seed = name.rsplit("_s", 1)
         x = np.load(path).ravel().astype(np.float64)
-        inl = x[x > 0]
-        row = ((x < 0).mean(), inl.mean(), inl.std())
+        inl = x[x > split]
+        row = ((x < split).mean(), inl.mean(), inl.std())
         per_model.setdefault(model, []).append(row)
         print(f"| {model} | {seed} | {row[0]:.4f} | {row[1]:.3f} | {row[2]:.3f} |")
     print_group_means(per_model, ["ms", "ms", "ms"])
@@ -235,7 +236,8 @@ def main():
     if not os.path.isdir(args.root):
         sys.exit(f"{args.root}: no such folder (run scripts/uotm_claims.sh first)")
     with tempfile.TemporaryDirectory() as tmp:
-        outliers1d(args.root, args.uotflow, tmp)
+        outliers1d(args.root)
+        outliers1d(args.root, "far1d", split=-1.0)
         outliers2d(args.root, args.uotflow, tmp)
         stability(args.root, args.uotflow, tmp, args.svg)
         tau(args.root, args.uotflow, tmp)

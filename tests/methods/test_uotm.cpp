@@ -1,5 +1,5 @@
-// Quality tests of UOTM training (CI-sized): 8 Gaussians against the data noise floor, and the
-// paper's 1-D outlier-robustness claim, UOTM against OTM at equal budget.
+// Quality tests of UOTM training (CI-sized): 8 Gaussians against the data noise floor, and 1-D
+// outliers far from the source, which UOTM drops as the optimum of its problem does.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -68,43 +68,39 @@ TEST(UotmQuality, EightGaussiansWithTheFusedPathsReachesTheNoiseFloorToo) {
   check_eight_gaussians(/*fused=*/true);
 }
 
-// The paper's robustness claim on its 1-D experiment (99% N(1, 0.1^2) + 1% N(-1, 0.1^2), source
-// N(0, 1), the reference's cost 0.05 and source-side gradient penalty 0.01), UOTM (kl/kl) against
-// OTM (both marginals hard) at identical settings, one seed per test: UOTM puts less than a quarter
-// of the data's outlier mass below 0, OTM at least half of it, and both fit the main mode. Before
-// the source-side penalty the balanced potential grew without bound (losses 1e11 to 1e14) and OTM's
-// outlier mass depended on the seed (0 / 0.0103 / 0.0812); docs/methods/uotm.md. 2000 of the
-// configs' 4000 steps (seeds 0-2 gave OTM 0.0081 / 0.0094 / 0.0088, UOTM 0 / 0 / 0, inlier means
-// 0.989-0.998, stds 0.105-0.118): two runs of about 75 s each on one core per seed.
-class OutlierRobustness : public ::testing::TestWithParam<int> {};
+// Outliers far from the source (configs/toy/uotm_far_outlier1d.json: 99% N(1, 0.1^2) + 1% N(-3,
+// 0.1^2), source N(1, 0.5^2), cost 0.5 |x - y|^2, kl/kl), where the exact semi-dual optimum drops
+// them (0.0016 of the source goes there; tests/ot/test_semidual_optimum.cpp): over 3 seeds, UOTM
+// puts less than a quarter of the data's outlier mass below -1 and fits the main mode.
+//
+// Not tested here, because the math says otherwise: the paper's own 1-D setting (source N(0, 1),
+// outliers at -1, cost 0.05). Its optimum sends 0.0215 of the source to the outliers, more than the
+// data's 0.01, and a trained UOTM there reaches that (seed 0: 0.0227 at step 2500) before it drops
+// the mode again (0 from step 3000 on), so "no outliers" at a fixed step depends on where the
+// trajectory is, which changes with the BLAS kernels. Nor OTM at the far setting: at cost 0.5 it
+// oscillates (seed 0: all mass below 0 at step 500, inlier std 0.23 at 1500). docs/methods/uotm.md.
+class FarOutliers : public ::testing::TestWithParam<int> {};
 
-TEST_P(OutlierRobustness, UotmDropsTheOutliersOtmKeepsThemBothFitTheInliers) {
+TEST_P(FarOutliers, UotmDropsThemAsItsOptimumDoesAndFitsTheInliers) {
   torch::set_num_threads(1);
   const int seed = GetParam();
   const double data_outlier_mass = 0.01;
-  for (const std::string model : {"uotm", "otm"}) {
-    SCOPED_TRACE(model + " seed " + std::to_string(seed));
-    auto config = toy_config(
-        model + "_outlier1d.json",
-        {"seed=" + std::to_string(seed), "train.steps=2000", "eval.n=0", "train.snapshot_every=0"});
-    const auto run = train_in_temp(config, model + "-outliers-" + std::to_string(seed));
-    auto x = sample_run(run, 100000, 7, true).flatten().to(torch::kFloat64);
-    const double outlier_mass = (x < 0).to(torch::kFloat64).mean().item<double>();
-    auto inliers = x.index({x > 0});
-    const double mean = inliers.mean().item<double>();
-    const double std = inliers.std().item<double>();
-    RecordProperty(model + "_outlier_mass", std::to_string(outlier_mass));
-    RecordProperty(model + "_inlier_mean", std::to_string(mean));
-    RecordProperty(model + "_inlier_std", std::to_string(std));
-    if (model == "uotm") {
-      EXPECT_LT(outlier_mass, 0.25 * data_outlier_mass);
-    } else {
-      EXPECT_GE(outlier_mass, 0.5 * data_outlier_mass);
-    }
-    EXPECT_NEAR(mean, 1.0, 0.03);  // the main mode N(1, 0.1^2)
-    EXPECT_NEAR(std, 0.1, 0.025);
-  }
+  auto config = toy_config(
+      "uotm_far_outlier1d.json",
+      {"seed=" + std::to_string(seed), "train.steps=1500", "eval.n=0", "train.snapshot_every=0"});
+  const auto run = train_in_temp(config, "far-outliers-" + std::to_string(seed));
+  auto x = sample_run(run, 100000, 7, true).flatten().to(torch::kFloat64);
+  const double outlier_mass = (x < -1).to(torch::kFloat64).mean().item<double>();
+  auto inliers = x.index({x > -1});
+  const double mean = inliers.mean().item<double>();
+  const double std = inliers.std().item<double>();
+  RecordProperty("outlier_mass", std::to_string(outlier_mass));
+  RecordProperty("inlier_mean", std::to_string(mean));
+  RecordProperty("inlier_std", std::to_string(std));
+  EXPECT_LT(outlier_mass, 0.25 * data_outlier_mass);
+  EXPECT_NEAR(mean, 1.0, 0.03);  // the main mode N(1, 0.1^2)
+  EXPECT_NEAR(std, 0.1, 0.025);
 }
 
-INSTANTIATE_TEST_SUITE_P(UotmQuality, OutlierRobustness, ::testing::Values(0, 1, 2),
+INSTANTIATE_TEST_SUITE_P(UotmQuality, FarOutliers, ::testing::Values(0, 1, 2),
                          [](const auto& info) { return "Seed" + std::to_string(info.param); });
