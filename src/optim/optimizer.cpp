@@ -7,6 +7,9 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 namespace uotflow {
 namespace {
@@ -82,6 +85,19 @@ bool fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
   return true;
 }
 
+// The key of a parameter in torch::optim's state map, as the generic step makes it: the address of
+// its TensorImpl, printed (LibTorch 1.x: std::string keys) or as it is (2.x: void* keys).
+template <typename Key>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+
 }  // namespace
 
 // The generic step's arithmetic, element by element, in the parameter's precision:
@@ -101,7 +117,7 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
         continue;
       }
       // The generic step's key and state, so that checkpoints and the two steps interchange.
-      const auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      const auto key = state_key<std::decay_t<decltype(state_)>::key_type>(p);
       auto it = state_.find(key);
       if (it == state_.end()) {
         auto fresh = std::make_unique<torch::optim::AdamParamState>();
