@@ -14,6 +14,11 @@
 #   tau         UOTM (kl/kl) on the 1-D outlier toy at cost_scale 0.001 .. 1, seed 0
 #   far1d       outliers far from the source (uotm_far_outlier1d.json, 1500 steps): UOTM at cost_scale 0.5
 #               over seeds 0-2, and at seed 0 the controls UOTM at cost_scale 0.05 and OTM at 0.5 and 0.05
+#   images      UOTM and OTM on Fashion-MNIST plus 5% MNIST digits (uotm_fashion_mnist_outliers.json at
+#               the CPU size: width 16, IMAGE_STEPS steps), seeds IMAGE_SEEDS, all judged by one
+#               classifier trained first with `uotflow fid-ref` on the same mix
+#               ($ROOT/images/mix.classifier.safetensors). No samples: the summary reads each run's
+#               eval.jsonl. About 95 minutes a run on one CPU core; on a GPU, DEVICE=cuda
 #
 # Each run writes its run directory under $ROOT/GROUP/NAME and 100,000 (1-D) or 10,000 (2-D) samples
 # of its EMA generator to $ROOT/GROUP/NAME.npy. scripts/uotm_claims_summary.py turns them into the
@@ -22,7 +27,9 @@
 # Environment: UOTFLOW (default build/uotflow), ROOT (default claims), JOBS (default: the cores),
 # SEEDS (default "0 1 2 3 4": the seeds of outliers1d and stability), STABILITY (default
 # "uotm:0.01 otm:0.01 otm:0 uotm:0": the model:source_gp pairs of stability), SKIP_DONE=1 (keep the runs whose
-# samples exist: resumes an interrupted campaign).
+# samples exist: resumes an interrupted campaign). For images: DEVICE (default cpu), IMAGE_SEEDS
+# (default "0 1 2"), IMAGE_STEPS (default 1500), FMNIST_DIR and MNIST_DIR (the data sets' folders when
+# they are not at their default places), CLASSIFIER_STEPS (default 2000, as the config).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,7 +39,24 @@ JOBS="${JOBS:-$(nproc)}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
 STABILITY="${STABILITY:-uotm:0.01 otm:0.01 otm:0 uotm:0}"
 GROUPS_TO_RUN=("$@")
-[ ${#GROUPS_TO_RUN[@]} -eq 0 ] && GROUPS_TO_RUN=(outliers1d outliers2d stability tau far1d)
+[ ${#GROUPS_TO_RUN[@]} -eq 0 ] && GROUPS_TO_RUN=(outliers1d outliers2d stability tau far1d images)
+DEVICE="${DEVICE:-cpu}"
+IMAGE_SEEDS="${IMAGE_SEEDS:-0 1 2}"
+IMAGE_STEPS="${IMAGE_STEPS:-1500}"
+
+# The image mix of the images group as data.params (JSON) and as --set overrides of the config.
+image_mix_json() {
+  local base='"split": "train"' outliers=""
+  [ -n "${FMNIST_DIR:-}" ] && base="$base, \"path\": \"$FMNIST_DIR\""
+  [ -n "${MNIST_DIR:-}" ] && outliers="\"path\": \"$MNIST_DIR\""
+  echo "{\"base\": {\"name\": \"fashion_mnist\", \"params\": {$base}}, \"outliers\": {\"name\": \"mnist\", \"params\": {$outliers}}, \"fraction\": 0.05, \"seed\": 0}"
+}
+image_mix_sets() {
+  echo -n "--set data.params.fraction=0.05"
+  [ -n "${FMNIST_DIR:-}" ] && echo -n " --set data.params.base.params.path=$FMNIST_DIR"
+  [ -n "${MNIST_DIR:-}" ] && echo -n " --set data.params.outliers.params.path=$MNIST_DIR"
+  echo
+}
 
 # One line per run: GROUP NAME CONFIG SEED N_SAMPLES [--set KEY=VALUE ...]
 jobs_of() {
@@ -66,29 +90,65 @@ jobs_of() {
       echo "far1d otm_c0.5_s0 uotm_far_outlier1d.json 0 100000 --set train.steps=1500 $otm"
       echo "far1d otm_c0.05_s0 uotm_far_outlier1d.json 0 100000 --set train.steps=1500 $otm --set loss.cost_scale=0.05"
       ;;
-    *) echo "unknown group '$1' (known: outliers1d outliers2d stability tau far1d)" >&2; exit 2 ;;
+    images)
+      local classifier="$ROOT/images/mix.classifier.safetensors"
+      local common
+      common="--steps $IMAGE_STEPS $(image_mix_sets) --set generator.width=16 --set potential.width=16"
+      common="$common --set eval.features.extractor=$classifier"
+      for seed in $IMAGE_SEEDS; do
+        echo "images uotm_s$seed image/uotm_fashion_mnist_outliers.json $seed 0 $common"
+        echo "images otm_s$seed image/uotm_fashion_mnist_outliers.json $seed 0 $common" \
+          "--set loss.phi1=linear --set loss.phi2=linear"
+      done ;;
+    *) echo "unknown group '$1' (known: outliers1d outliers2d stability tau far1d images)" >&2; exit 2 ;;
   esac
 }
 
+# run_one GROUP NAME CONFIG SEED N [ARGS...]: CONFIG is relative to configs/ when it has a folder, else
+# to configs/toy/; N = 0 draws no samples (the run's folder then marks it done).
 run_one() {
   local group="$1" name="$2" config="$3" seed="$4" n="$5"
   shift 5
   local dir="$ROOT/$group/$name"
-  if [ "${SKIP_DONE:-0}" = 1 ] && [ -f "$dir.npy" ]; then
+  local done_mark="$dir.npy"
+  [ "$n" = 0 ] && done_mark="$dir.done"
+  if [ "${SKIP_DONE:-0}" = 1 ] && [ -f "$done_mark" ]; then
     echo "$group/$name kept"
     return
   fi
-  rm -rf "$dir" "$dir.npy"
-  # shellcheck disable=SC2086  # the --set arguments are words
-  "$UOTFLOW" train --config "configs/toy/$config" --out "$dir" --seed "$seed" --threads 1 \
+  rm -rf "$dir" "$dir.npy" "$dir.done"
+  [[ "$config" == */* ]] || config="toy/$config"
+  # shellcheck disable=SC2086,SC2048  # the --set arguments are words
+  "$UOTFLOW" train --config "configs/$config" --out "$dir" --seed "$seed" --threads 1 --device "$DEVICE" \
     --set train.snapshot_every=0 --set train.checkpoint_every=0 $* > "$dir.log" 2>&1 ||
     { echo "$group/$name FAILED (see $dir.log)"; return 0; }
+  # An interrupted run exits 0 too (its checkpoint resumes it): no mark, no samples.
+  if grep -q "interrupted at step" "$dir.log"; then
+    echo "$group/$name interrupted (resume: $UOTFLOW train --resume $(ls -d "$dir"/0*))"
+    return 0
+  fi
+  if [ "$n" = 0 ]; then
+    touch "$dir.done"
+    echo "$group/$name done"
+    return
+  fi
   "$UOTFLOW" sample --run "$(ls -d "$dir"/0*)" --n "$n" --seed 7 --out "$dir.npy" >> "$dir.log" 2>&1 ||
     { echo "$group/$name: sampling FAILED (see $dir.log)"; return 0; }
   echo "$group/$name done"
 }
 export -f run_one
-export UOTFLOW ROOT
+export UOTFLOW ROOT DEVICE
+
+# The one classifier of the images group, before its runs.
+if [[ " ${GROUPS_TO_RUN[*]} " == *" images "* ]]; then
+  mkdir -p "$ROOT/images"
+  if [ ! -f "$ROOT/images/mix.classifier.safetensors" ]; then
+    "$UOTFLOW" fid-ref --data image_mix --params "$(image_mix_json)" --extractor classifier \
+      --classifier-steps "${CLASSIFIER_STEPS:-2000}" --device "$DEVICE" --out "$ROOT/images/mix.npz" > "$ROOT/images/mix.log" 2>&1 ||
+      { echo "images: the classifier FAILED (see $ROOT/images/mix.log)"; exit 1; }
+    echo "images: classifier $(tail -1 "$ROOT/images/mix.log")"
+  fi
+fi
 
 for group in "${GROUPS_TO_RUN[@]}"; do
   mkdir -p "$ROOT/$group"

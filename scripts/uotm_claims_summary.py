@@ -126,6 +126,41 @@ def read_curve(run_npy, metric):
     return np.array(steps), np.array(values)
 
 
+def images(root):
+    """classifier_fid and outlier_fraction of each image run (eval.jsonl) at its evaluated steps, and their
+    mean ± std over seeds at the last step every run of a model evaluated (runs without their .done
+    mark were stopped before the end)."""
+    folder = os.path.join(root, "images")
+    if not os.path.isdir(folder):
+        return
+    names = sorted(f for f in os.listdir(folder) if os.path.isdir(os.path.join(folder, f)))
+    if not names:
+        return
+    print("### images (data: 0.05 digits)\n")
+    print("| model | seed | evaluated at steps | classifier_fid | outlier_fraction |")
+    print("|---|---|---|---|---|")
+    per_model = {}
+    for name in names:
+        model, seed = name.rsplit("_s", 1)
+        run = os.path.join(folder, name)
+        steps, fid = read_curve(run + ".npy", "classifier_fid")
+        _, outl = read_curve(run + ".npy", "outlier_fraction")
+        stopped = "" if os.path.exists(run + ".done") else " (stopped)"
+        cells = [" / ".join(map(str, steps)) + stopped, " / ".join(f"{v:.1f}" for v in fid),
+                 " / ".join(f"{v:.4f}" for v in outl)]
+        print(f"| {model} | {seed} | " + " | ".join(cells) + " |")
+        if len(steps):
+            per_model.setdefault(model, []).append((steps, fid, outl))
+    print()
+    print("| model | seeds | at step | classifier_fid | outlier_fraction |")
+    print("|---|---|---|---|---|")
+    for model, runs in per_model.items():
+        step = min(r[0][-1] for r in runs)
+        rows = [(r[1][list(r[0]).index(step)], r[2][list(r[0]).index(step)]) for r in runs if step in r[0]]
+        print(f"| {model} | {len(rows)} | {step} | " + " | ".join(mean_std(col) for col in zip(*rows)) + " |")
+    print()
+
+
 def stability(root, uotflow, tmp, svg_path):
     runs = runs_of(root, "stability")
     if not runs:
@@ -241,6 +276,7 @@ def main():
         outliers2d(args.root, args.uotflow, tmp)
         stability(args.root, args.uotflow, tmp, args.svg)
         tau(args.root, args.uotflow, tmp)
+        images(args.root)
 
 
 if __name__ == "__main__":
