@@ -70,23 +70,30 @@ def print_group_means(per_model, formats):
     print()
 
 
-def outliers1d(root, group="outliers1d", split=0.0):
-    """Mass below `split` (the outlier side) and the inliers' mean and std of each run of `group`."""
+def outliers1d(root, group="outliers1d", split=0.0, window=None):
+    """Mass below `split` (the outlier side) and the inliers' mean and std of each run of `group`; with
+    a `window` (lo, hi) around the main mode, also the share of samples in it and their mean and std
+    there (the main mode without the bridge a generator lays between the modes)."""
     runs = runs_of(root, group)
     if not runs:
         return
     print(f"### {group} (data: 0.0100 below {split:g})\n")
-    print(f"| model | seed | mass below {split:g} | inlier mean | inlier std |")
-    print("|---|---|---|---|---|")
+    extra = f" | share in {window} | mean there | std there" if window else ""
+    print(f"| model | seed | mass below {split:g} | inlier mean | inlier std{extra} |")
+    print("|---|---|---|---|---|" + ("---|---|---|" if window else ""))
     per_model = {}
     for name, path in runs.items():
         model, seed = name.rsplit("_s", 1)
         x = np.load(path).ravel().astype(np.float64)
         inl = x[x > split]
         row = ((x < split).mean(), inl.mean(), inl.std())
+        if window:
+            main = x[(x > window[0]) & (x < window[1])]
+            row += (main.size / x.size, main.mean(), main.std())
         per_model.setdefault(model, []).append(row)
-        print(f"| {model} | {seed} | {row[0]:.4f} | {row[1]:.3f} | {row[2]:.3f} |")
-    print_group_means(per_model, ["ms", "ms", "ms"])
+        print(f"| {model} | {seed} | " + " | ".join(f"{v:.4f}" if k in (0, 3) else f"{v:.3f}"
+                                                   for k, v in enumerate(row)) + " |")
+    print_group_means(per_model, ["ms"] * len(next(iter(per_model.values()))[0]))
 
 
 def outliers2d(root, uotflow, tmp):
@@ -272,7 +279,7 @@ def main():
         sys.exit(f"{args.root}: no such folder (run scripts/uotm_claims.sh first)")
     with tempfile.TemporaryDirectory() as tmp:
         outliers1d(args.root)
-        outliers1d(args.root, "far1d", split=-1.0)
+        outliers1d(args.root, "far1d", split=-1.0, window=(0.5, 1.5))
         outliers2d(args.root, args.uotflow, tmp)
         stability(args.root, args.uotflow, tmp, args.svg)
         tau(args.root, args.uotflow, tmp)
