@@ -44,16 +44,17 @@ GROUPS_TO_RUN=("$@")
 DEVICE="${DEVICE:-cpu}"
 IMAGE_SEEDS="${IMAGE_SEEDS:-0 1 2}"
 IMAGE_STEPS="${IMAGE_STEPS:-1500}"
+IMAGE_FRACTION=0.05  # the digits' share of the images group's mix
 
 # The image mix of the images group as data.params (JSON) and as --set overrides of the config.
 image_mix_json() {
   local base='"split": "train"' outliers=""
   [ -n "${FMNIST_DIR:-}" ] && base="$base, \"path\": \"$FMNIST_DIR\""
   [ -n "${MNIST_DIR:-}" ] && outliers="\"path\": \"$MNIST_DIR\""
-  echo "{\"base\": {\"name\": \"fashion_mnist\", \"params\": {$base}}, \"outliers\": {\"name\": \"mnist\", \"params\": {$outliers}}, \"fraction\": 0.05, \"seed\": 0}"
+  echo "{\"base\": {\"name\": \"fashion_mnist\", \"params\": {$base}}, \"outliers\": {\"name\": \"mnist\", \"params\": {$outliers}}, \"fraction\": $IMAGE_FRACTION, \"seed\": 0}"
 }
 image_mix_sets() {
-  echo -n "--set data.params.fraction=0.05"
+  echo -n "--set data.params.fraction=$IMAGE_FRACTION"
   [ -n "${FMNIST_DIR:-}" ] && echo -n " --set data.params.base.params.path=$FMNIST_DIR"
   [ -n "${MNIST_DIR:-}" ] && echo -n " --set data.params.outliers.params.path=$MNIST_DIR"
   echo

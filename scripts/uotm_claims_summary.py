@@ -120,17 +120,22 @@ def outliers2d(root, uotflow, tmp):
     print_group_means(per_model, ["ms", ".1f", "ms", "ms"])
 
 
-def read_curve(run_npy, metric):
-    folder = run_npy[:-4]
+def read_curves(folder):
+    """{metric: (steps, values)} from eval.jsonl of the run directory inside `folder` (one read)."""
     run_dir = [os.path.join(folder, d) for d in os.listdir(folder) if d[0].isdigit()][0]
-    steps, values = [], []
+    curves = {}
     with open(os.path.join(run_dir, "eval.jsonl")) as f:
         for line in f:
             row = json.loads(line)
-            if row["metric"] == metric:
-                steps.append(row["step"])
-                values.append(row["value"])
-    return np.array(steps), np.array(values)
+            steps, values = curves.setdefault(row["metric"], ([], []))
+            steps.append(row["step"])
+            values.append(row["value"])
+    return {m: (np.array(steps), np.array(values)) for m, (steps, values) in curves.items()}
+
+
+def read_curve(run_npy, metric):
+    """One metric of the run whose samples are `run_npy` (its folder is the name without .npy)."""
+    return read_curves(run_npy[:-4]).get(metric, (np.array([]), np.array([])))
 
 
 def images(root):
@@ -150,8 +155,10 @@ def images(root):
     for name in names:
         model, seed = name.rsplit("_s", 1)
         run = os.path.join(folder, name)
-        steps, fid = read_curve(run + ".npy", "classifier_fid")
-        _, outl = read_curve(run + ".npy", "outlier_fraction")
+        curves = read_curves(run)
+        empty = (np.array([]), np.array([]))
+        steps, fid = curves.get("classifier_fid", empty)
+        outl = curves.get("outlier_fraction", empty)[1]
         stopped = "" if os.path.exists(run + ".done") else " (stopped)"
         cells = [" / ".join(map(str, steps)) + stopped, " / ".join(f"{v:.1f}" for v in fid),
                  " / ".join(f"{v:.4f}" for v in outl)]
@@ -162,8 +169,8 @@ def images(root):
     print("| model | seeds | at step | classifier_fid | outlier_fraction |")
     print("|---|---|---|---|---|")
     for model, runs in per_model.items():
-        step = min(r[0][-1] for r in runs)
-        rows = [(r[1][list(r[0]).index(step)], r[2][list(r[0]).index(step)]) for r in runs if step in r[0]]
+        step = min(steps[-1] for steps, _, _ in runs)
+        rows = [(fid[k], outl[k]) for steps, fid, outl in runs for k in np.flatnonzero(steps == step)]
         print(f"| {model} | {len(rows)} | {step} | " + " | ".join(mean_std(col) for col in zip(*rows)) + " |")
     print()
 
