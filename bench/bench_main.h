@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "uotflow/core/blas.h"
+
 namespace uotflow::bench {
 
 /// Times `method.step` as the trainer calls it: `warmup` untimed steps, then one step per benchmark
@@ -55,6 +57,7 @@ inline void take_int_flags(int& argc, char** argv,
 /// Runs the registered benchmarks with one LibTorch thread (--threads=N for N); an unknown flag
 /// exits with 2.
 inline int run_benchmarks(int argc, char** argv) {
+  restart_with_better_blas_kernels(argv);  // the kernels `uotflow` runs on
   int64_t threads = 1;
   take_int_flags(argc, argv, {{"threads", &threads}});
   torch::set_num_threads(static_cast<int>(threads));

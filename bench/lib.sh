@@ -14,6 +14,15 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 if [ "${KEEP_FREED:-1}" = 1 ]; then
   export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
 fi
+# Both sides on the same BLAS kernels: those `uotflow` runs on (where OpenBLAS falls back to its
+# generic kernels, it starts again on the ones the CPU supports; docs/getting-started.md), unless
+# OPENBLAS_CORETYPE is set already.
+if [[ -z ${OPENBLAS_CORETYPE:-} && -x ${BUILD:-}/uotflow ]]; then
+  BLAS_CORE=$("$BUILD/uotflow" info | sed -n 's/^BLAS: OpenBLAS, \(.*\) kernels$/\1/p')
+  if [[ -n $BLAS_CORE ]]; then
+    export OPENBLAS_CORETYPE=$BLAS_CORE
+  fi
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 

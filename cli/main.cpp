@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "uotflow/core/blas.h"
 #include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/features/fid_reference.h"
@@ -150,6 +151,9 @@ void keep_freed_memory() {
 
 int print_info() {
   std::cout << "uotflow " << UOTFLOW_VERSION << " (LibTorch " << TORCH_VERSION << ")\n";
+  const auto blas_core = uotflow::blas_core_name();
+  std::cout << "BLAS: "
+            << (blas_core.empty() ? "not OpenBLAS" : "OpenBLAS, " + blas_core + " kernels") << "\n";
   for (const auto& [title, entries] : uotflow::registry_listing()) {
     std::cout << title << ":\n";
     for (const auto& [name, description] : entries) {
@@ -332,6 +336,7 @@ struct FidRefArgs {
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);
   keep_freed_memory();
   CLI::App app{"uotflow: generative modeling and Wasserstein gradient flows with unbalanced OT"};
   app.require_subcommand(1);

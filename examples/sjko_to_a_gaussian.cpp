@@ -3,10 +3,12 @@
 #include <fstream>
 #include <iostream>
 
+#include "uotflow/core/blas.h"
 #include "uotflow/run/run.h"
 
 int main(int argc, char** argv) {
   using namespace uotflow;
+  restart_with_better_blas_kernels(argv);  // OpenBLAS's fast kernels where it did not know the CPU
   const std::string iterations = argc > 2 ? argv[2] : "500";
   Json config = resolve_config(
       Json{{"method", "sjko"}, {"seed", 0}},

@@ -4,11 +4,13 @@
 
 #include <iostream>
 
+#include "uotflow/core/blas.h"
 #include "uotflow/data/tensor_dataset.h"
 #include "uotflow/run/run.h"
 
 int main(int argc, char** argv) {
   using namespace uotflow;
+  restart_with_better_blas_kernels(argv);  // OpenBLAS's fast kernels where it did not know the CPU
   torch::manual_seed(0);
   auto angle = torch::rand({4000}) * 2 * M_PI;
   auto ring = torch::stack({angle.cos(), angle.sin()}, 1) * 2 + 0.05 * torch::randn({4000, 2});
