@@ -12,9 +12,9 @@
 #   stability   UOTM and OTM on clean 8 Gaussians (uotm_8gaussians.json, otm_8gaussians.json), seeds 0-4,
 #               the eval metrics every 250 steps, with and without the source-side gradient penalty (loss.source_gp)
 #   tau         UOTM (kl/kl) on the 1-D outlier toy at cost_scale 0.001 .. 1, seed 0
-#   far1d       outliers far from the source (uotm_far_outlier1d.json, 1500 steps): over seeds 0-2 UOTM at
-#               cost_scale 0.5, and UOTM and OTM there with R1 0.01 on the data; at seed 0 both at
-#               cost_scale 0.05 without R1
+#   far1d       outliers far from the source (uotm_far_outlier1d.json): over seeds 0-2 UOTM at cost_scale
+#               0.5 (1500 steps), and UOTM and OTM there with R1 0.01 on the data (2500 steps: OTM's
+#               share of the outliers settles after 1500); at seed 0 both at cost_scale 0.05 without R1
 #   images      UOTM and OTM on Fashion-MNIST plus 5% MNIST digits (uotm_fashion_mnist_outliers.json at
 #               the CPU size: width 16, IMAGE_STEPS steps), seeds IMAGE_SEEDS, all judged by one
 #               classifier trained first with `uotflow fid-ref` on the same mix
@@ -87,8 +87,8 @@ jobs_of() {
       local otm="--set loss.phi1=linear --set loss.phi2=linear" r1="--set loss.r1_gamma=0.01"
       for seed in 0 1 2; do
         echo "far1d uotm_c0.5_s$seed uotm_far_outlier1d.json $seed 100000 --set train.steps=1500"
-        echo "far1d uotm_c0.5_r1_s$seed uotm_far_outlier1d.json $seed 100000 --set train.steps=1500 $r1"
-        echo "far1d otm_c0.5_r1_s$seed uotm_far_outlier1d.json $seed 100000 --set train.steps=1500 $otm $r1"
+        echo "far1d uotm_c0.5_r1_s$seed uotm_far_outlier1d.json $seed 100000 --set train.steps=2500 $r1"
+        echo "far1d otm_c0.5_r1_s$seed uotm_far_outlier1d.json $seed 100000 --set train.steps=2500 $otm $r1"
       done
       echo "far1d uotm_c0.05_s0 uotm_far_outlier1d.json 0 100000 --set train.steps=1500 --set loss.cost_scale=0.05"
       echo "far1d otm_c0.05_s0 uotm_far_outlier1d.json 0 100000 --set train.steps=1500 $otm --set loss.cost_scale=0.05"

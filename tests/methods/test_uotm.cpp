@@ -75,9 +75,9 @@ TEST(UotmQuality, EightGaussiansWithTheFusedPathsReachesTheNoiseFloorToo) {
 // outlier mass below -1 and fits the main mode: at least 97% of the samples in (0.5, 1.5) (the
 // data: 99%), with the mean and std of N(1, 0.1^2) there.
 //
-// OTM at the same settings (the _Slow test below, both with R1 0.01) keeps some of them, but not
-// reliably half: 0.0044 to 0.0068 below -1 over seeds and BLAS kernels, about half of it or more on
-// a bridge between the modes, which its continuous generator cannot avoid (docs/methods/uotm.md).
+// OTM at the same settings (the _Slow test below, both with R1 0.01 and 2500 steps) moves at least
+// half of them below -1, about half of that on a bridge between the modes, which its continuous
+// generator cannot avoid (docs/methods/uotm.md).
 // Not tested here, because the math says otherwise: the paper's own 1-D setting (source N(0, 1),
 // outliers at -1, cost 0.05). Its optimum sends 0.0215 of the source to the outliers, more than the
 // data's 0.01, and a trained UOTM there reaches that (seed 0: 0.0227 at step 2500) before it drops
@@ -91,10 +91,10 @@ struct OutlierFit {
   double outlier_mass, main_fraction, main_mean, main_std;
 };
 
-OutlierFit far_outlier_fit(int seed, bool balanced, double r1_gamma) {
-  std::vector<std::string> sets = {"seed=" + std::to_string(seed), "train.steps=1500", "eval.n=0",
-                                   "train.snapshot_every=0",
-                                   "loss.r1_gamma=" + std::to_string(r1_gamma)};
+OutlierFit far_outlier_fit(int seed, bool balanced, double r1_gamma, int steps) {
+  std::vector<std::string> sets = {
+      "seed=" + std::to_string(seed), "train.steps=" + std::to_string(steps), "eval.n=0",
+      "train.snapshot_every=0", "loss.r1_gamma=" + std::to_string(r1_gamma)};
   if (balanced) {
     sets.insert(sets.end(), {"loss.phi1=linear", "loss.phi2=linear"});
   }
@@ -125,23 +125,28 @@ constexpr double kDataOutlierMass = 0.01;
 
 TEST_P(FarOutliers, UotmDropsThemAsItsOptimumDoesAndFitsTheInliers) {
   torch::set_num_threads(1);
-  const auto uotm = far_outlier_fit(GetParam(), /*balanced=*/false, /*r1_gamma=*/0.0);
+  const auto uotm =
+      far_outlier_fit(GetParam(), /*balanced=*/false, /*r1_gamma=*/0.0, /*steps=*/1500);
   EXPECT_LT(uotm.outlier_mass, 0.25 * kDataOutlierMass);
   expect_main_mode_fitted(uotm, "UOTM");
 }
 
-// UOTM and OTM at identical settings, with R1 0.01 on the data, which keeps OTM's potential from
-// running away here (without it all of OTM's mass jumps to the outliers by step 500). Both fit the
-// main mode; UOTM moves less than a quarter of the data's outlier mass below -1, OTM more than
-// 3/10. The paper's "OTM at least half" holds on some seeds and BLAS kernels only (0.0044 to
-// 0.0068), so it is not what this checks. Slow: 6 runs of 1500 steps.
-TEST_P(FarOutliers, WithR1UotmDropsThemAndOtmKeepsPartOfThem_Slow) {
+// The paper's comparison, at identical settings: UOTM and OTM with R1 0.01 on the data, which keeps
+// OTM's potential from running away here (without it all of OTM's mass jumps to the outliers by
+// step 500), 2500 steps. Both fit the main mode; UOTM moves less than a quarter of the data's
+// outlier mass below -1, OTM at least half. OTM's share settles only after step 1500 (seeds 0-2
+// there: 0.0044 to 0.0062 with the generic kernels, 0.0048 to 0.0057 with the AVX-512 ones; at
+// 2500: 0.0053 to 0.0066 and 0.0056 to 0.0067), and about half of it is on a bridge towards the
+// main mode, not on the outlier mode (docs/methods/uotm.md). Slow: 6 runs of 2500 steps.
+TEST_P(FarOutliers, WithR1OtmMovesHalfOfThemAndUotmDropsThem_Slow) {
   torch::set_num_threads(1);
-  const auto uotm = far_outlier_fit(GetParam(), /*balanced=*/false, /*r1_gamma=*/0.01);
+  const auto uotm =
+      far_outlier_fit(GetParam(), /*balanced=*/false, /*r1_gamma=*/0.01, /*steps=*/2500);
   EXPECT_LT(uotm.outlier_mass, 0.25 * kDataOutlierMass);
   expect_main_mode_fitted(uotm, "UOTM");
-  const auto otm = far_outlier_fit(GetParam(), /*balanced=*/true, /*r1_gamma=*/0.01);
-  EXPECT_GE(otm.outlier_mass, 0.3 * kDataOutlierMass);
+  const auto otm =
+      far_outlier_fit(GetParam(), /*balanced=*/true, /*r1_gamma=*/0.01, /*steps=*/2500);
+  EXPECT_GE(otm.outlier_mass, 0.5 * kDataOutlierMass);
   expect_main_mode_fitted(otm, "OTM");
 }
 
