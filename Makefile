@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= configs/toy/uotm_8gaussians.json
 
-.PHONY: setup build test test-slow test-sanitize demo bench format clean
+.PHONY: setup build test test-slow test-far-outliers test-sanitize demo bench format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ test: build
 
 test-slow: build
 	cd $(BUILD) && ctest --output-on-failure -L slow -j $(JOBS)
+
+# The 1-D far-outlier comparison of UOTM and OTM over 3 seeds (labelled slow: about 10 minutes on 2 cores,
+# beyond make test's budget); .ci/run runs it after make test.
+test-far-outliers: build
+	cd $(BUILD) && ctest --output-on-failure -L slow -R 'FarOutliers' -j $(JOBS)
 
 # The tests of what reads untrusted input and manages runs (parsers, fuzz corpus and mutants, checkpoints, locks,
 # configs, resume after kill -9), built with AddressSanitizer + UndefinedBehaviorSanitizer in their own folder.
