@@ -59,6 +59,7 @@ void BM_EnergySliced(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   // The exact form once per size (at n = 10^5, 10^10 pairs, about half an hour: extrapolate from
   // 10^4 and 3 x 10^4, it is O(n^2)).
   benchmark::RegisterBenchmark("BM_EnergyExact", BM_EnergyExact)

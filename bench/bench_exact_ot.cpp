@@ -74,6 +74,7 @@ void BM_ExactOtSolve(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   for (auto* b : {benchmark::RegisterBenchmark("BM_ExactW2", BM_ExactW2),
                   benchmark::RegisterBenchmark("BM_ExactOtSolve", BM_ExactOtSolve)}) {
     b->Arg(500)->Arg(2000)->Arg(5000)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();

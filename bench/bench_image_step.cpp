@@ -184,6 +184,7 @@ int print_parity() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   uotflow::bench::take_int_flags(
       argc, argv,
       {{"image_steps", &g_steps}, {"image_warmup", &g_warmup}, {"image_parity", &g_parity}});

@@ -55,9 +55,9 @@ inline void take_int_flags(int& argc, char** argv,
 }
 
 /// Runs the registered benchmarks with one LibTorch thread (--threads=N for N); an unknown flag
-/// exits with 2.
+/// exits with 2. Each program's main() calls restart_with_better_blas_kernels(argv) first, before
+/// any flag is taken from argv, so that it runs on the kernels `uotflow` runs on.
 inline int run_benchmarks(int argc, char** argv) {
-  restart_with_better_blas_kernels(argv);  // the kernels `uotflow` runs on
   int64_t threads = 1;
   take_int_flags(argc, argv, {{"threads", &threads}});
   torch::set_num_threads(static_cast<int>(threads));

@@ -93,6 +93,7 @@ void BM_SinkhornOnline(benchmark::State& state, torch::Dtype dtype) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   uotflow::bench::take_int_flags(argc, argv,
                                  {{"sinkhorn_n", &g_points},
                                   {"sinkhorn_iters", &g_iters},

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "uotflow/core/blas.h"
 #include "uotflow/core/config.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/dataset.h"
@@ -93,6 +94,7 @@ std::vector<int64_t> parse_list(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   std::vector<int64_t> phase_counts = {1, 5, 20, 50};
   int64_t iterations = 40;
   int64_t batch = 256;

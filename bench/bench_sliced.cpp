@@ -97,5 +97,6 @@ BENCHMARK(BM_SortRows)
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   return uotflow::bench::run_benchmarks(argc, argv);
 }

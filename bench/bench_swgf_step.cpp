@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "uotflow/core/blas.h"
 #include "uotflow/flow/functional.h"
 #include "uotflow/flow/parametrization.h"
 #include "uotflow/ot/sliced.h"
@@ -22,6 +23,7 @@
 using namespace uotflow;
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   int64_t dim = 10, batch = 1024, projections = 1000, couplings = 5, width = 100, warmup = 3,
           iters = 10;
   std::string mode = "sorted";

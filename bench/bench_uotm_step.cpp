@@ -109,6 +109,7 @@ void BM_MatmulStepShape(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  uotflow::restart_with_better_blas_kernels(argv);  // before any flag is taken from argv
   uotflow::bench::take_int_flags(argc, argv,
                                  {{"uotm_steps", &g_steps}, {"uotm_warmup", &g_warmup}});
 

@@ -2,8 +2,8 @@
 //
 // OpenBLAS picks its kernels for the CPU when it loads. An OpenBLAS older than the CPU does not
 // know it and falls back to its generic "Prescott" kernels: Debian 12's 0.3.21 does so on Intel
-// family 6 model 207, where training the toy models runs 1.5 to 2x slower than with the kernels
-// the CPU supports (docs/benchmarks.md). OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so
+// family 6 model 207, where training the toy models runs 1.6 to 2.5x slower than with the kernels
+// the CPU supports (docs/benchmarks.md#blas-kernels). OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so
 // the way to better kernels is to set it and start the program again.
 #pragma once
 
