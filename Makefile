@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= configs/toy/uotm_8gaussians.json
 
-.PHONY: setup build test test-slow test-far-outliers test-sanitize demo bench format clean
+.PHONY: setup build test test-slow test-far-outliers test-sanitize demo bench format clean python install
 
 setup:
 	@bash scripts/setup.sh
@@ -43,6 +43,17 @@ test-sanitize: setup
 demo: setup $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target uotflow_cli
 	$(BUILD)/uotflow train --config $(CONFIG)
+
+# The Python module alone, importable with PYTHONPATH=$(BUILD)/python (docs/python.md).
+python: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target uotflow_python
+
+# The library, headers, CMake package (find_package(uotflow)) and Python package under PREFIX
+# (default /usr/local; Debian's python3 finds PREFIX/lib/python3/dist-packages).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+	ldconfig 2>/dev/null || true
 
 bench: build
 	bash bench/compare_uotm_step.sh $(BUILD)

@@ -25,7 +25,11 @@ run_cpp() {
   "$BIN" --sinkhorn_iters="$ITERS" --benchmark_repetitions="$REPS" --benchmark_format=json \
     >"$TMP/cpp_$1.json" 2>/dev/null
 }
-run_py() { "$PY" "$HERE/sinkhorn.py" --iters "$ITERS" --reps "$REPS" >"$TMP/py_$1.json"; }
+run_py() {
+  "$PY" "$HERE/sinkhorn.py" --iters "$ITERS" --reps "$REPS" >"$TMP/py_$1.json"
+  PYTHONPATH="$BUILD/python" "$PY" "$HERE/sinkhorn.py" --impl uotflow --iters "$ITERS" --reps "$REPS" \
+    >>"$TMP/py_$1.json"
+}
 
 echo "Sinkhorn n = m = 2000, d = 2, 1 thread; $ROUNDS rounds, $REPS repetitions each, interleaved" >&2
 interleave_rounds
@@ -73,6 +77,13 @@ for label, case, kind in rows:
             line += f"{p:24.1f}{pot_its[key]:6d}{p / c:7.2f}x"
     print(line)
 print("* float32 on the uotflow side, POT in float64.")
+for label, case, kind in ((f"fixed {iters} its, f64, fused", "fixed/f64/fused", "fixed"),
+                          ("tol, f64, fused", "tol/f64/fused", "tol")):
+    key = f"{kind}/uotflow"
+    if case in cpp and key in pot:
+        c, a = med(cpp[case]), med(pot[key])
+        print(f"Python API, {label}: {a:.1f} ms ({pot_its[key]} its) against C++ {c:.1f} ms: "
+              f"{a / c:.3f}x")
 print("per-round uotflow ms, fixed/f64/fused:", " ".join(f"{x:.1f}" for x in cpp["fixed/f64/fused"]))
 print("per-round POT ms, fixed/sinkhorn:     ", " ".join(f"{x:.1f}" for x in pot["fixed/sinkhorn"]))
 PYEOF

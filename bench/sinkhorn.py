@@ -9,6 +9,10 @@ NumPy matrix-vector products) and method='sinkhorn_log':
   tol         stopThr=1e-9 on POT's criterion, the L2 norm of the column-marginal error
   tol_strict  stopThr=1e-9/sqrt(n): an L2 bound that implies L1 <= 1e-9, uotflow's criterion
 
+--impl uotflow times uotflow's Python API instead (uotflow.sinkhorn_cost on
+uotflow.squared_euclidean_cost, the fused float64 pass, no annealing: the call bench_sinkhorn's
+fixed/f64/fused and tol/f64/fused cases make from C++), cases fixed/uotflow and tol/uotflow; it
+needs PYTHONPATH=BUILD/python.
 """
 import argparse
 import json
@@ -26,6 +30,7 @@ parser.add_argument("--iters", type=int, default=100)
 parser.add_argument("--reps", type=int, default=3)
 parser.add_argument("--methods", default="sinkhorn,sinkhorn_log")
 parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--impl", choices=["pot", "uotflow"], default="pot")
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
 warnings.simplefilter("ignore")  # "Sinkhorn did not converge" for the fixed-iteration cases
@@ -45,15 +50,36 @@ def solve(method, num_iter, stop):
     return float(cost), int(log.get("niter", num_iter - 1)) + 1
 
 
-for method in args.methods.split(","):
-    cases = (("fixed", args.iters, 0.0), ("tol", 100000, 1e-9),
-             ("tol_strict", 100000, 1e-9 / args.n ** 0.5))
-    for name, num_iter, stop in cases:
-        solve(method, 2, 0.0)  # warm-up (imports, allocations)
-        times = []
-        for _ in range(args.reps):
-            start = time.perf_counter()
-            cost, iterations = solve(method, num_iter, stop)
-            times.append(1000 * (time.perf_counter() - start))
-        print(json.dumps({"case": f"{name}/{method}", "ms": statistics.median(times),
-                          "iterations": iterations, "transport_cost": cost}), flush=True)
+
+
+def solve_uotflow(num_iter, tol):
+    import uotflow
+
+    cmat = uotflow.squared_euclidean_cost(xt, yt)
+    cmat.div_(cmat.max())
+    r = uotflow.sinkhorn_cost(cmat, epsilon=0.05 * cmat.mean().item(), max_iter=num_iter,
+                              tolerance=tol, epsilon_scaling=0.0)
+    return r["transport_cost"].item(), r["iterations"]
+
+
+def timed(name, solve, *solve_args):
+    solve(*solve_args[:-2], 2, 0.0)  # warm-up (imports, allocations)
+    times = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        cost, iterations = solve(*solve_args)
+        times.append(1000 * (time.perf_counter() - start))
+    print(json.dumps({"case": name, "ms": statistics.median(times), "iterations": iterations,
+                      "transport_cost": cost}), flush=True)
+
+
+if args.impl == "uotflow":
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    timed("fixed/uotflow", solve_uotflow, args.iters, 0.0)
+    timed("tol/uotflow", solve_uotflow, 100000, 1e-9)
+else:
+    for method in args.methods.split(","):
+        cases = (("fixed", args.iters, 0.0), ("tol", 100000, 1e-9),
+                 ("tol_strict", 100000, 1e-9 / args.n ** 0.5))
+        for name, num_iter, stop in cases:
+            timed(f"{name}/{method}", solve, method, num_iter, stop)

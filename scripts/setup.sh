@@ -15,6 +15,8 @@ packages=(
   fonts-dejavu-core
   # data: Fashion-MNIST in /usr/share/datasets/fashion-mnist
   dataset-fashion-mnist
+  # the Python module (pybind11 over the LibTorch of python3-torch) and its tests
+  python3-dev pybind11-dev python3-pybind11 python3-pytest
   # test oracles and the side-by-side benchmark scripts
   python3 python3-numpy python3-scipy python3-pot python3-torch
   # the report test renders report.html in headless Chromium

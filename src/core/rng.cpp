@@ -2,6 +2,7 @@
 #include "uotflow/core/rng.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <mutex>
 #include <random>
 
 namespace uotflow {
@@ -30,6 +31,19 @@ uint64_t derive_seed(uint64_t master_seed, const std::string& stream, uint64_t i
 
 at::Generator make_stream(uint64_t master_seed, const std::string& stream) {
   return at::make_generator<at::CPUGeneratorImpl>(derive_seed(master_seed, stream));
+}
+
+GlobalSeedScope::GlobalSeedScope(uint64_t seed) {
+  auto global = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(global.mutex());
+  saved_ = global.clone();
+  global.set_current_seed(seed);
+}
+
+GlobalSeedScope::~GlobalSeedScope() {
+  auto global = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(global.mutex());
+  global.set_state(saved_.get_state());
 }
 
 uint64_t random_seed() {

@@ -10,6 +10,7 @@
 #include <ostream>
 
 #include "uotflow/core/error.h"
+#include "uotflow/core/rng.h"
 #include "uotflow/data/images.h"
 #include "uotflow/io/npy.h"
 #include "uotflow/io/safetensors.h"
@@ -247,8 +248,11 @@ ClassifierReport train_classifier(const ImageSet& data, const ClassifierOptions&
   const auto holdout_idx = order.slice(0, 0, n_holdout);
   TORCH_CHECK(train_idx.numel() > 0, "classifier: too few images to train on");
 
-  torch::manual_seed(options.seed);
-  ClassifierNet net(data.image_shape(), data.n_classes(), options.width, options.feature_dim);
+  ClassifierNet net(nullptr);
+  {
+    GlobalSeedScope init(options.seed);  // the initial weights, without touching the caller's RNG
+    net = ClassifierNet(data.image_shape(), data.n_classes(), options.width, options.feature_dim);
+  }
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(options.lr));
   for (int64_t step = 0; step < options.steps; ++step) {
     const auto pick =

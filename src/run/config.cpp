@@ -4,9 +4,9 @@
 
 #include "uotflow/core/error.h"
 #include "uotflow/data/dataset.h"
-#include "uotflow/features/feature_eval.h"
 #include "uotflow/io/run_dir.h"
 #include "uotflow/methods/method.h"
+#include "uotflow/run/options.h"
 
 namespace uotflow {
 namespace {
@@ -127,26 +127,14 @@ std::vector<std::string> migrate_config(Json& config) {
 
 Json default_config(const std::string& method) {
   const MethodEntry entry = method_registry().create(method);
+  // The run's own sections are the defaults of their options structs, declared there once.
   Json defaults{{"method", method},
                 {"seed", nullptr},
-                {"device", "cpu"},
-                {"threads", 1},
-                {"source", default_source_section()},
-                {"train",
-                 {{"steps", 4000},
-                  {"log_every", 100},
-                  {"eval_every", 1000},
-                  {"snapshot_every", 1000},
-                  {"checkpoint_every", 1000},
-                  {"keep_last", 3},
-                  {"phase_weights_every", 1}}},
-                {"eval",
-                 {{"n", 2000},
-                  {"at_start", false},
-                  {"n_projections", 500},
-                  {"metrics", Json::array({"sw2", "energy", "mean_error", "cov_error"})},
-                  {"plot_radius", 0.0},
-                  {"features", default_features_section()}}}};
+                {"device", RunOptions().device()},
+                {"threads", RunOptions().threads()},
+                {"source", default_source_section()}};
+  defaults.update(ScheduleOptions().to_json());
+  defaults.update(EvalOptions().to_json());
   if (entry.target_is_data) {
     defaults["data"] = default_data_section();
   }

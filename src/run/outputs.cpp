@@ -131,12 +131,14 @@ const torch::Tensor& RunOutputs::reference_samples(int64_t n) {
 // Gaussian target the KL of the samples' Gaussian fit to it (target_kl) and, at the end of a phase
 // of a KL flow, to the exact Fokker-Planck solution at the phase's time (ou_kl), and the method's
 // own rows.
-std::string RunOutputs::evaluate(int64_t step, int64_t phase) {
+RunOutputs::Evaluation RunOutputs::evaluate(int64_t step, int64_t phase, bool record) {
   const int64_t n = get<int64_t>(config_, "eval.n");
   const auto target = problem_.target_gaussian();
+  Evaluation evaluation;
   if (n <= 0) {
-    return "";
+    return evaluation;
   }
+  record = record && !run_dir_.empty();
   const uint64_t seed = derive_seed(seed_, "eval", step);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const bool ema = method_.has_ema();
@@ -153,8 +155,11 @@ std::string RunOutputs::evaluate(int64_t step, int64_t phase) {
       row["phase"] = phase;
     }
     rows += (rows.empty() ? "" : "\n") + row.dump();
-    add_to_curve(row);
+    if (record) {
+      add_to_curve(row);
+    }
     summary << " " << name << "=" << value;
+    evaluation.rows.push_back(std::move(row));
   };
   if (!metrics_.empty()) {
     const auto& reference = reference_samples(n);
@@ -185,11 +190,14 @@ std::string RunOutputs::evaluate(int64_t step, int64_t phase) {
   for (const auto& row : method_.evaluate(samples, gen)) {
     write_row(row.metric, row.value, row.extra);
   }
-  if (!rows.empty()) {
-    append_line((fs::path(run_dir_) / "eval.jsonl").string(), rows);
+  if (record) {
+    if (!rows.empty()) {
+      append_line((fs::path(run_dir_) / "eval.jsonl").string(), rows);
+    }
+    plot_curves();
   }
-  plot_curves();
-  return summary.str();
+  evaluation.summary = summary.str();
+  return evaluation;
 }
 
 MetricContext RunOutputs::metric_context(uint64_t seed) const {

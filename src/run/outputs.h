@@ -34,9 +34,13 @@ class RunOutputs {
   /// source's.
   void write_target() const;
 
-  /// One evaluation after `step` steps (phase >= 0: at the end of that phase): rows in
-  /// eval.jsonl, curves in plots/. Returns "name=value ..." for the log.
-  std::string evaluate(int64_t step, int64_t phase);
+  struct Evaluation {
+    std::string summary;     ///< "name=value ..." for the log
+    std::vector<Json> rows;  ///< the eval.jsonl rows
+  };
+  /// One evaluation after `step` steps (phase >= 0: at the end of that phase). With `record` and
+  /// a run directory (open), its rows go to eval.jsonl and its curves to plots/.
+  Evaluation evaluate(int64_t step, int64_t phase, bool record = true);
 
   /// Writes samples/TAG.{npy,png} and returns the samples (float32, CPU).
   torch::Tensor snapshot(const std::string& tag);

@@ -35,10 +35,10 @@ fs::path weights_dir(const std::string& run_dir, const Json& config, const Metho
   const auto phases = method.phases();
   if (phases.empty()) {
     throw ConfigError("run '" + run_dir + "' (method '" + get<std::string>(config, "method") +
-                      "') has no phases; leave out --phase");
+                      "') has no phases; sample it without a phase");
   }
   if (phase >= static_cast<int64_t>(phases.size())) {
-    throw ConfigError("--phase " + std::to_string(phase) + " is out of range: the run has " +
+    throw ConfigError("phase " + std::to_string(phase) + " is out of range: the run has " +
                       std::to_string(phases.size()) + " phases (0.." +
                       std::to_string(phases.size() - 1) + ")");
   }
@@ -63,10 +63,12 @@ LoadedRun load_trained_run(const std::string& run_dir, int64_t phase) {
   } else {
     run.problem = make_problem(config);  // runs of earlier versions record no shape
   }
-  torch::manual_seed(derive_seed(get<uint64_t>(config, "seed"), "init"));
-  run.method = method_registry()
-                   .create(get<std::string>(config, "method"))
-                   .create(MethodContext{config, run.problem, torch::Device(torch::kCPU)});
+  {
+    GlobalSeedScope init(derive_seed(get<uint64_t>(config, "seed"), "init"));
+    run.method = method_registry()
+                     .create(get<std::string>(config, "method"))
+                     .create(MethodContext{config, run.problem, torch::Device(torch::kCPU)});
+  }
   const auto dir = weights_dir(run_dir, config, *run.method, phase);
   WeightGroups weights;
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -87,7 +89,7 @@ LoadedRun load_trained_run(const std::string& run_dir, int64_t phase) {
 torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
                          int64_t phase) {
   if (n <= 0) {
-    throw ConfigError("--n must be > 0, got " + std::to_string(n));
+    throw ConfigError("sample: n must be > 0, got " + std::to_string(n));
   }
   auto run = load_trained_run(run_dir, phase);
   auto gen = make_stream(seed, "sample");
@@ -97,7 +99,7 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
 SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint64_t>& seeds,
                              bool ema, int64_t phase) {
   if (seeds.empty()) {
-    throw ConfigError("--seeds: no seeds given");
+    throw ConfigError("sample: no seeds given");
   }
   auto run = load_trained_run(run_dir, phase);
   std::vector<torch::Tensor> rows;

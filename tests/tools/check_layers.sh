@@ -14,7 +14,7 @@ layers=(
   "features"
   "methods"
   "run"
-  "cli"
+  "cli python"
 )
 declare -A rank
 for i in "${!layers[@]}"; do
@@ -23,10 +23,11 @@ for i in "${!layers[@]}"; do
   done
 done
 
-# The layer folder of a file: src/F/..., include/uotflow/F/..., cli/...
+# The layer folder of a file: src/F/..., include/uotflow/F/..., cli/..., python/...
 folder_of() {
   case "$1" in
     cli/*) echo cli ;;
+    python/*) echo python ;;
     src/*) echo "$1" | cut -d/ -f2 ;;
     include/uotflow/*) echo "$1" | cut -d/ -f3 ;;
   esac
@@ -52,6 +53,6 @@ while IFS= read -r file; do
       status=1
     fi
   done < <(grep -E '^#include "uotflow/[a-z_]+/' "$file" || true)
-done < <(find src include/uotflow cli -type f \( -name '*.h' -o -name '*.cpp' \) | sort)
+done < <(find src include/uotflow cli python -type f \( -name '*.h' -o -name '*.cpp' \) | sort)
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status

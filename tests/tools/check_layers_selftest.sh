@@ -5,7 +5,7 @@ set -euo pipefail
 check="$(cd "$(dirname "$0")" && pwd)/check_layers.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/src/ot" "$tmp/include/uotflow/methods" "$tmp/cli"
+mkdir -p "$tmp/src/ot" "$tmp/include/uotflow/methods" "$tmp/cli" "$tmp/python"
 echo '#include "uotflow/core/config.h"' > "$tmp/src/ot/down.cpp"
 echo '#include "uotflow/ot/phi.h"' > "$tmp/include/uotflow/methods/method.h"
 bash "$check" "$tmp" > /dev/null || { echo "FAIL: a downward include was rejected"; exit 1; }

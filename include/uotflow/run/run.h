@@ -1,6 +1,4 @@
-// The one run loop around a Method: run directory, config, checkpoints with exact resume, logs and
-// meters, evaluation and snapshot schedule, phases, signals, the non-finite stop and final weights;
-// and sampling of finished runs.
+// Training a run to its end in one call (a use of Trainer), and sampling finished runs.
 #pragma once
 
 #include <atomic>
@@ -13,26 +11,9 @@
 #include "uotflow/core/config.h"
 #include "uotflow/data/dataset.h"
 #include "uotflow/run/config.h"
+#include "uotflow/run/trainer.h"
 
 namespace uotflow {
-
-/// Everything `train` needs besides the config.
-struct TrainOptions {
-  std::string out_root = "runs";            ///< parent of new run directories
-  std::string name;                         ///< run name (default: method-target)
-  std::string resume_dir;                   ///< continue this run instead of starting one
-  bool resume_from_last_good = false;       ///< skip (and set aside) checkpoints that fail checks
-  std::string command_line;                 ///< recorded in config.json and log.txt
-  const std::atomic<bool>* stop = nullptr;  ///< set by a signal handler: checkpoint and return
-  std::ostream* progress = nullptr;         ///< progress line / tick lines (nullptr: silent)
-  bool progress_is_terminal = false;        ///< redraw one line instead of printing ticks
-};
-
-struct TrainResult {
-  std::string run_dir;
-  int64_t step = 0;          ///< steps done when train returned
-  bool interrupted = false;  ///< stopped by `stop`, checkpoint written
-};
 
 /// Trains `config` (resolved, e.g. by resolve_config). A new run gets a fresh auto-numbered
 /// directory under out_root (an existing directory is never reused); with resume_dir the newest

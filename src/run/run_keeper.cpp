@@ -1,0 +1,229 @@
+// How a run's directory is kept: lock, config.json, logs, verified checkpoints, resume.
+#include "run_keeper.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "uotflow/core/error.h"
+#include "uotflow/io/files.h"
+#include "uotflow/io/run_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace uotflow::run_detail {
+namespace {
+
+int64_t row_step(const std::string& line) {
+  const Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  return row.is_object() && row.contains("step") && row["step"].is_number_integer()
+             ? row["step"].get<int64_t>()
+             : -1;
+}
+
+}  // namespace
+
+RunKeeper::RunKeeper(std::string dir, std::unique_ptr<RunLock> lock)
+    : dir_(std::move(dir)), lock_(std::move(lock)) {}
+
+std::unique_ptr<RunKeeper> RunKeeper::create(const std::string& out_root, const std::string& name,
+                                             const Json& config, const Json& meta) {
+  auto dir = create_run_dir(out_root, name);
+  auto lock = std::make_unique<RunLock>(dir);
+  std::unique_ptr<RunKeeper> keeper(new RunKeeper(dir, std::move(lock)));
+  write_run_config(dir, config, meta);
+  keeper->stored_config_ = read_run_config(dir);
+  fs::create_directories(fs::path(dir) / "checkpoints");
+  return keeper;
+}
+
+std::unique_ptr<RunKeeper> RunKeeper::reopen(const std::string& run_dir) {
+  auto lock = std::make_unique<RunLock>(run_dir);
+  const int removed = lock->removed_temp_files();
+  std::unique_ptr<RunKeeper> keeper(new RunKeeper(run_dir, std::move(lock)));
+  if (removed > 0) {
+    keeper->log("removed " + std::to_string(removed) +
+                " temp file(s) left by an interrupted writer");
+  }
+  keeper->stored_config_ = read_run_config(run_dir);
+  return keeper;
+}
+
+void RunKeeper::log(const std::string& message) const {
+  log_line(dir_, message);
+}
+
+void RunKeeper::append_metrics(const Json& row) const {
+  append_line((fs::path(dir_) / "metrics.jsonl").string(), row.dump());
+}
+
+std::vector<Json> RunKeeper::read_rows(const std::string& file) const {
+  std::vector<Json> rows;
+  const auto path = (fs::path(dir_) / file).string();
+  if (!fs::is_regular_file(path)) {
+    return rows;
+  }
+  std::istringstream lines(read_file(path));
+  for (std::string line; std::getline(lines, line);) {
+    Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_object()) {
+      rows.push_back(std::move(row));
+    }
+  }
+  return rows;
+}
+
+bool RunKeeper::has_eval_rows(int64_t step) const {
+  const auto path = (fs::path(dir_) / "eval.jsonl").string();
+  if (!fs::is_regular_file(path)) {
+    return false;
+  }
+  std::istringstream lines(read_file(path));
+  for (std::string line; std::getline(lines, line);) {
+    if (row_step(line) == step) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void RunKeeper::save_checkpoint(int64_t step, RandomStreams& streams, Method& method,
+                                const std::string& method_name, int64_t keep_last) const {
+  torch::serialize::OutputArchive archive;
+  archive.write("step", torch::tensor(step, torch::kInt64));
+  streams.save(archive);
+  torch::serialize::OutputArchive method_archive;
+  method.save(method_archive);
+  archive.write("method", method_archive);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const auto dir = fs::path(dir_) / "checkpoints";
+  write_file_atomic((dir / ("step-" + zero_pad(step, 8) + ".ckpt")).string(),
+                    encode_checkpoint(step, method_name, stored_config_, bytes.str()));
+  prune_checkpoints(dir_, keep_last);
+}
+
+std::string RunKeeper::newest_verified_checkpoint() const {
+  const auto found = list_checkpoints(dir_);
+  for (auto it = found.rbegin(); it != found.rend(); ++it) {
+    try {
+      read_checkpoint(it->string());
+      return it->string();
+    } catch (const CheckpointError&) {
+    }
+  }
+  return "";
+}
+
+int64_t RunKeeper::resume(RandomStreams& streams, Method& method, const Json& config,
+                          bool from_last_good, std::ostream* progress,
+                          const std::string& command_line) {
+  const auto found = list_checkpoints(dir_);
+  if (found.empty()) {
+    if (has_legacy_checkpoints(dir_)) {
+      throw ConfigError("run '" + dir_ +
+                        "' has only step-N.pt checkpoints, written by an earlier uotflow "
+                        "without the manifest this version verifies; start a new run");
+    }
+    // Stopped before its first checkpoint: the run starts over in its own directory.
+    trim_rows_after(0);
+    log("resume: no checkpoint yet, starting from step 0: " + command_line);
+    return 0;
+  }
+  Checkpoint checkpoint;
+  std::string path;
+  for (auto it = found.rbegin(); it != found.rend() && path.empty(); ++it) {
+    try {
+      checkpoint = read_checkpoint(it->string());
+      path = it->string();
+    } catch (const CheckpointError& e) {
+      if (!from_last_good) {
+        throw CheckpointError(std::string(e.what()) +
+                              "; --resume-from-last-good resumes from the newest checkpoint "
+                              "that verifies");
+      }
+      const auto aside = it->string() + ".corrupt";
+      fs::rename(*it, aside);
+      const auto skipped = std::string("skipped ") + e.what() + "; kept as " + aside;
+      log(skipped);
+      if (progress != nullptr) {
+        *progress << skipped << "\n";
+      }
+    }
+  }
+  if (path.empty()) {
+    throw CheckpointError("no checkpoint of run '" + dir_ + "' verifies (" +
+                          std::to_string(found.size()) + " tried)");
+  }
+  const auto method_name = get<std::string>(config, "method");
+  check_matches_run(checkpoint.manifest, path, method_name);
+  int64_t step = 0;
+  try {
+    std::istringstream payload(checkpoint.payload);
+    torch::serialize::InputArchive archive;
+    archive.load_from(payload);
+    torch::Tensor step_tensor;
+    archive.read("step", step_tensor);
+    step = step_tensor.item<int64_t>();
+    streams.load(archive);
+    torch::serialize::InputArchive method_archive;
+    archive.read("method", method_archive);
+    method.load(method_archive);
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw CheckpointError("checkpoint '" + path + "' verifies but does not fit method '" +
+                          method_name + "' (" + what.substr(0, what.find('\n')) + ")");
+  }
+  if (step != checkpoint.manifest.step) {
+    throw CheckpointError("checkpoint '" + path + "' holds step " + std::to_string(step) +
+                          " but its manifest says " + std::to_string(checkpoint.manifest.step));
+  }
+  trim_rows_after(step);
+  log("resume from " + path + " at step " + std::to_string(step) + ": " + command_line);
+  return step;
+}
+
+// The checkpoint must come from this run as it is configured now: same method, same config.
+void RunKeeper::check_matches_run(const CheckpointManifest& manifest, const std::string& path,
+                                  const std::string& method) const {
+  if (manifest.method != method) {
+    throw ConfigError("checkpoint '" + path + "' is of method '" + manifest.method +
+                      "' but run '" + dir_ + "' is configured for '" + method + "'");
+  }
+  if (manifest.config_sha256 != config_digest(stored_config_)) {
+    std::string keys;
+    for (const auto& key : changed_keys(manifest.config, stored_config_)) {
+      keys += (keys.empty() ? "" : ", ") + key;
+    }
+    throw ConfigError("config.json of run '" + dir_ + "' differs from the config of " +
+                      "checkpoint '" + path + "' in: " + (keys.empty() ? "(formatting)" : keys) +
+                      "; restore those keys, or start a new run with the new config");
+  }
+}
+
+// Rows of metrics.jsonl and eval.jsonl past the resumed step are from training that the
+// checkpoint does not hold (it will be redone): they are dropped.
+void RunKeeper::trim_rows_after(int64_t step) const {
+  for (const char* name : {"metrics.jsonl", "eval.jsonl"}) {
+    const auto path = (fs::path(dir_) / name).string();
+    if (!fs::is_regular_file(path)) {
+      continue;
+    }
+    std::istringstream lines(read_file(path));
+    std::string kept;
+    bool dropped = false;
+    for (std::string line; std::getline(lines, line);) {
+      if (row_step(line) > step) {
+        dropped = true;
+      } else if (!line.empty()) {
+        kept += line + "\n";
+      }
+    }
+    if (dropped) {
+      write_file_atomic(path, kept);
+    }
+  }
+}
+
+}  // namespace uotflow::run_detail

@@ -1,0 +1,132 @@
+"""Training from Python: in memory and in run directories, resume between Python and the CLI
+(bit-identical on CPU), the caller's random numbers left alone, config errors, Ctrl-C."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import uotflow
+from conftest import tiny_config
+
+
+def final_bytes(run_dir):
+    d = os.path.join(run_dir, "final")
+    return {f: open(os.path.join(d, f), "rb").read() for f in sorted(os.listdir(d))}
+
+
+def test_version_and_info():
+    assert uotflow.__version__.count(".") == 2
+    info = uotflow.info()
+    assert info["version"] == uotflow.__version__
+    flat = json.dumps(info)
+    for name in ("uotm", "sjko", "swjko", "sw2", "kl"):
+        assert f'"{name}"' in flat
+
+
+def test_train_in_memory_learns():
+    cfg = tiny_config(300)
+    cfg["eval"]["at_start"] = True
+    cfg["train"].update({"eval_every": 300, "lr_g": 1e-3, "lr_d": 1e-3, "ema_decay": 0.9})
+    torch.manual_seed(0)
+    data = torch.randn(2000, 2) * 0.2 + torch.tensor([3.0, -1.0])
+    run = uotflow.train(cfg, data=data, out=None, progress=False)
+    assert run.dir is None and run.finished and run.current_step == 300
+    sw2 = [r["value"] for r in run.evaluations if r["metric"] == "sw2"]
+    assert len(sw2) == 2
+    assert sw2[-1] < 0.15 * sw2[0], sw2  # from N(0, I) to N((3, -1), 0.2^2 I): 1.91 -> 0.16
+    x = run.sample(500, seed=1)
+    assert x.shape == (500, 2) and x.dtype == torch.float32
+    assert torch.equal(x, run.sample(500, seed=1))
+    assert (x.mean(0) - torch.tensor([3.0, -1.0])).norm() < 0.3
+    assert [m["step"] for m in run.metrics] == list(range(5, 301, 5))
+    assert set(run.weights()) == {"generator", "generator_ema", "potential"}
+
+
+def test_the_callers_random_numbers_are_left_alone():
+    torch.manual_seed(42)
+    expected = torch.rand(6)
+    torch.manual_seed(42)
+    run = uotflow.train(tiny_config(20), out=None, progress=False)
+    run.sample(10)
+    assert torch.equal(torch.rand(6), expected)
+
+
+def test_config_errors_are_value_errors_and_write_nothing(tmp_path):
+    cfg = tiny_config()
+    cfg["train"]["no_such_key"] = 1
+    with pytest.raises(ValueError) as e:
+        uotflow.train(cfg, out=tmp_path / "runs")
+    assert "train.no_such_key" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="unknown phi .nope. .known: chi2, kl, linear, softplus"):
+        uotflow.train(tiny_config(), sets=["loss.phi1=nope"], out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+    with pytest.raises(ValueError):
+        uotflow.load_run(tmp_path / "not_a_run")
+
+
+def test_python_to_cli_resume_is_bit_identical(tmp_path, cli):
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(json.dumps(tiny_config(40)))
+    straight = cli("train", "--config", cfg_path, "--out", tmp_path / "a").stdout.split()[-1]
+    run = uotflow.train(cfg_path, out=tmp_path / "b", progress=False, run=False)
+    assert run.step(17) == 17
+    run.checkpoint()
+    run_dir = run.dir
+    run.close()
+    cli("train", "--resume", run_dir)
+    assert final_bytes(run_dir) == final_bytes(straight)
+    assert torch.equal(uotflow.sample_run(run_dir, 100, seed=3),
+                       uotflow.sample_run(straight, 100, seed=3))
+
+
+def test_cli_to_python_resume_is_bit_identical(tmp_path, cli):
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(json.dumps(tiny_config(40)))
+    straight = uotflow.train(cfg_path, out=tmp_path / "a", progress=False)
+    first = cli("train", "--config", cfg_path, "--steps", 20, "--out", tmp_path / "b")
+    run_dir = first.stdout.split()[-1]
+    run = uotflow.load_run(run_dir, steps=40, progress=False)
+    assert run.current_step == 20
+    run.run()
+    assert run.finished
+    straight_dir = straight.dir
+    straight.close()
+    run.close()
+    assert final_bytes(run_dir) == final_bytes(straight_dir)
+
+
+def test_ctrl_c_stops_with_a_checkpoint(tmp_path):
+    cfg = tiny_config(1_000_000)
+    cfg["train"]["checkpoint_every"] = 0
+    cfg["train"]["eval_every"] = 0
+    cfg["train"]["snapshot_every"] = 0
+    script = (
+        "import json, sys, uotflow\n"
+        "print('started', flush=True)\n"
+        f"uotflow.train(json.loads({json.dumps(json.dumps(cfg))}), out={str(tmp_path)!r},"
+        " progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    assert proc.stdout.readline().strip() == "started"
+    run_dir = None
+    for _ in range(600):  # the run directory appears once the config is accepted
+        dirs = [d for d in os.listdir(tmp_path)] if tmp_path.exists() else []
+        if dirs and os.path.exists(tmp_path / dirs[0] / "metrics.jsonl"):
+            run_dir = tmp_path / dirs[0]
+            break
+        time.sleep(0.1)
+    assert run_dir is not None, proc.stderr.read() if proc.poll() is not None else "no run"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err, err
+    assert any(f.endswith(".ckpt") for f in os.listdir(run_dir / "checkpoints"))
+    assert "interrupted at step" in (run_dir / "log.txt").read_text()
+    run = uotflow.load_run(run_dir, progress=False)  # resumable where it stopped
+    assert 0 < run.current_step < 1_000_000
+    run.close()
