@@ -167,14 +167,12 @@ std::unique_ptr<PyTrainer> make_trainer(const std::string& config_json, const Op
       out_trainer = std::make_unique<PyTrainer>(
           Trainer(parse_json(config_json, "config"), dataset, options), pending);
     } else {
-      RunRequest request;
-      request.resume_dir = resume_dir;
+      std::vector<std::pair<std::string, Json>> changes;
       for (const auto& [key, value] : flags) {
-        request.flags.emplace_back(key, parse_json(value, key));
+        changes.emplace_back(key, parse_json(value, key));
       }
-      options.resume_dir = resume_dir;
       out_trainer = std::make_unique<PyTrainer>(
-          Trainer(resolve_run_request(request), dataset, options), pending);
+          Trainer::resume(resume_dir, dataset, options, changes), pending);
     }
   }
   out_trainer->attach(error);

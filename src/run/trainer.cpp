@@ -376,10 +376,12 @@ Trainer::Trainer(const RunOptions& run, std::shared_ptr<const Dataset> data,
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Trainer Trainer::resume(const std::string& run_dir, std::shared_ptr<const Dataset> data,
-                        TrainOptions options) {
+                        TrainOptions options,
+                        const std::vector<std::pair<std::string, Json>>& changes) {
   options.resume_dir = run_dir;
   RunRequest request;
   request.resume_dir = run_dir;
+  request.flags = changes;
   return Trainer(resolve_run_request(request), std::move(data), options);
 }
 

@@ -101,6 +101,15 @@ TEST_F(TrainerTest, SteppedResumeThroughTheHandleIsBitIdentical) {
   second.run();
   EXPECT_EQ(second.current_step(), 40);
   uotflow::testing::expect_same_final_weights(straight.run_dir, dir);
+
+  // A finished run made longer: the change a resume may make, as the CLI's --resume --steps.
+  const auto shorter = train(tiny_config(20), on_disk()).run_dir;
+  auto longer = Trainer::resume(shorter, nullptr, TrainOptions(), {{"train.steps", 40}});
+  EXPECT_EQ(longer.current_step(), 20);
+  EXPECT_EQ(longer.total_steps(), 40);
+  longer.run();
+  uotflow::testing::expect_same_final_weights(straight.run_dir, shorter);
+  EXPECT_THROW(Trainer::resume(shorter, nullptr, TrainOptions(), {{"seed", 1}}), ConfigError);
 }
 
 TEST_F(TrainerTest, TheCallersRandomNumbersAreLeftAlone) {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "uotflow/core/config.h"
@@ -78,9 +79,11 @@ class Trainer {
   explicit Trainer(const RunOptions& run, std::shared_ptr<const Dataset> data = nullptr,
                    const TrainOptions& options = TrainOptions::in_memory());
   /// Continues the run in `run_dir` from its newest verified checkpoint, with its own config
-  /// (a run trained on data held in memory needs the same `data` again).
+  /// (a run trained on data held in memory needs the same `data` again). `changes` may set what a
+  /// resume may change, as dotted keys: {"train.steps", 8000} for a longer run.
   static Trainer resume(const std::string& run_dir, std::shared_ptr<const Dataset> data = nullptr,
-                        TrainOptions options = {});
+                        TrainOptions options = {},
+                        const std::vector<std::pair<std::string, Json>>& changes = {});
   ~Trainer();
   Trainer(Trainer&&) noexcept;
   Trainer& operator=(Trainer&&) noexcept;
