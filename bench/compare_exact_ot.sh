@@ -22,6 +22,9 @@ run_cpp() {
 run_py() {
   # shellcheck disable=SC2086  # SIZES is a list
   "$PY" "$HERE/exact_ot.py" --sizes $SIZES --repeats "$REPS" >"$TMP/py_$1.json"
+  # shellcheck disable=SC2086
+  PYTHONPATH="$BUILD/python" "$PY" "$HERE/exact_ot.py" --impl uotflow --sizes $SIZES \
+    --repeats "$REPS" >"$TMP/api_$1.json"
 }
 
 echo "exact W2, 2-D, n = m in {$SIZES}, uniform weights, 1 thread; $ROUNDS rounds of $REPS calls" \
@@ -35,6 +38,7 @@ tmp, rounds, sizes = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3:
 med = statistics.median
 cpp = {n: [] for n in sizes}  # per-round medians, seconds
 py = {n: [] for n in sizes}
+api = {n: [] for n in sizes}
 w2_cpp, w2_py = {}, {}
 for r in range(rounds):
     for b in json.load(open(f"{tmp}/cpp_{r}.json"))["benchmarks"]:
@@ -48,6 +52,9 @@ for r in range(rounds):
             row = json.loads(line)
             py[row["n"]].append(row["median_s"])
             w2_py[row["n"]] = row["w2"]
+    for line in open(f"{tmp}/api_{r}.json"):
+        if line.startswith("{"):
+            api[json.loads(line)["n"]].append(json.loads(line)["median_s"])
 
 print(f"{'n':>6}{'C++ (s, median)':>18}{'POT (s, median)':>18}{'POT / C++':>11}"
       f"{'per-round ratios':>30}{'W2 C++':>10}{'W2 POT':>10}")
@@ -55,6 +62,8 @@ for n in sizes:
     c, p = med(cpp[n]), med(py[n])
     ratios = " ".join(f"{q / x:.2f}" for x, q in zip(cpp[n], py[n]))
     print(f"{n:>6}{c:>18.4f}{p:>18.4f}{p / c:>11.2f}{ratios:>30}{w2_cpp[n]:>10.4f}{w2_py[n]:>10.4f}")
+for n in sizes:
+    print(f"{n:>6}  Python API (uotflow.wasserstein) {med(api[n]):.4f} s: {med(api[n]) / med(cpp[n]):.3f}x the C++ call")
 print()
 print("C++: uotflow::wasserstein_exact (difference-based squared distances, LEMON network simplex).")
 print("POT: ot.emd2(a, b, ot.dist(x, y)) (python3-pot 0.8.2); target POT / C++ >= 1 at n = 2000.")

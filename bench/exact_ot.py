@@ -3,8 +3,10 @@
 
 x ~ N(0, I), y ~ N(1, I) in 2-D, n = m points with uniform weights, the same points as
 bench_exact_ot.cpp (a counter-based generator both sides implement); the timed call builds the squared-distance matrix and solves (POT's network simplex,
-numItermax raised so that it never stops early). Prints one JSON line per size:
-{"n": ..., "seconds": [...], "median_s": ..., "w2": ...}. Run with Debian's /usr/bin/python3.
+numItermax raised so that it never stops early). --impl uotflow times uotflow's Python API on the
+same points instead (uotflow.wasserstein: the call bench_exact_ot makes from C++; PYTHONPATH=BUILD/python).
+Prints one JSON line per size: {"n": ..., "seconds": [...], "median_s": ..., "w2": ...}. Run with
+Debian's /usr/bin/python3.
 """
 import argparse
 import json
@@ -31,10 +33,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per size")
+    parser.add_argument("--impl", choices=["pot", "uotflow"], default="pot")
     args = parser.parse_args()
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("exact_ot.py: set OMP_NUM_THREADS=1 for single-thread numbers", flush=True)
     import ot  # after the environment check: NumPy's BLAS reads the variable at import
+
+    if args.impl == "uotflow":
+        import torch
+
+        import uotflow
+
+        def w2_squared(a, b, x, y):
+            return uotflow.wasserstein(torch.from_numpy(x), torch.from_numpy(y)) ** 2
+    else:
+        def w2_squared(a, b, x, y):
+            return ot.emd2(a, b, ot.dist(x, y), numItermax=100_000_000)
 
     for n in args.sizes:
         x = gaussians(n * 2, 1).reshape(n, 2)
@@ -44,7 +58,7 @@ def main():
         seconds, w2 = [], None
         for _ in range(args.repeats):
             start = time.perf_counter()
-            cost = ot.emd2(a, b, ot.dist(x, y), numItermax=100_000_000)
+            cost = w2_squared(a, b, x, y)
             seconds.append(time.perf_counter() - start)
             w2 = float(np.sqrt(cost))
         print(json.dumps({"n": n, "seconds": seconds, "median_s": statistics.median(seconds),

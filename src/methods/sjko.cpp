@@ -18,45 +18,27 @@
 namespace uotflow {
 namespace {
 
-// The per-phase settings of the "sjko" config section.
+// The phases of a run: SjkoOptions with the marginal weight of every phase resolved.
 struct SjkoSchedule {
   int64_t n_phases = 1;
-  double init_step_size = 1.0;  // h of phase 0
-  double step_size = 1.0;       // h of later phases
+  double init_step_size = 1.0;
+  double step_size = 1.0;
   int64_t init_iterations = 1;
   int64_t iterations = 1;
-  double instance_noise = 0.0;  // std at phase 0, divided by (k + 1) in phase k
-  bool shared_latent = true;    // T_old(x, z) against T(x, z); false: a fresh z' for T_old
+  double instance_noise = 0.0;
+  bool shared_latent = true;
   std::vector<double> marginal_weights;
 
   explicit SjkoSchedule(const Json& c) {
-    n_phases = positive_int(c, "sjko.n_phases");
-    init_step_size = positive_number(c, "sjko.init_jko_step_size");
-    step_size = positive_number(c, "sjko.jko_step_size");
-    init_iterations = positive_int(c, "sjko.init_iterations");
-    iterations = positive_int(c, "sjko.iterations");
-    instance_noise = get<double>(c, "sjko.instance_noise");
-    if (!(instance_noise >= 0)) {
-      throw ConfigError("config key 'sjko.instance_noise' must be >= 0, got " +
-                        std::to_string(instance_noise));
-    }
-    const auto latent = get<std::string>(c, "sjko.reference_latent");
-    if (latent != "shared" && latent != "fresh") {
-      throw ConfigError("unknown sjko.reference_latent '" + latent + "' (known: shared, fresh)");
-    }
-    shared_latent = latent == "shared";
-    marginal_weights = get<std::vector<double>>(c, "sjko.marginal_weights");
-    if (static_cast<int64_t>(marginal_weights.size()) > n_phases) {
-      throw ConfigError("config key 'sjko.marginal_weights' has " +
-                        std::to_string(marginal_weights.size()) + " values for " +
-                        std::to_string(n_phases) + " phases");
-    }
-    for (double w : marginal_weights) {
-      if (!(w > 0)) {
-        throw ConfigError("config key 'sjko.marginal_weights' must hold numbers > 0, got " +
-                          std::to_string(w));
-      }
-    }
+    const auto o = SjkoOptions::from_json(c);
+    n_phases = o.n_phases();
+    init_step_size = o.init_jko_step_size();
+    step_size = o.jko_step_size();
+    init_iterations = o.init_iterations();
+    iterations = o.iterations();
+    instance_noise = o.instance_noise();
+    shared_latent = o.reference_latent() == "shared";
+    marginal_weights = o.marginal_weights();
     if (marginal_weights.empty()) {
       marginal_weights.push_back(get<double>(c, "loss.marginal_weight"));
     }
@@ -205,23 +187,57 @@ class Sjko : public SemiDualMethod {
 
 Json sjko_defaults() {
   Json defaults = SemiDualOptions().to_json();
-  defaults.merge_patch(
-      Json{{"sjko",
-            {{"n_phases", 10},
-             {"init_jko_step_size", 1.0},
-             {"jko_step_size", 1.0},
-             {"init_iterations", 1000},
-             {"iterations", 1000},
-             {"instance_noise", 0.0},
-             {"reference_latent", "shared"},
-             {"marginal_weights", Json::array()}}},
-           // Each JKO step is a fixed-source problem; the run's length comes from the phases.
-           {"loss", {{"phi1", "linear"}}},
-           {"train", {{"steps", 0}}}});
+  defaults.update(SjkoOptions().to_json());
+  // Each JKO step is a fixed-source problem; the run's length comes from the phases.
+  defaults.merge_patch(Json{{"loss", {{"phi1", "linear"}}}, {"train", {{"steps", 0}}}});
   return defaults;
 }
 
 }  // namespace
+
+SjkoOptions SjkoOptions::from_json(const Json& c) {
+  SjkoOptions o;
+  o.n_phases(positive_int(c, "sjko.n_phases"))
+      .init_jko_step_size(positive_number(c, "sjko.init_jko_step_size"))
+      .jko_step_size(positive_number(c, "sjko.jko_step_size"))
+      .init_iterations(positive_int(c, "sjko.init_iterations"))
+      .iterations(positive_int(c, "sjko.iterations"))
+      .instance_noise(get<double>(c, "sjko.instance_noise"))
+      .reference_latent(get<std::string>(c, "sjko.reference_latent"))
+      .marginal_weights(get<std::vector<double>>(c, "sjko.marginal_weights"));
+  if (!(o.instance_noise() >= 0)) {
+    throw ConfigError("config key 'sjko.instance_noise' must be >= 0, got " +
+                      std::to_string(o.instance_noise()));
+  }
+  if (o.reference_latent() != "shared" && o.reference_latent() != "fresh") {
+    throw ConfigError("unknown sjko.reference_latent '" + o.reference_latent() +
+                      "' (known: shared, fresh)");
+  }
+  if (static_cast<int64_t>(o.marginal_weights().size()) > o.n_phases()) {
+    throw ConfigError("config key 'sjko.marginal_weights' has " +
+                      std::to_string(o.marginal_weights().size()) + " values for " +
+                      std::to_string(o.n_phases()) + " phases");
+  }
+  for (double w : o.marginal_weights()) {
+    if (!(w > 0)) {
+      throw ConfigError("config key 'sjko.marginal_weights' must hold numbers > 0, got " +
+                        std::to_string(w));
+    }
+  }
+  return o;
+}
+
+Json SjkoOptions::to_json() const {
+  return Json{{"sjko",
+               {{"n_phases", n_phases()},
+                {"init_jko_step_size", init_jko_step_size()},
+                {"jko_step_size", jko_step_size()},
+                {"init_iterations", init_iterations()},
+                {"iterations", iterations()},
+                {"instance_noise", instance_noise()},
+                {"reference_latent", reference_latent()},
+                {"marginal_weights", marginal_weights()}}}};
+}
 
 void register_sjko(MethodRegistry& registry) {
   registry.add("sjko",

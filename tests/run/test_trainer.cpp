@@ -11,6 +11,7 @@
 #include "uotflow/data/tensor_dataset.h"
 #include "uotflow/io/safetensors.h"
 #include "uotflow/methods/semidual_method.h"
+#include "uotflow/methods/sjko.h"
 #include "uotflow/methods/swjko.h"
 #include "uotflow/run/run.h"
 #include "uotflow/run/trainer.h"
@@ -173,6 +174,11 @@ TEST_F(TrainerTest, EveryDefaultIsDeclaredOnce) {
       EXPECT_EQ(uotm[section][key], v) << section << "." << key;
     }
   }
+  // S-JKO: its phases' section, and the semi-dual sections with the fixed source (phi1 linear).
+  const Json sjko = resolve_config(Json{{"method", "sjko"}, {"seed", 0}}, {}, {});
+  EXPECT_EQ(SjkoOptions::from_json(sjko).to_json(), SjkoOptions().to_json());
+  EXPECT_EQ(sjko["sjko"], SjkoOptions().to_json()["sjko"]);
+  EXPECT_EQ(SemiDualOptions::from_json(sjko).to_json(), SemiDualOptions().phi1("linear").to_json());
   const Json swjko = resolve_config(Json{{"method", "swjko"}, {"seed", 0}}, {}, {});
   EXPECT_EQ(SwjkoOptions::from_json(swjko).to_json(), SwjkoOptions().to_json());
   EXPECT_EQ(swjko["swjko"], SwjkoOptions().to_json()["swjko"]);
