@@ -17,5 +17,7 @@ cmake --build "$build/package-test/build" > "$build/package-test/build.log" \
   || { tail -n 40 "$build/package-test/build.log"; exit 1; }
 # The installed library, not the build's: the program runs from the prefix.
 LD_LIBRARY_PATH="$prefix/lib" "$build/package-test/build/consumer"
-ldd "$build/package-test/build/consumer" | grep -q "$prefix/lib/libuotflow" \
-  || { echo "consumer does not use the installed libuotflow"; exit 1; }
+# (ldd's output taken whole first: `ldd | grep -q` fails under pipefail when grep closes the pipe early.)
+libs=$(ldd "$build/package-test/build/consumer")
+grep -q "$prefix/lib/libuotflow" <<<"$libs" \
+  || { echo "consumer does not use the installed libuotflow:"; echo "$libs"; exit 1; }
