@@ -19,12 +19,15 @@ int main(int argc, char** argv) {
   auto outliers = torch::randn({80, 2}) * 0.1 + 6.0;
   auto data = std::make_shared<TensorDataset>(torch::cat({ring, outliers}));
 
-  Trainer trainer(RunOptions().method("uotm").seed(0)
-                      .schedule(ScheduleOptions().steps(argc > 2 ? std::stoll(argv[2]) : 1500))
-                      .eval(EvalOptions().metrics({"sw2"}))
-                      .sections(SemiDualOptions().cost_scale(0.1).lr_g(1e-3).lr_d(1e-3).to_json()),
-                  data, argc > 1 && std::string(argv[1]) != "-" ? TrainOptions{argv[1]}
-                                                                 : TrainOptions::in_memory());
+  Trainer trainer(
+      RunOptions()
+          .method("uotm")
+          .seed(0)
+          .schedule(ScheduleOptions().steps(argc > 2 ? std::stoll(argv[2]) : 1500))
+          .eval(EvalOptions().metrics({"sw2"}))
+          .sections(SemiDualOptions().cost_scale(0.1).lr_g(1e-3).lr_d(1e-3).to_json()),
+      data,
+      argc > 1 && std::string(argv[1]) != "-" ? TrainOptions{argv[1]} : TrainOptions::in_memory());
   trainer.run();
   auto radius = trainer.sample(2000, /*seed=*/1).norm(2, 1);  // samples: [2000, 2]
   std::cout << (trainer.run_dir().empty() ? "(in memory)" : trainer.run_dir()) << "\nmean radius "

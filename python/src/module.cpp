@@ -3,9 +3,9 @@
 // crosses as text; python/uotflow/__init__.py turns it into dicts. The GIL is released while C++
 // works; a pending Ctrl-C stops a training at the next step, with a checkpoint.
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/extension.h>
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
+#include <torch/extension.h>
 
 #include <chrono>
 #include <iostream>
@@ -147,12 +147,10 @@ class PyTrainer {
   std::shared_ptr<std::optional<py::error_already_set>> error_;
 };
 
-std::unique_ptr<PyTrainer> make_trainer(const std::string& config_json, const OptTensor& data,
-                                        const std::string& out, const std::string& name,
-                                        bool progress, const std::string& command_line,
-                                        const std::string& resume_dir,
-                                        const std::vector<std::pair<std::string, std::string>>&
-                                            flags) {
+std::unique_ptr<PyTrainer> make_trainer(
+    const std::string& config_json, const OptTensor& data, const std::string& out,
+    const std::string& name, bool progress, const std::string& command_line,
+    const std::string& resume_dir, const std::vector<std::pair<std::string, std::string>>& flags) {
   auto pending = std::make_shared<bool>(false);
   auto error = std::make_shared<std::optional<py::error_already_set>>();
   auto options = PyTrainer::options(out, name, progress, command_line, pending, error);
@@ -237,8 +235,7 @@ Returns a tensor: [] or [B].)");
         }
         return random_directions(dim, n_projections, gen, options);
       },
-      py::arg("dim"), py::arg("n_projections"), py::arg("seed") = 0,
-      py::arg("dtype") = py::none(),
+      py::arg("dim"), py::arg("n_projections"), py::arg("seed") = 0, py::arg("dtype") = py::none(),
       R"(The directions sliced_wasserstein(seed=seed) uses: [dim, n_projections], unit columns.)");
   m.def(
       "wasserstein",
@@ -292,26 +289,26 @@ plan ([N, M], when return_plan), iterations, marginal_error.)");
       "sinkhorn_cost",
       [](const Tensor& cost, const OptTensor& a, const OptTensor& b, double epsilon, double rho,
          int64_t max_iter, double tolerance, double epsilon_scaling, bool return_plan) {
-        auto r = sinkhorn(cost, or_undefined(a), or_undefined(b),
-                          sinkhorn_options(epsilon, rho, max_iter, tolerance, epsilon_scaling,
-                                           return_plan));
+        auto r = sinkhorn(
+            cost, or_undefined(a), or_undefined(b),
+            sinkhorn_options(epsilon, rho, max_iter, tolerance, epsilon_scaling, return_plan));
         py::gil_scoped_acquire gil;
         return sinkhorn_dict(r);
       },
       py::arg("cost"), py::arg("a") = py::none(), py::arg("b") = py::none(),
       py::arg("epsilon") = 0.1, py::arg("rho") = -1.0, py::arg("max_iter") = 1000,
-      py::arg("tolerance") = 1e-9, py::arg("epsilon_scaling") = 0.5,
-      py::arg("return_plan") = false, nogil,
-      R"(Entropic OT for a given cost matrix [N, M] or [B, N, M]; as sinkhorn().)");
-  m.def("squared_euclidean_cost", &squared_euclidean_cost, py::arg("x"), py::arg("y"), nogil,
-        R"(|x_i - y_j|^2 for x: [N, D] or [B, N, D], y: [M, D] or [B, M, D] -> [N, M] or [B, N, M].)");
+      py::arg("tolerance") = 1e-9, py::arg("epsilon_scaling") = 0.5, py::arg("return_plan") = false,
+      nogil, R"(Entropic OT for a given cost matrix [N, M] or [B, N, M]; as sinkhorn().)");
+  m.def(
+      "squared_euclidean_cost", &squared_euclidean_cost, py::arg("x"), py::arg("y"), nogil,
+      R"(|x_i - y_j|^2 for x: [N, D] or [B, N, D], y: [M, D] or [B, M, D] -> [N, M] or [B, N, M].)");
   m.def(
       "sinkhorn_divergence",
       [](const Tensor& x, const Tensor& y, double epsilon, double rho, const OptTensor& weights_x,
          const OptTensor& weights_y, int64_t max_iter, double tolerance) {
-        return sinkhorn_divergence(
-            x, y, sinkhorn_options(epsilon, rho, max_iter, tolerance, 0.5, false),
-            or_undefined(weights_x), or_undefined(weights_y));
+        return sinkhorn_divergence(x, y,
+                                   sinkhorn_options(epsilon, rho, max_iter, tolerance, 0.5, false),
+                                   or_undefined(weights_x), or_undefined(weights_y));
       },
       py::arg("x"), py::arg("y"), py::arg("epsilon") = 0.1, py::arg("rho") = -1.0,
       py::arg("weights_x") = py::none(), py::arg("weights_y") = py::none(),
@@ -453,7 +450,8 @@ v_real: [M] = v(real), real: [M, ...] with requires_grad -> [].)");
            py::arg("command_line") = "", py::arg("resume_dir") = "",
            py::arg("flags") = std::vector<std::pair<std::string, std::string>>{})
       .def("step", &PyTrainer::step, py::arg("n") = 1)
-      .def("checkpoint", [](PyTrainer& t) { t.trainer().checkpoint(); }, nogil)
+      .def(
+          "checkpoint", [](PyTrainer& t) { t.trainer().checkpoint(); }, nogil)
       .def(
           "sample",
           [](PyTrainer& t, int64_t n, uint64_t seed, bool ema) {
@@ -464,7 +462,8 @@ v_real: [M] = v(real), real: [M, ...] with requires_grad -> [].)");
       .def("metrics", [](PyTrainer& t) { return json_rows(t.trainer().metrics()); })
       .def("evaluations", [](PyTrainer& t) { return json_rows(t.trainer().evaluations()); })
       .def("weights", [](PyTrainer& t) { return t.trainer().weights(); })
-      .def_property_readonly("current_step", [](PyTrainer& t) { return t.trainer().current_step(); })
+      .def_property_readonly("current_step",
+                             [](PyTrainer& t) { return t.trainer().current_step(); })
       .def_property_readonly("total_steps", [](PyTrainer& t) { return t.trainer().total_steps(); })
       .def_property_readonly("finished", [](PyTrainer& t) { return t.trainer().finished(); })
       .def_property_readonly("run_dir", [](PyTrainer& t) { return t.trainer().run_dir(); })

@@ -201,7 +201,8 @@ SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
   lr_horizon_ = o.lr_horizon() > 0 ? o.lr_horizon() : lr_horizon;
   if (o.autocast() == "bf16" && !device_.is_cuda()) {
     // LibTorch's CPU autocast does not cover every op the image nets use (mixed-dtype cat).
-    throw ConfigError("train.autocast 'bf16' runs on CUDA only; use device 'cuda' or autocast 'none'");
+    throw ConfigError(
+        "train.autocast 'bf16' runs on CUDA only; use device 'cuda' or autocast 'none'");
   }
   generator_ = make_generator(dim_, o.generator());
   generator_ema_ = make_generator(dim_, o.generator());

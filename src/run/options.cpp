@@ -9,9 +9,9 @@
 namespace uotflow {
 namespace {
 
-constexpr const char* kScheduleKeys[] = {"steps",           "log_every", "eval_every",
-                                         "snapshot_every",  "checkpoint_every",
-                                         "keep_last",       "phase_weights_every"};
+constexpr const char* kScheduleKeys[] = {
+    "steps",     "log_every",          "eval_every", "snapshot_every", "checkpoint_every",
+    "keep_last", "phase_weights_every"};
 
 int64_t non_negative(const Json& config, const std::string& key) {
   const auto v = get<int64_t>(config, key);

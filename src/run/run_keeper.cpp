@@ -188,8 +188,8 @@ int64_t RunKeeper::resume(RandomStreams& streams, Method& method, const Json& co
 void RunKeeper::check_matches_run(const CheckpointManifest& manifest, const std::string& path,
                                   const std::string& method) const {
   if (manifest.method != method) {
-    throw ConfigError("checkpoint '" + path + "' is of method '" + manifest.method +
-                      "' but run '" + dir_ + "' is configured for '" + method + "'");
+    throw ConfigError("checkpoint '" + path + "' is of method '" + manifest.method + "' but run '" +
+                      dir_ + "' is configured for '" + method + "'");
   }
   if (manifest.config_sha256 != config_digest(stored_config_)) {
     std::string keys;

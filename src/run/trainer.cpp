@@ -260,8 +260,9 @@ struct Trainer::Impl {
         msg << "non-finite " << k << " (" << v << ") at step " << step_ + 1;
         if (keeper_) {
           const auto last = keeper_->newest_verified_checkpoint();
-          msg << "; " << (last.empty() ? "no verified checkpoint was written yet"
-                                       : "the newest verified checkpoint is " + last);
+          msg << "; "
+              << (last.empty() ? "no verified checkpoint was written yet"
+                               : "the newest verified checkpoint is " + last);
         }
         throw RuntimeError(msg.str());
       }
@@ -275,8 +276,7 @@ struct Trainer::Impl {
     }
   }
 
-  void write_metrics(const std::map<std::string, double>& losses, double per_step,
-                     double elapsed) {
+  void write_metrics(const std::map<std::string, double>& losses, double per_step, double elapsed) {
     Json row{{"step", step_}, {"time", elapsed}, {"sec_per_step", per_step}};
     for (const auto& [k, v] : losses) {
       row[k] = v;
@@ -291,8 +291,8 @@ struct Trainer::Impl {
   }
 
   void report_progress(const std::map<std::string, double>& losses) {
-    TrainProgress progress{step_, total_steps_, time_.rate(step_),
-                           time_.eta(step_, total_steps_), losses};
+    TrainProgress progress{step_, total_steps_, time_.rate(step_), time_.eta(step_, total_steps_),
+                           losses};
     std::ostringstream line;
     line << "step " << step_ << "/" << total_steps_ << " " << std::fixed << std::setprecision(1)
          << progress.steps_per_second << " it/s eta " << format_duration(progress.eta_seconds)

@@ -11,7 +11,9 @@ int main() {
   using namespace uotflow;
   auto x = torch::randn({256, 2});
   const double self = sliced_wasserstein(x, x, 50, /*seed=*/0).item<double>();
-  Trainer trainer(RunOptions().method("uotm").seed(0)
+  Trainer trainer(RunOptions()
+                      .method("uotm")
+                      .seed(0)
                       .schedule(ScheduleOptions().steps(20).eval_every(0))
                       .eval(EvalOptions().metrics({"sw2"}).n(200))
                       .sections(SemiDualOptions().batch_size(64).to_json()),

@@ -60,14 +60,11 @@ TEST_F(TrainerTest, InMemoryRunMatchesTheRunOnDisk) {
   EXPECT_FALSE(fs::exists(cwd_before / "log.txt"));
 
   auto disk = train(tiny_config(30), on_disk());
-  expect_same_groups(memory.weights(), {{"generator", load_safetensors(disk.run_dir +
-                                                                       "/final/generator.safetensors")},
-                                        {"generator_ema", load_safetensors(
-                                                              disk.run_dir +
-                                                              "/final/generator_ema.safetensors")},
-                                        {"potential", load_safetensors(
-                                                          disk.run_dir +
-                                                          "/final/potential.safetensors")}});
+  expect_same_groups(
+      memory.weights(),
+      {{"generator", load_safetensors(disk.run_dir + "/final/generator.safetensors")},
+       {"generator_ema", load_safetensors(disk.run_dir + "/final/generator_ema.safetensors")},
+       {"potential", load_safetensors(disk.run_dir + "/final/potential.safetensors")}});
   // The same rows as the files: metrics every 5 steps, evaluations every 10 (the times differ).
   const auto metrics = uotflow::testing::read_jsonl(disk.run_dir + "/metrics.jsonl");
   ASSERT_EQ(memory.metrics().size(), metrics.size());
@@ -133,12 +130,13 @@ TEST_F(TrainerTest, TheCallersRandomNumbersAreLeftAlone) {
 
 TEST_F(TrainerTest, TypedOptionsAreTheConfig) {
   auto x = torch::randn({500, 2}) * 0.3 + 2.0;
-  const auto options = RunOptions()
-                           .method("uotm")
-                           .seed(5)
-                           .schedule(ScheduleOptions().steps(60).eval_every(30))
-                           .eval(EvalOptions().metrics({"sw2", "mean_error"}).n(300))
-                           .sections(SemiDualOptions().batch_size(64).lr_g(1e-3).lr_d(1e-3).to_json());
+  const auto options =
+      RunOptions()
+          .method("uotm")
+          .seed(5)
+          .schedule(ScheduleOptions().steps(60).eval_every(30))
+          .eval(EvalOptions().metrics({"sw2", "mean_error"}).n(300))
+          .sections(SemiDualOptions().batch_size(64).lr_g(1e-3).lr_d(1e-3).to_json());
   Trainer trainer(options, std::make_shared<TensorDataset>(x));
   trainer.run();
   EXPECT_EQ(trainer.current_step(), 60);

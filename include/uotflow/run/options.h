@@ -22,9 +22,9 @@ struct ScheduleOptions {
   /// this at 0; kDefaultSteps is the length of a method that does not.
   static constexpr int64_t kDefaultSteps = 4000;
   TORCH_ARG(int64_t, steps) = kDefaultSteps;
-  TORCH_ARG(int64_t, log_every) = 100;         ///< metrics rows and progress (0 = never)
-  TORCH_ARG(int64_t, eval_every) = 1000;       ///< evaluations (0 = at phase ends and the end)
-  TORCH_ARG(int64_t, snapshot_every) = 1000;   ///< samples/step-N.{npy,png}
+  TORCH_ARG(int64_t, log_every) = 100;        ///< metrics rows and progress (0 = never)
+  TORCH_ARG(int64_t, eval_every) = 1000;      ///< evaluations (0 = at phase ends and the end)
+  TORCH_ARG(int64_t, snapshot_every) = 1000;  ///< samples/step-N.{npy,png}
   TORCH_ARG(int64_t, checkpoint_every) = 1000;
   TORCH_ARG(int64_t, keep_last) = 3;            ///< checkpoints kept (0 = all)
   TORCH_ARG(int64_t, phase_weights_every) = 1;  ///< phases/phase-K/ every this many phases
@@ -43,8 +43,8 @@ struct EvalOptions {
   TORCH_ARG(int64_t, n) = 2000;  ///< samples per evaluation (0 = no evaluation)
   TORCH_ARG(bool, at_start) = false;
   TORCH_ARG(int64_t, n_projections) = 500;  ///< L of the sliced metrics
-  TORCH_ARG(std::vector<std::string>, metrics) =
-      std::vector<std::string>{"sw2", "energy", "mean_error", "cov_error"};
+  TORCH_ARG(std::vector<std::string>, metrics) = std::vector<std::string>{
+      "sw2", "energy", "mean_error", "cov_error"};
   TORCH_ARG(double, plot_radius) = 0.0;  ///< half-width of 2-D scatter plots (0 = from the data)
   TORCH_ARG(Json, features) = default_features();  ///< FID/KID settings (docs/config.md)
 

@@ -23,9 +23,9 @@ namespace uotflow {
 
 /// What a progress callback receives at each log tick.
 struct TrainProgress {
-  int64_t step = 0;                       ///< steps done
-  int64_t total_steps = 0;                ///< the run's length
-  double steps_per_second = 0.0;          ///< since this process started the run
+  int64_t step = 0;               ///< steps done
+  int64_t total_steps = 0;        ///< the run's length
+  double steps_per_second = 0.0;  ///< since this process started the run
   double eta_seconds = 0.0;
   std::map<std::string, double> losses;  ///< means since the last tick
 };
@@ -42,8 +42,8 @@ struct TrainOptions {
   const std::atomic<bool>* stop = nullptr;  ///< set by a signal handler: checkpoint and return
   /// Polled before each step (e.g. a Python interpreter's pending Ctrl-C); true stops as `stop`.
   std::function<bool()> stop_requested;
-  std::ostream* progress = nullptr;         ///< progress line / tick lines (nullptr: silent)
-  bool progress_is_terminal = false;        ///< redraw one line instead of printing ticks
+  std::ostream* progress = nullptr;   ///< progress line / tick lines (nullptr: silent)
+  bool progress_is_terminal = false;  ///< redraw one line instead of printing ticks
   std::function<void(const TrainProgress&)> on_progress;  ///< called at each log tick
 
   /// A run kept in memory only.
