@@ -74,20 +74,6 @@ std::vector<Json> RunKeeper::read_rows(const std::string& file) const {
   return rows;
 }
 
-bool RunKeeper::has_eval_rows(int64_t step) const {
-  const auto path = (fs::path(dir_) / "eval.jsonl").string();
-  if (!fs::is_regular_file(path)) {
-    return false;
-  }
-  std::istringstream lines(read_file(path));
-  for (std::string line; std::getline(lines, line);) {
-    if (row_step(line) == step) {
-      return true;
-    }
-  }
-  return false;
-}
-
 void RunKeeper::save_checkpoint(int64_t step, RandomStreams& streams, Method& method,
                                 const std::string& method_name, int64_t keep_last) const {
   torch::serialize::OutputArchive archive;

@@ -37,8 +37,6 @@ class RunKeeper {
   void append_metrics(const Json& row) const;
   /// The rows of metrics.jsonl or eval.jsonl (unreadable lines skipped).
   std::vector<Json> read_rows(const std::string& file) const;
-  /// Whether eval.jsonl has the rows of `step` (an evaluation appends all its rows at once).
-  bool has_eval_rows(int64_t step) const;
 
   /// checkpoints/step-N.ckpt of (step, every stream, the method's state) behind a verified
   /// manifest; the newest keep_last are kept.

@@ -110,17 +110,16 @@ struct Trainer::Impl {
       logged([&] {
         step_ = keeper_->resume(streams_, *method_, config_, options_.resume_from_last_good,
                                 options_.progress, options_.command_line);
+        metric_rows_ = keeper_->read_rows("metrics.jsonl");  // as resume() left them
+        eval_rows_ = keeper_->read_rows("eval.jsonl");
         fs::create_directories(fs::path(keeper_->dir()) / "checkpoints");
         outputs_.open(keeper_->dir(), device_, logger());
         // The outputs of the checkpoint's step, in case the run stopped between its checkpoint
         // and them (they are written after it, so that a failed evaluation never costs training).
         if (step_ > 0) {
-          step_outputs(phase_ending_at(step_), step_ == total_steps_,
-                       keeper_->has_eval_rows(step_));
+          step_outputs(phase_ending_at(step_), step_ == total_steps_, has_eval_rows(step_));
         }
       });
-      metric_rows_ = keeper_->read_rows("metrics.jsonl");
-      eval_rows_ = keeper_->read_rows("eval.jsonl");
     }
     log("device " + device_.str() + ", seed " + std::to_string(seed_) + ", steps " +
         std::to_string(step_) + " -> " + std::to_string(total_steps_));
@@ -134,16 +133,12 @@ struct Trainer::Impl {
   void steps(int64_t n) {
     if (step_ < total_steps_) {
       interrupted_ = false;  // stepping again after a stop
-      finished_ = false;
+      final_written_ = false;
     }
     if (!started_) {
       started_ = true;
       time_ = TimeMeter(step_);
-      const bool has_start_rows =
-          keeper_ ? keeper_->has_eval_rows(0)
-                  : std::any_of(eval_rows_.begin(), eval_rows_.end(),
-                                [](const Json& r) { return r.value("step", -1) == 0; });
-      if (step_ == 0 && get<bool>(config_, "eval.at_start") && !has_start_rows) {
+      if (step_ == 0 && get<bool>(config_, "eval.at_start") && !has_eval_rows(0)) {
         evaluate(-1);  // the untrained model: the baseline later evaluations improve on
         refresh_report();
       }
@@ -176,10 +171,10 @@ struct Trainer::Impl {
 
   // The end of a run, or of a stopped one: its checkpoint, final weights and report.
   void finish() {
-    if (finished_) {
+    if (final_written_) {
       return;
     }
-    finished_ = true;
+    final_written_ = true;
     if (options_.progress != nullptr && options_.progress_is_terminal) {
       *options_.progress << "\n";
     }
@@ -197,6 +192,12 @@ struct Trainer::Impl {
   bool stop_requested() const {
     return (options_.stop != nullptr && options_.stop->load()) ||
            (options_.stop_requested && options_.stop_requested());
+  }
+
+  // Whether an evaluation of `step` is recorded (an evaluation appends all its rows at once).
+  bool has_eval_rows(int64_t step) const {
+    return std::any_of(eval_rows_.begin(), eval_rows_.end(),
+                       [step](const Json& r) { return r.value("step", int64_t{-1}) == step; });
   }
 
   // Evaluation, snapshot and phase outputs due after step_ steps, then the report.
@@ -358,7 +359,7 @@ struct Trainer::Impl {
   int64_t total_steps_ = 0;
   bool started_ = false;
   bool interrupted_ = false;
-  bool finished_ = false;
+  bool final_written_ = false;
   TimeMeter time_;
   AverageMeter losses_;
   std::vector<Json> metric_rows_;
