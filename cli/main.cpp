@@ -348,7 +348,9 @@ int main(int argc, char** argv) {
                         "total training steps (with --resume: continue to N)", train_args);
   auto* flow = add_train_command(
       app, "flow", "train with method swjko by default: a sliced-Wasserstein gradient flow",
-      "JKO steps, swjko.n_phases (with --resume: continue to N)", flow_args);
+      "JKO steps of the method (swjko.n_phases, sjko.n_phases, ...; with --resume: continue "
+      "to N)",
+      flow_args);
   SampleArgs sample_args;
   DataArgs data_args;
   EvalArgs eval_args;
@@ -371,7 +373,7 @@ int main(int argc, char** argv) {
     if (*train)
       return run_train(train_args, "train.steps", join_args(argc, argv));
     if (*flow)
-      return run_train(flow_args, "swjko.n_phases", join_args(argc, argv));
+      return run_train(flow_args, uotflow::kJkoStepsFlag, join_args(argc, argv));
     if (*sample)
       return sample_args.run_command();
     if (*data)

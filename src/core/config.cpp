@@ -285,4 +285,20 @@ void apply_overrides(Json& config, const Json& file_config, const std::vector<st
   }
 }
 
+int64_t positive_int(const Json& config, const std::string& key) {
+  const auto v = get<int64_t>(config, key);
+  if (v <= 0) {
+    throw ConfigError("config key '" + key + "' must be > 0, got " + std::to_string(v));
+  }
+  return v;
+}
+
+double positive_number(const Json& config, const std::string& key) {
+  const auto v = get<double>(config, key);
+  if (!(v > 0)) {
+    throw ConfigError("config key '" + key + "' must be > 0, got " + std::to_string(v));
+  }
+  return v;
+}
+
 }  // namespace uotflow

@@ -80,22 +80,6 @@ torch::Tensor as_float(const torch::Tensor& t) {
 
 }  // namespace
 
-int64_t positive_int(const Json& config, const std::string& key) {
-  const auto v = get<int64_t>(config, key);
-  if (v <= 0) {
-    throw ConfigError("config key '" + key + "' must be > 0, got " + std::to_string(v));
-  }
-  return v;
-}
-
-double positive_number(const Json& config, const std::string& key) {
-  const auto v = get<double>(config, key);
-  if (!(v > 0)) {
-    throw ConfigError("config key '" + key + "' must be > 0, got " + std::to_string(v));
-  }
-  return v;
-}
-
 namespace {
 
 void check_unit_interval(const Json& c, const std::string& key) {

@@ -244,10 +244,12 @@ void register_sjko(MethodRegistry& registry) {
                "S-JKO: JKO steps as fixed-source UOT problems, warm-started across phases "
                "(sjko.n_phases, sjko.jko_step_size)",
                [] {
-                 return MethodEntry{[](const MethodContext& ctx) -> std::unique_ptr<Method> {
-                                      return std::make_unique<Sjko>(ctx);
-                                    },
-                                    sjko_defaults};
+                 MethodEntry entry{[](const MethodContext& ctx) -> std::unique_ptr<Method> {
+                                     return std::make_unique<Sjko>(ctx);
+                                   },
+                                   sjko_defaults};
+                 entry.jko_steps_key = "sjko.n_phases";
+                 return entry;
                });
 }
 

@@ -7,44 +7,18 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/flow/parametrization.h"
 #include "uotflow/io/archive.h"
-#include "uotflow/metrics/gaussian.h"
+#include "uotflow/methods/jko.h"
 #include "uotflow/optim/optimizer.h"
 #include "uotflow/ot/sliced.h"
 
 namespace uotflow {
 namespace {
-
-// log N(x; m, S) for the rows of x: [N, D] (float64).
-torch::Tensor gaussian_log_prob(const torch::Tensor& x, const GaussianFit& g) {
-  auto l = torch::linalg_cholesky(g.cov);
-  auto diff = (x.to(torch::kDouble) - g.mean).t();  // [D, N]
-  auto sol = torch::linalg_solve_triangular(l, diff, /*upper=*/false);
-  const double d = static_cast<double>(x.size(1));
-  return -0.5 * sol.pow(2).sum(0) - l.diagonal().log().sum() - 0.5 * d * std::log(2 * M_PI);
-}
-
-torch::Tensor gaussian_draw(const GaussianFit& g, int64_t n, at::Generator& gen) {
-  auto l = torch::linalg_cholesky(g.cov);
-  return g.mean + torch::randn({n, g.mean.size(0)}, gen, torch::kDouble).matmul(l.t());
-}
-
-// A Gaussian-fit statistic of samples, or NaN when the fit is singular or samples not finite.
-template <typename F>
-double fitted(const torch::Tensor& x, F&& statistic) {
-  if (!torch::isfinite(x).all().item<bool>()) {
-    return std::numeric_limits<double>::quiet_NaN();
-  }
-  try {
-    return statistic(fit_gaussian(x));
-  } catch (const ConfigError&) {
-    return std::numeric_limits<double>::quiet_NaN();
-  }
-}
 
 class Swjko : public Method {
  public:
@@ -53,6 +27,8 @@ class Swjko : public Method {
         functional_(ctx.problem.functional),
         device_(ctx.device),
         dim_(ctx.problem.dim),
+        clock_{JkoDistance::kSW2, ctx.problem.dim},
+        check_(ctx.problem),
         rho_(make_parametrization(at_path(ctx.config, "parametrization"), *ctx.problem.source,
                                   ctx.device)) {
     if (functional_->needs_entropy() && !rho_->has_entropy()) {
@@ -69,20 +45,12 @@ class Swjko : public Method {
     optimizer_name_ =
         options_.optimizer() == "default" ? rho_->default_optimizer() : options_.optimizer();
     optimizer_registry().at(optimizer_name_);  // unknown names fail before anything is written
-    const auto target = functional_->gaussian_target();
-    if (target.mean.defined()) {
-      target_ = GaussianFit{target.mean, target.covariance};
-      const auto start = ctx.problem.source->gaussian();
-      if (start.mean.defined()) {
-        start_ = GaussianFit{start.mean, start.covariance};
-      }
-    }
   }
 
   std::vector<Phase> phases() const override {
     std::vector<Phase> out;
     for (int64_t k = 1; k <= options_.n_phases(); ++k) {
-      out.push_back(Phase{k * options_.iterations(), w_time(static_cast<double>(k))});
+      out.push_back(Phase{k * options_.iterations(), clock_.w_time(k * options_.jko_step_size())});
     }
     return out;
   }
@@ -128,7 +96,8 @@ class Swjko : public Method {
 
   std::vector<EvalRow> evaluate(const torch::Tensor& samples, at::Generator& gen) override {
     const double sw_time = options_.jko_step_size() * steps_done_ / options_.iterations();
-    const Json times{{"sw_time", sw_time}, {"w_time", sw_time * dim_}};
+    const double w_time = clock_.w_time(sw_time);
+    const Json times{{"sw_time", sw_time}, {"w_time", w_time}};
     std::vector<EvalRow> rows;
     {
       // The objective's terms on an evaluation batch (no gradient).
@@ -142,15 +111,27 @@ class Swjko : public Method {
     for (const auto& [name, value] : functional_->diagnostics(samples, torch::Tensor())) {
       rows.push_back({name, value, times});
     }
-    if (target_.mean.defined() && start_.mean.defined()) {
-      for (const auto& [name, time] :
-           {std::pair<std::string, double>{"sym_kl_w_time", sw_time * dim_},
-            {"sym_kl_sw_time", sw_time}}) {
-        auto [value, estimator] =
-            symmetric_kl(samples, fokker_planck_gaussian(start_, target_, time), gen);
+    if (check_.defined()) {
+      // The closed form at the dilated W-time, and at the undilated SW-time (which should fit
+      // worse: the check of the time scale).
+      for (const auto& [name, time, axis] :
+           {std::tuple<std::string, double, std::string>{"sym_kl_w_time", w_time, "W-time"},
+            {"sym_kl_sw_time", sw_time, clock_.axis()}}) {
         Json extra = times;
         extra["time"] = time;
-        extra["estimator"] = estimator;
+        if (axis != "W-time") {
+          extra["time_axis"] = axis;  // rows without one are on W-time
+        }
+        double value;
+        if (rho_->has_density()) {
+          value = check_.density_symmetric_kl(
+              samples, rho_->log_density(samples),
+              [this](const torch::Tensor& y) { return rho_->log_density(y); }, time, gen);
+          extra["estimator"] = "density";
+        } else {
+          value = check_.fitted_symmetric_kl(samples, time);
+          extra["estimator"] = "gaussian_fit";
+        }
         rows.push_back({name, value, extra});
       }
     }
@@ -195,9 +176,6 @@ class Swjko : public Method {
   }
 
  private:
-  double w_time(double phases_done) const {
-    return phases_done * options_.jko_step_size() * static_cast<double>(dim_);
-  }
   double lr_of(int64_t phase) const {
     return phase == 0 ? options_.init_lr() : options_.lr();
   }
@@ -216,64 +194,23 @@ class Swjko : public Method {
     optimizer_ = optimizer_registry().create(optimizer_name_, rho_->parameters(), settings);
   }
 
-  // KL(rho | exact) + KL(exact | rho): Monte Carlo with rho's own density where the
-  // parametrization has one (x ~ rho given, as many draws from the exact solution), else between
-  // the Gaussian fit of x and the exact solution.
-  std::pair<double, std::string> symmetric_kl(const torch::Tensor& x, const GaussianFit& exact,
-                                              at::Generator& gen) {
-    if (!rho_->has_density()) {
-      return {fitted(x, [&](const GaussianFit& fit) { return gaussian_symmetric_kl(fit, exact); }),
-              "gaussian_fit"};
-    }
-    auto y = gaussian_draw(exact, x.size(0), gen).to(torch::kFloat32);
-    auto forward = (rho_->log_density(x).to(torch::kDouble) - gaussian_log_prob(x, exact)).mean();
-    auto backward = (gaussian_log_prob(y, exact) - rho_->log_density(y).to(torch::kDouble)).mean();
-    return {(forward + backward).item<double>(), "density"};
-  }
-
   SwjkoOptions options_;
   std::shared_ptr<Functional> functional_;
   torch::Device device_;
   int64_t dim_;
+  FlowClock clock_;  // SW-time, and the W-time it stands for
+  GaussianFlowCheck check_;
   std::unique_ptr<Parametrization> rho_;
   std::string optimizer_name_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t phase_ = -1;      // phase of the last step taken
   int64_t steps_done_ = 0;  // for the times of an evaluation
-  GaussianFit target_, start_;
 };
-
-int64_t at_least_one(const Json& c, const std::string& key) {
-  const auto v = get<int64_t>(c, key);
-  if (v < 1) {
-    throw ConfigError("config key '" + key + "' must be >= 1, got " + std::to_string(v));
-  }
-  return v;
-}
-
-double positive(const Json& c, const std::string& key) {
-  const auto v = get<double>(c, key);
-  if (!(v > 0)) {
-    throw ConfigError("config key '" + key + "' must be > 0, got " + at_path(c, key).dump());
-  }
-  return v;
-}
 
 Json swjko_defaults() {
   Json defaults = SwjkoOptions().to_json();
-  defaults.merge_patch(
-      Json{{"dim", 0},
-           {"functional", {{"name", "kl"}, {"params", Json::object()}}},
-           {"parametrization", default_parametrization_section()},
-           // The run's length comes from the phases; one log row, evaluation and checkpoint per JKO
-           // step, and rho_0 evaluated too.
-           {"train",
-            {{"steps", 0},
-             {"log_every", 0},
-             {"eval_every", 0},
-             {"snapshot_every", 0},
-             {"checkpoint_every", 0}}},
-           {"eval", {{"n", 10000}, {"at_start", true}, {"metrics", Json::array()}}}});
+  defaults.merge_patch(functional_flow_defaults());
+  defaults["parametrization"] = default_parametrization_section();
   return defaults;
 }
 
@@ -281,14 +218,14 @@ Json swjko_defaults() {
 
 SwjkoOptions SwjkoOptions::from_json(const Json& c) {
   SwjkoOptions o;
-  o.n_phases(at_least_one(c, "swjko.n_phases"))
-      .jko_step_size(positive(c, "swjko.jko_step_size"))
-      .iterations(at_least_one(c, "swjko.iterations"))
-      .batch_size(at_least_one(c, "swjko.batch_size"))
-      .n_projections(at_least_one(c, "swjko.n_projections"))
+  o.n_phases(positive_int(c, "swjko.n_phases"))
+      .jko_step_size(positive_number(c, "swjko.jko_step_size"))
+      .iterations(positive_int(c, "swjko.iterations"))
+      .batch_size(positive_int(c, "swjko.batch_size"))
+      .n_projections(positive_int(c, "swjko.n_projections"))
       .optimizer(get<std::string>(c, "swjko.optimizer"))
-      .lr(positive(c, "swjko.lr"))
-      .init_lr(positive(c, "swjko.init_lr"))
+      .lr(positive_number(c, "swjko.lr"))
+      .init_lr(positive_number(c, "swjko.init_lr"))
       .momentum(get<double>(c, "swjko.momentum"));
   if (o.optimizer() != "default") {
     optimizer_registry().at(o.optimizer());
@@ -319,6 +256,20 @@ void register_swjko(MethodRegistry& registry) {
                                    },
                                    swjko_defaults};
                  entry.target_is_data = false;
+                 entry.jko_steps_key = "swjko.n_phases";
+                 // The "flow" section of earlier versions.
+                 entry.renamed_keys = {
+                     {"flow.n_steps", "swjko.n_phases"},
+                     {"flow.inner_iterations", "swjko.iterations"},
+                     {"flow.lr_first", "swjko.init_lr"},
+                     {"flow.jko_step_size", "swjko.jko_step_size"},
+                     {"flow.batch_size", "swjko.batch_size"},
+                     {"flow.n_projections", "swjko.n_projections"},
+                     {"flow.optimizer", "swjko.optimizer"},
+                     {"flow.lr", "swjko.lr"},
+                     {"flow.momentum", "swjko.momentum"},
+                     {"parametrization.generator.latent_dim", "parametrization.generator.nz"}};
+                 entry.implied_by_sections = {"functional", "flow"};
                  return entry;
                });
 }

@@ -245,8 +245,8 @@ registry_listing() {
           {"potential networks", describe(potential_registry())},
           {"optimizers", describe(optimizer_registry())},
           {"metrics", describe(metric_registry())},
-          {"functionals (swjko)", describe(functional_registry())},
-          {"parametrizations (swjko)", describe(parametrization_registry())}};
+          {"functionals (gradient flows)", describe(functional_registry())},
+          {"parametrizations (sliced-Wasserstein flows)", describe(parametrization_registry())}};
 }
 
 }  // namespace uotflow

@@ -11,28 +11,24 @@
 namespace uotflow {
 namespace {
 
-// Keys of earlier versions and their names now ("" = dropped).
-struct Rename {
-  const char* from;
-  const char* to;
-};
-constexpr Rename kRenames[] = {
+// Keys of earlier versions of the run's own sections and their names now ("" = dropped).
+const std::vector<std::pair<std::string, std::string>> kRunRenames = {
     {"prior.std", "source.params.std"},
     {"parametrization.init.mean", "source.params.mean"},
     {"parametrization.init.std", "source.params.std"},
     {"eval.keep_checkpoints", "train.keep_last"},
     {"eval.n_saved", ""},
-    {"flow.n_steps", "swjko.n_phases"},
-    {"flow.inner_iterations", "swjko.iterations"},
-    {"flow.lr_first", "swjko.init_lr"},
-    {"flow.jko_step_size", "swjko.jko_step_size"},
-    {"flow.batch_size", "swjko.batch_size"},
-    {"flow.n_projections", "swjko.n_projections"},
-    {"flow.optimizer", "swjko.optimizer"},
-    {"flow.lr", "swjko.lr"},
-    {"flow.momentum", "swjko.momentum"},
-    {"parametrization.generator.latent_dim", "parametrization.generator.nz"},
 };
+
+// The run's renames, then every method's.
+std::vector<std::pair<std::string, std::string>> all_renames() {
+  auto renames = kRunRenames;
+  for (const auto& name : method_registry().names()) {
+    const auto entry = method_registry().create(name);
+    renames.insert(renames.end(), entry.renamed_keys.begin(), entry.renamed_keys.end());
+  }
+  return renames;
+}
 
 // The parent object of a dotted key and the last part, or null when a parent is missing.
 Json* parent_of(Json& config, const std::string& key, std::string& last) {
@@ -80,15 +76,37 @@ void drop_empty(Json& config, const std::string& key) {
 std::string migrate_set(const std::string& assignment) {
   const auto eq = assignment.find('=');
   const auto key = assignment.substr(0, eq);
-  for (const auto& r : kRenames) {
-    if (key == r.from) {
-      if (*r.to == '\0') {
+  for (const auto& [from, to] : all_renames()) {
+    if (key == from) {
+      if (to.empty()) {
         throw ConfigError("config key '" + key + "' is no longer used; leave it out");
       }
-      return r.to + assignment.substr(eq);
+      return to + assignment.substr(eq);
     }
   }
   return assignment;
+}
+
+// The flags with the keys they set for `method`: kJkoStepsFlag becomes the method's own key of
+// its JKO steps. run_dir names the run a resume continues ("" for a new run).
+std::vector<std::pair<std::string, Json>> method_flags(
+    const std::vector<std::pair<std::string, Json>>& flags, const std::string& method,
+    const std::string& run_dir) {
+  auto out = flags;
+  for (auto& [key, value] : out) {
+    if (key != kJkoStepsFlag) {
+      continue;
+    }
+    key = method_registry().create(method).jko_steps_key;
+    if (key.empty()) {
+      throw ConfigError((run_dir.empty()
+                             ? "method '" + method + "'"
+                             : "run '" + run_dir + "' is a '" + method + "' run, which") +
+                        " has no JKO steps to set (its length is train.steps)" +
+                        (run_dir.empty() ? "" : "; resume it with uotflow train --resume"));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -98,29 +116,36 @@ std::vector<std::string> migrate_config(Json& config) {
   if (!config.is_object()) {
     return done;
   }
-  if (!config.contains("method") && (config.contains("functional") || config.contains("flow"))) {
-    config["method"] = "swjko";
-    done.push_back("(no method) -> method = swjko");
+  if (!config.contains("method")) {
+    for (const auto& name : method_registry().names()) {
+      const auto sections = method_registry().create(name).implied_by_sections;
+      if (std::any_of(sections.begin(), sections.end(),
+                      [&config](const std::string& s) { return config.contains(s); })) {
+        config["method"] = name;
+        done.push_back("(no method) -> method = " + name);
+        break;
+      }
+    }
   }
-  for (const auto& r : kRenames) {
+  for (const auto& [from, to] : all_renames()) {
     std::string last;
-    Json* parent = parent_of(config, r.from, last);
+    Json* parent = parent_of(config, from, last);
     if (parent == nullptr || !parent->contains(last)) {
       continue;
     }
     Json value = (*parent)[last];
     parent->erase(last);
-    if (*r.to != '\0') {
+    if (!to.empty()) {
       std::string to_last;
-      Json* target = parent_of(config, r.to, to_last);
+      Json* target = parent_of(config, to, to_last);
       if (target != nullptr && target->contains(to_last) && (*target)[to_last] != value) {
-        throw ConfigError("config keys '" + std::string(r.from) + "' (an earlier name) and '" +
-                          r.to + "' are both set; keep '" + r.to + "'");
+        throw ConfigError("config keys '" + from + "' (an earlier name) and '" + to +
+                          "' are both set; keep '" + to + "'");
       }
-      set_path(config, r.to, std::move(value));
+      set_path(config, to, std::move(value));
     }
-    drop_empty(config, r.from);
-    done.push_back(std::string(r.from) + " -> " + (*r.to ? r.to : "(dropped)"));
+    drop_empty(config, from);
+    done.push_back(from + " -> " + (to.empty() ? "(dropped)" : to));
   }
   return done;
 }
@@ -138,7 +163,7 @@ Json default_config(const std::string& method) {
   if (entry.target_is_data) {
     defaults["data"] = default_data_section();
   }
-  // A method adds its sections and may change the run's defaults (e.g. sjko: train.steps = 0).
+  // A method adds its sections and may change the run's defaults (a phased one: train.steps 0).
   // update() with merge_objects keeps nulls, which merge_patch would read as deletions.
   defaults.update(entry.default_sections(), /*merge_objects=*/true);
   return defaults;
@@ -167,7 +192,7 @@ Json resolve_config(const Json& file_config, const std::vector<std::string>& set
     }
   }
   Json config = default_config(method);
-  apply_overrides(config, file, migrated_sets, flags);
+  apply_overrides(config, file, migrated_sets, method_flags(flags, method, ""));
   resolve_seed(config);
   return config;
 }
@@ -189,16 +214,9 @@ Json resolve_run_request(const RunRequest& r) {
         "--seed, --out and --name are not allowed");
   }
   Json config = load_run_config(r.resume_dir);
-  for (const auto& [key, value] : r.flags) {
-    try {
-      apply_set(config, key + "=" + value.dump());
-    } catch (const ConfigError& e) {
-      // e.g. `flow --resume` (--steps sets swjko.n_phases) of a run of another method.
-      const auto method = get<std::string>(config, "method");
-      throw ConfigError("run '" + r.resume_dir + "' is a '" + method + "' run without key '" + key +
-                        "' (" + e.what() + "); resume it with " +
-                        (method == "swjko" ? "uotflow flow" : "uotflow train") + " --resume");
-    }
+  const auto method = get<std::string>(config, "method");
+  for (const auto& [key, value] : method_flags(r.flags, method, r.resume_dir)) {
+    apply_set(config, key + "=" + value.dump());
   }
   return config;
 }

@@ -95,8 +95,8 @@ Json RunOptions::to_json() const {
   if (!source().is_null()) {
     file["source"] = source();
   }
-  // Keys left at the structs' defaults take the method's (sjko and swjko fix the length, a flow
-  // of a functional evaluates no data metrics).
+  // Keys left at the structs' defaults take the method's (a phased method fixes the length, a
+  // flow of a functional evaluates no data metrics).
   Json run = ScheduleOptions().to_json();
   run.update(EvalOptions().to_json());
   Json given = schedule().to_json();

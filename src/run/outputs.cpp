@@ -16,6 +16,7 @@
 #include "uotflow/io/npy.h"
 #include "uotflow/io/run_dir.h"
 #include "uotflow/io/safetensors.h"
+#include "uotflow/methods/jko.h"
 #include "uotflow/metrics/gaussian.h"
 #include "uotflow/metrics/metrics.h"
 #include "uotflow/run/report.h"
@@ -179,12 +180,9 @@ RunOutputs::Evaluation RunOutputs::evaluate(int64_t step, int64_t phase, bool re
     const GaussianFit exact{target.mean, target.covariance};
     write_row("target_kl", finite ? fitted_kl(samples, exact) : kNan, Json::object());
     const double time = phase >= 0 ? phases_[phase].flow_time : kNan;
-    const auto source = problem_.source->gaussian();
-    if (std::isfinite(time) && source.mean.defined()) {
-      const GaussianFit start{source.mean, source.covariance};
-      write_row("ou_kl",
-                finite ? fitted_kl(samples, fokker_planck_gaussian(start, exact, time)) : kNan,
-                Json{{"time", time}});
+    const GaussianFlowCheck check(problem_);
+    if (std::isfinite(time) && check.defined()) {
+      write_row("ou_kl", finite ? check.fitted_kl(samples, time) : kNan, Json{{"time", time}});
     }
   }
   for (const auto& row : method_.evaluate(samples, gen)) {
@@ -337,11 +335,10 @@ void RunOutputs::add_to_curve(const Json& row) {
 // plots/METRIC.png: each metric's curve so far.
 void RunOutputs::plot_curves() const {
   const auto run = fs::path(run_dir_).filename().string();
-  const auto method = get<std::string>(config_, "method");
   for (const auto& [name, curve] : curves_) {
     LinePlot plot;
     plot.title = run + ": " + name;
-    plot.x_label = curve_x_label(curve, method);
+    plot.x_label = curve_x_label(curve);
     plot.y_label = name;
     plot.series = {LineSeries{name, curve.x, curve.y}};
     save_line_plot_png((fs::path(run_dir_) / "plots" / (name + ".png")).string(), plot);

@@ -160,17 +160,6 @@ RunData load_run(const std::string& dir) {
   return run;
 }
 
-std::string time_label(const std::vector<RunData>& runs) {
-  std::set<std::string> methods;
-  for (const auto& run : runs) {
-    methods.insert(run.method);
-  }
-  if (methods.size() == 1) {
-    return run_detail::curve_x_label(Curve{{}, {}, true}, *methods.begin());
-  }
-  return "flow time";
-}
-
 // One figure per quantity, the runs that have it overlaid.
 std::string curve_figures(const std::vector<RunData>& runs,
                           std::map<std::string, Curve> RunData::*curves, const std::string& what) {
@@ -188,15 +177,19 @@ std::string curve_figures(const std::vector<RunData>& runs,
     plot.y_label = name;
     plot.title = (runs.size() == 1 ? runs[0].name + ": " : "") + name;
     std::string alt = name + " (" + what + ") of";
+    std::string x_label;
     for (const auto& run : runs) {
       const auto it = (run.*curves).find(name);
       if (it == (run.*curves).end()) {
         continue;
       }
       plot.series.push_back(LineSeries{run.name, it->second.x, it->second.y});
-      plot.x_label = it->second.flow_time ? time_label(runs) : "step";
+      // Runs whose curves of one metric are on different axes share "flow time".
+      const auto label = run_detail::curve_x_label(it->second);
+      x_label = x_label.empty() || x_label == label ? label : "flow time";
       alt += " " + run.name;
     }
+    plot.x_label = x_label;
     html += "<figure>" + png_image(line_plot_png(plot), alt) + "</figure>\n";
   }
   return html;

@@ -10,6 +10,7 @@
 #include "checks.h"
 #include "run_checks.h"
 #include "uotflow/io/run_dir.h"
+#include "uotflow/methods/method.h"
 #include "uotflow/run/run.h"
 #include "uotflow_build_info.h"
 
@@ -27,7 +28,8 @@ TEST(RunConfig, EveryShippedConfigResolvesWithItsMethodsSections) {
       const auto file = read_json_file(e.path().string());
       const auto config = resolve_config(file, {}, {});
       const auto method = get<std::string>(config, "method");
-      EXPECT_TRUE(config.contains(method == "swjko" ? "functional" : "data")) << e.path();
+      const bool data = method_registry().create(method).target_is_data;
+      EXPECT_TRUE(config.contains(data ? "data" : "functional")) << e.path();
       EXPECT_TRUE(config.contains("source")) << e.path();
       Json copy = file;
       EXPECT_TRUE(migrate_config(copy).empty()) << e.path() << " uses legacy keys";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one-way layering of the library: a file may include uotflow headers of its own folder or of a
-# lower layer, never of a higher one or of another folder of the same layer. Prints each violation
-# and exits 1 when there is one. Usage: check_layers.sh [ROOT] (default: the repository root).
+# lower layer, never of a higher one or of another folder of the same layer; and no file of run/ or
+# cli/ names a method. Prints each violation and exits 1 when there is one. Usage: check_layers.sh [ROOT] (default: the repository root).
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 
@@ -54,5 +54,15 @@ while IFS= read -r file; do
     fi
   done < <(grep -E '^#include "uotflow/[a-z_]+/' "$file" || true)
 done < <(find src include/uotflow cli python -type f \( -name '*.h' -o -name '*.cpp' \) | sort)
+# The run loop and the command line know no method by name: what differs between methods comes
+# through the Method interface and the registry entry. The names registered in src/methods/ may
+# appear in src/run/ and cli/ only as a default method (`default_method`, the flow alias).
+while IFS= read -r method; do
+  while IFS= read -r hit; do
+    echo "$hit: names method '$method' (take it from the Method interface or its registry entry)"
+    status=1
+  done < <(grep -rnE "\"$method\"" src/run cli 2>/dev/null | grep -v "default_method" || true)
+done < <(grep -rhozP 'registry\.add\(\s*"[a-z_0-9]+"' src/methods 2>/dev/null | tr '\0\n' '\n ' |
+           sed -E 's/.*"([a-z_0-9]+)"/\1/' | sort -u)
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status

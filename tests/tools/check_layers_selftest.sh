@@ -19,4 +19,15 @@ echo '#include "uotflow/nets/nets.h"' > "$tmp/src/ot/sibling.cpp"
 if bash "$check" "$tmp" > /dev/null; then
   echo "FAIL: a sibling include (ot -> nets) passed"; exit 1
 fi
+rm "$tmp/src/ot/sibling.cpp"
+# A method's name in the run loop fails; as the flow alias's default method it passes.
+mkdir -p "$tmp/src/methods" "$tmp/src/run"
+echo '  registry.add("mine", "a method", make);' > "$tmp/src/methods/mine.cpp"
+echo '  request.default_method = "mine";' > "$tmp/cli/main.cpp"
+bash "$check" "$tmp" > /dev/null || { echo "FAIL: a default method was rejected"; exit 1; }
+echo '  if (method == "mine") {}' > "$tmp/src/run/loop.cpp"
+if bash "$check" "$tmp" > "$tmp/out"; then
+  echo "FAIL: a method name in src/run passed"; exit 1
+fi
+grep -q "names method 'mine'" "$tmp/out" || { cat "$tmp/out"; exit 1; }
 echo "layering self-test: ok"

@@ -59,4 +59,8 @@ T get(const Json& config, const std::string& key) {
   }
 }
 
+/// get() of a number that must be > 0 (a ConfigError naming the key and the value otherwise).
+int64_t positive_int(const Json& config, const std::string& key);
+double positive_number(const Json& config, const std::string& key);
+
 }  // namespace uotflow

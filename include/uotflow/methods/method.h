@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "uotflow/core/config.h"
@@ -143,6 +144,14 @@ struct MethodEntry {
   std::function<Json()> default_sections;  ///< e.g. {"sjko": {...}, "loss": {...}}
   /// True: the target is a data set (config section "data"); false: a functional ("functional").
   bool target_is_data = true;
+  /// The config key of the method's number of JKO steps (what `uotflow flow --steps` sets), e.g.
+  /// "swjko.n_phases"; empty for a method without JKO steps.
+  std::string jko_steps_key;
+  /// Keys of earlier versions of the method's sections and their names now ("" = dropped), e.g.
+  /// {"flow.n_steps", "swjko.n_phases"}: configs and --set of those versions still resolve.
+  std::vector<std::pair<std::string, std::string>> renamed_keys;
+  /// Sections that name this method in a config of an earlier version that has no "method".
+  std::vector<std::string> implied_by_sections;
 };
 using MethodRegistry = Registry<MethodEntry()>;
 /// uotm, sjko, swjko; tests and programs may add their own.

@@ -140,8 +140,4 @@ class SemiDualMethod : public Method {
   std::unique_ptr<torch::optim::Adam> opt_d_;
 };
 
-/// Raises a ConfigError unless config[key] > 0; returns it.
-int64_t positive_int(const Json& config, const std::string& key);
-double positive_number(const Json& config, const std::string& key);
-
 }  // namespace uotflow

@@ -15,7 +15,12 @@ namespace uotflow {
 /// the method's own sections.
 Json default_config(const std::string& method);
 
-/// Precedence: defaults < config file < --set assignments < dedicated flags (dotted key -> value).
+/// The key of a dedicated flag that sets the method's number of JKO steps, whichever key holds it
+/// (MethodEntry::jko_steps_key, e.g. swjko.n_phases): `uotflow flow --steps`.
+inline constexpr char kJkoStepsFlag[] = "jko_steps";
+
+/// Precedence: defaults < config file < --set assignments < dedicated flags (dotted key -> value,
+/// or kJkoStepsFlag).
 /// `file_config` may be null (no file). The method is the file's "method" (or a --set of it),
 /// else `default_method`. Every key is checked against the defaults (ConfigError), legacy keys
 /// are renamed first, and a null seed becomes a fresh random one.
@@ -26,9 +31,10 @@ Json resolve_config(const Json& file_config, const std::vector<std::string>& set
 /// RUN_DIR/config.json read back as a resolved config (its "meta" section removed).
 Json load_run_config(const std::string& run_dir);
 
-/// Renames the keys of earlier versions in place (prior.std -> source.params.std, flow.* ->
-/// swjko.*, eval.keep_checkpoints -> train.keep_last, ...); a config with a "functional" and no
-/// "method" is an SW-JKO config. Returns the renames made ("old -> new").
+/// Renames the keys of earlier versions in place (prior.std -> source.params.std,
+/// eval.keep_checkpoints -> train.keep_last, and each method's MethodEntry::renamed_keys); a config
+/// with no "method" and a section a method is implied by (MethodEntry::implied_by_sections) is a
+/// config of that method. Returns the renames made ("old -> new").
 std::vector<std::string> migrate_config(Json& config);
 
 /// What a command line asks of `train`: a new run from a config, or --resume of a run directory.
