@@ -1,5 +1,6 @@
 // The method registry, owned by the methods layer: one registration line per method. Programs
 // and tests may add their own with method_registry().add(...).
+#include "uotflow/methods/jko_icnn.h"
 #include "uotflow/methods/method.h"
 #include "uotflow/methods/sjko.h"
 #include "uotflow/methods/swjko.h"
@@ -13,6 +14,7 @@ MethodRegistry& method_registry() {
     register_uotm(r);
     register_sjko(r);
     register_swjko(r);
+    register_jko_icnn(r);
     return r;
   }();
   return registry;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "uotflow/core/error.h"
+#include "uotflow/nets/icnn.h"
 #include "uotflow/nets/image_nets.h"
 
 namespace uotflow {
@@ -216,6 +217,12 @@ PotentialRegistry& potential_registry() {
           [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
             auto shape = read_shape(s, false);
             return std::make_shared<MlpPotential>(dim, shape.width, shape.depth);
+          });
+    r.add("icnn",
+          "input-convex net: psi convex in y (U >= 0, celu/softplus, skips from the input, a "
+          "convex quadratic), grad psi = identity at the start",
+          [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
+            return std::make_shared<Icnn>(dim, IcnnOptions::from_json(s));
           });
     add_image_potentials(r);
     return r;
