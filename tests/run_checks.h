@@ -1,5 +1,5 @@
 // Helpers shared by the tests that train runs: a fresh folder per test, final weights compared bit
-// for bit, JSON Lines read back.
+// for bit, shipped flow configs run to their end, JSON Lines read back.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,6 +14,8 @@
 #include "uotflow/io/files.h"
 #include "uotflow/io/safetensors.h"
 #include "uotflow/run/config.h"
+#include "uotflow/run/run.h"
+#include "uotflow_build_info.h"
 
 namespace uotflow::testing {
 
@@ -93,6 +95,19 @@ inline Json tiny_sjko(const std::vector<std::string>& sets = {}) {
                {"eval", {{"n", 200}, {"n_projections", 50}}},
                {"seed", 321}};
   return resolve_config(file, sets, {});
+}
+
+/// configs/flow/NAME resolved with --set style overrides.
+inline Json flow_config(const std::string& name, const std::vector<std::string>& sets = {}) {
+  auto file = read_json_file(std::string(UOTFLOW_SOURCE_DIR) + "/configs/flow/" + name);
+  return resolve_config(file, sets, {});
+}
+
+/// Trains `config` to its end in a fresh folder of this test; returns the run directory.
+inline std::string run_in_fresh_dir(const Json& config) {
+  TrainOptions options;
+  options.out_root = fresh_test_dir().string();
+  return train(config, options).run_dir;
 }
 
 /// The rows of a JSON Lines file.

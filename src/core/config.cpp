@@ -2,6 +2,8 @@
 #include "uotflow/core/config.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -99,6 +101,18 @@ Json parse_json(const std::string& text, const std::string& origin) {
 }
 
 Json read_json_file(const std::string& path) {
+  // A device or a FIFO (/dev/zero, a pipe) could be read forever: configs are regular files of a
+  // bounded size.
+  constexpr std::uintmax_t kMaxBytes = 64u << 20;
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw ConfigError("config file '" + path + "' is not a regular file");
+  }
+  if (!ec && std::filesystem::is_regular_file(status) &&
+      std::filesystem::file_size(path, ec) > kMaxBytes) {
+    throw ConfigError("config file '" + path + "' is larger than 64 MiB");
+  }
   std::ifstream in(path);
   if (!in) {
     throw ConfigError("cannot read config file '" + path + "'");

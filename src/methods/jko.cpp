@@ -102,6 +102,15 @@ torch::Tensor conjugate_gradient(const torch::Tensor& y, const torch::Tensor& x,
 
 }  // namespace
 
+std::vector<Phase> uniform_phases(int64_t n_phases, int64_t iterations, double step_size,
+                                  const FlowClock& clock) {
+  std::vector<Phase> out;
+  for (int64_t k = 1; k <= n_phases; ++k) {
+    out.push_back(Phase{k * iterations, clock.w_time(static_cast<double>(k) * step_size)});
+  }
+  return out;
+}
+
 Json functional_flow_defaults() {
   return Json{{"dim", 0},
               {"functional", {{"name", "kl"}, {"params", Json::object()}}},

@@ -137,6 +137,11 @@ SemiDualOptions SemiDualOptions::from_json(const Json& c) {
   if (o.autocast() != "none" && o.autocast() != "bf16") {
     throw ConfigError("unknown train.autocast '" + o.autocast() + "' (known: none, bf16)");
   }
+  // A step runs every potential update before the run can see a stop request.
+  if (o.d_steps() > kMaxDSteps) {
+    throw ConfigError("config key 'train.d_steps' must be in [1, " + std::to_string(kMaxDSteps) +
+                      "], got " + std::to_string(o.d_steps()));
+  }
   return o;
 }
 

@@ -48,11 +48,8 @@ class Swjko : public Method {
   }
 
   std::vector<Phase> phases() const override {
-    std::vector<Phase> out;
-    for (int64_t k = 1; k <= options_.n_phases(); ++k) {
-      out.push_back(Phase{k * options_.iterations(), clock_.w_time(k * options_.jko_step_size())});
-    }
-    return out;
+    return uniform_phases(options_.n_phases(), options_.iterations(), options_.jko_step_size(),
+                          clock_);
   }
 
   std::map<std::string, double> step(int64_t step, RandomStreams& streams) override {

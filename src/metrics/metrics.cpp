@@ -160,6 +160,17 @@ void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
     fail("needs at least two points in each set, got " + std::to_string(n) + " and " +
          std::to_string(m));
   }
+  // O(N M) metrics: bounded up front rather than left to run for minutes.
+  if (is_one_of(name, {"mmd_gaussian", "mmd_laplacian", "energy", "kid", "sinkhorn"}) &&
+      static_cast<double>(n) * static_cast<double>(m) > kPairwiseMetricMaxPairs) {
+    fail("all pairs of " + std::to_string(n) + " and " + std::to_string(m) +
+         " points are beyond the 20000 x 20000 limit; use fewer points or a sliced metric");
+  }
+  // A Gaussian fit with as many points as dimensions or fewer is singular: KL needs its inverse.
+  if (is_one_of(name, {"gauss_kl", "gauss_skl"}) && (n <= dim || m <= dim)) {
+    fail("needs more points than dimensions in each set (" + std::to_string(dim) + "), got " +
+         std::to_string(n) + " and " + std::to_string(m));
+  }
   if (is_one_of(name, {"modes", "hq_fraction"})) {
     if (!c.centres.defined() || !(c.mode_std > 0)) {
       fail(

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/nets/icnn.h"
 #include "uotflow/nets/image_nets.h"
@@ -115,6 +116,11 @@ NetShape read_shape(const Json& section, bool generator) {
   check_positive(section, "width", s.width);
   check_positive(section, "depth", s.depth);
   check_positive(section, "nz", s.nz, 0);
+  // A lower bound of the weights (a residual block holds 3 width x width layers) with their
+  // gradients and optimiser states, before any module is built.
+  const double width = static_cast<double>(s.width);
+  check_fits_in_memory("network '" + section.value("net", std::string("?")) + "': width and depth",
+                       4.0 * sizeof(float) * width * (width * static_cast<double>(s.depth) + s.nz));
   return s;
 }
 

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -50,8 +51,12 @@ RunOutputs::RunOutputs(const Json& config, const Problem& problem, Method& metho
       phases_(std::move(phases)),
       seed_(get<uint64_t>(config, "seed")),
       metrics_(get<std::vector<std::string>>(config, "eval.metrics")) {
-  for (const auto& m : metrics_) {
+  for (size_t i = 0; i < metrics_.size(); ++i) {
+    const auto& m = metrics_[i];
     metric_registry().at(m);  // unknown names fail before the run starts
+    if (std::find(metrics_.begin(), metrics_.begin() + i, m) != metrics_.begin() + i) {
+      throw ConfigError("eval.metrics lists '" + m + "' more than once");
+    }
     if (!problem_.target) {
       throw ConfigError("eval metric '" + m + "' compares with the target data, and method '" +
                         get<std::string>(config, "method") +

@@ -19,21 +19,12 @@
 namespace fs = std::filesystem;
 using namespace uotflow;
 using uotflow::testing::expect_config_error;
+using uotflow::testing::flow_config;
 using uotflow::testing::fresh_test_dir;
 using uotflow::testing::read_jsonl;
+using uotflow::testing::run_in_fresh_dir;
 
 namespace {
-
-Json flow_config(const std::string& name, const std::vector<std::string>& sets = {}) {
-  auto file = read_json_file(std::string(UOTFLOW_SOURCE_DIR) + "/configs/flow/" + name);
-  return resolve_config(file, sets, {});
-}
-
-std::string run_in_fresh_dir(const Json& config) {
-  TrainOptions options;
-  options.out_root = fresh_test_dir().string();
-  return train(config, options).run_dir;
-}
 
 // metric -> JKO steps done -> value.
 std::map<std::string, std::map<int64_t, double>> eval_values(const std::string& run_dir) {

@@ -20,23 +20,13 @@
 namespace fs = std::filesystem;
 using namespace uotflow;
 using uotflow::testing::expect_config_error;
+using uotflow::testing::flow_config;
 using uotflow::testing::fresh_test_dir;
 using uotflow::testing::read_jsonl;
 using uotflow::testing::run_cli;
+using uotflow::testing::run_in_fresh_dir;
 
 namespace {
-
-// A config from configs/flow/NAME with --set style overrides.
-Json flow_config(const std::string& name, const std::vector<std::string>& sets = {}) {
-  auto file = read_json_file(std::string(UOTFLOW_SOURCE_DIR) + "/configs/flow/" + name);
-  return resolve_config(file, sets, {});
-}
-
-std::string run_in_fresh_dir(const Json& config) {
-  TrainOptions options;
-  options.out_root = fresh_test_dir().string();
-  return train(config, options).run_dir;
-}
 
 // metric -> JKO steps done -> row.
 std::map<std::string, std::map<int64_t, Json>> eval_rows(const std::string& run_dir) {

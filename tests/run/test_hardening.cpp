@@ -237,6 +237,36 @@ TEST_F(HardeningTest, CommandLineInputErrors) {
   EXPECT_NE(eval.output.find("metric 'sinkhorn' is not finite"), std::string::npos) << eval.output;
 }
 
+// Inputs that used to hang (a net of 2^31 units or 2^63 layers, 2^63 potential updates per step, a
+// config read from /dev/zero, one metric listed 200,000 times, an O(n^2) metric over 300,000
+// points) or to fail only after training (a Gaussian KL fitted from 2 points) are refused up
+// front: exit 2, one line naming the key, within seconds (a KILL after 60 s makes a hang a
+// failure, not a stuck test), and no run directory.
+TEST_F(HardeningTest, InputsThatWouldHangAreRefusedUpFront) {
+  const auto dir = root_.string();
+  Json many{{"eval", {{"metrics", std::vector<std::string>(200000, "sw2")}}}};
+  write_file_atomic(dir + "/many.json", many.dump());
+  const std::string train = "train --steps 2 --out " + dir + "/runs ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {train + "--set generator.width=2147483648", "network 'resnet_fc': width and depth"},
+      {train + "--set generator.depth=9223372036854775807", "width and depth"},
+      {train + "--set potential.depth=9223372036854775807", "width and depth"},
+      {train + "--set train.d_steps=9223372036854775807", "'train.d_steps' must be in [1, 1000]"},
+      {train + "--config /dev/zero", "'/dev/zero' is not a regular file"},
+      {train + "--config " + dir + "/many.json", "lists 'sw2' more than once"},
+      {train + "--set eval.n=300000 --set 'eval.metrics=[\"energy\"]'", "20000 x 20000 limit"},
+      {train + "--set eval.n=2 --set 'eval.metrics=[\"gauss_kl\"]'", "more points than dimensions"},
+  };
+  for (const auto& [args, expect] : cases) {
+    const auto r = uotflow::testing::run_shell(
+        "timeout -s KILL 60 " + std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1");
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/runs"));
+}
+
 // Acceptance 3: kill -9 at random moments of a run with frequent checkpoints, each followed by a
 // resume: the final weights equal an unbroken run's bit for bit and no temp file remains.
 // `steps` is long enough that every kill lands before the run is done.

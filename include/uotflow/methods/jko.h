@@ -43,6 +43,11 @@ struct FlowClock {
   }
 };
 
+/// K JKO steps of `iterations` optimiser steps each, each of size `step_size` on the clock's own
+/// time axis: phase k ends at step (k + 1) iterations and W-time clock.w_time((k + 1) step_size).
+std::vector<Phase> uniform_phases(int64_t n_phases, int64_t iterations, double step_size,
+                                  const FlowClock& clock);
+
 /// The defaults a JKO flow of a functional adds to a run: "dim" 0 (the functional's own), the
 /// functional KL to a Gaussian, the run's length from the phases with one log row, evaluation
 /// and checkpoint per JKO step, rho_0 evaluated too, no data metrics.

@@ -16,6 +16,9 @@
 
 namespace uotflow {
 
+/// Largest train.d_steps: the potential updates of one step, which a stop request waits for.
+constexpr int64_t kMaxDSteps = 1000;
+
 /// The settings of a semi-dual method, with the defaults of the config sections "loss", "train"
 /// (its optimisation keys), "generator" and "potential".
 ///

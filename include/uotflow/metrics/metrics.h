@@ -49,5 +49,8 @@ double compute_metric(const std::string& name, const torch::Tensor& samples,
 
 /// Largest N * M for which the exact metrics (w1, w2) run: 5,000 x 5,000.
 constexpr int64_t kExactMetricMaxPairs = 25'000'000;
+/// Largest N x M of the metrics over all pairs (energy, MMD, KID, Sinkhorn): 20000 x 20000, about
+/// a minute of one core; check_metric refuses more.
+constexpr double kPairwiseMetricMaxPairs = 20000.0 * 20000.0;
 
 }  // namespace uotflow
