@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -297,6 +299,7 @@ struct FidRefArgs {
   uotflow::FidReferenceRequest request;
   std::string params = "{}";
   int64_t threads = 1;
+  bool overwrite = false;
 
   CLI::App* add(CLI::App& app) {
     auto* c = app.add_subcommand(
@@ -323,9 +326,17 @@ struct FidRefArgs {
         ->capture_default_str();
     c->add_option("--device", r.device, "cpu, cuda or cuda:N")->capture_default_str();
     c->add_option("--threads", threads, "intra-op CPU threads")->capture_default_str();
+    c->add_flag("--overwrite", overwrite, "replace --out (and its classifier) if they exist");
     return c;
   }
   int run_command() {
+    uotflow::OutputGuard guard(request.out, overwrite);  // before any work
+    std::optional<uotflow::OutputGuard> classifier;
+    if (request.extractor == "classifier") {
+      classifier.emplace(
+          std::filesystem::path(request.out).replace_extension(".classifier.safetensors").string(),
+          overwrite);
+    }
     torch::set_num_threads(uotflow::checked_threads(threads));
     request.data_params = uotflow::parse_json(params, "--params");
     std::cout << uotflow::make_fid_reference(request, &std::cerr).dump() << std::endl;

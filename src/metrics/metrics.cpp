@@ -178,6 +178,9 @@ void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
           "NAME of a data set with known modes)");
     }
     require_same_dim(c.centres, dim, name, "centres");
+    if (!torch::isfinite(c.centres).all().item<bool>()) {
+      fail("the mixture centres hold a value that is not finite");
+    }
   }
   if (name == "outlier_mass") {
     if (!c.outliers.defined() || !(c.outlier_radius > 0)) {

@@ -108,7 +108,14 @@ std::string check_output(const std::string& path, bool overwrite) {
                         "' and is never overwritten; write to the run's samples/ or elsewhere");
     }
   }
-  if (fs::exists(path) && !overwrite) {
+  // A device, FIFO or folder is never replaced: a file renamed over /dev/null would take its place.
+  const auto status = fs::status(path);
+  if (fs::exists(status) && !fs::is_regular_file(status)) {
+    throw ConfigError("'" + path +
+                      "' is not a regular file (a device, FIFO or folder); write to a regular file "
+                      "or a new path");
+  }
+  if (fs::exists(status) && !overwrite) {
     throw ConfigError("'" + path + "' exists; pass --overwrite to replace it");
   }
   return run;

@@ -204,6 +204,11 @@ Json load_run_config(const std::string& run_dir) {
 Json resolve_run_request(const RunRequest& r) {
   if (r.resume_dir.empty()) {
     Json file = r.config_file.empty() ? Json() : read_json_file(r.config_file);
+    if (!r.config_file.empty() && !file.is_object()) {
+      // `null` would otherwise mean "no file" and train on the defaults.
+      throw ConfigError("config file '" + r.config_file + "' must hold a JSON object, got " +
+                        std::string(file.type_name()));
+    }
     return resolve_config(file, r.sets, r.flags, r.default_method);
   }
   const bool seeded = std::any_of(r.flags.begin(), r.flags.end(),

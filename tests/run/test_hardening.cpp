@@ -13,6 +13,7 @@
 #include "uotflow/core/error.h"
 #include "uotflow/io/checkpoint.h"
 #include "uotflow/io/files.h"
+#include "uotflow/io/npy.h"
 #include "uotflow/io/run_lock.h"
 #include "uotflow/run/run.h"
 
@@ -265,6 +266,42 @@ TEST_F(HardeningTest, InputsThatWouldHangAreRefusedUpFront) {
     EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
   }
   EXPECT_FALSE(fs::exists(dir + "/runs"));
+}
+
+// Inputs that used to lose or alter data without a word: a FIFO or device as --out (a file was
+// renamed over it), a `null` config (trained on the defaults), fid-ref replacing its --out without
+// --overwrite, NaN mode centres (0 modes, exit 0). Each is exit 2 with one line, and nothing is
+// replaced.
+TEST_F(HardeningTest, InputsThatLostDataSilentlyAreRefused) {
+  const auto dir = root_.string();
+  const auto run = train(tiny_config(10), options_).run_dir;
+  ASSERT_EQ(uotflow::testing::run_shell("mkfifo " + dir + "/fifo").code, 0);
+  write_file_atomic(dir + "/null.json", "null");
+  write_file_atomic(dir + "/stats.npz", "keep");
+  save_npy(dir + "/a.npy", torch::randn({50, 2}));
+  save_npy(dir + "/nan.npy", torch::tensor({{0.0F, NAN}, {1.0F, 1.0F}}));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"sample --run " + run + " --n 5 --overwrite --out " + dir + "/fifo",
+       "is not a regular file"},
+      {"data --dataset 8gaussians --n 5 --overwrite --out " + dir + "/fifo",
+       "is not a regular file"},
+      {"train --steps 2 --config " + dir + "/null.json --out " + dir + "/null-runs",
+       "must hold a JSON object, got null"},
+      {"fid-ref --data fashion_mnist --out " + dir + "/stats.npz", "pass --overwrite"},
+      {"eval --metrics modes --centres " + dir + "/nan.npy --mode-std 0.1 --samples " + dir +
+           "/a.npy --reference " + dir + "/a.npy",
+       "centres hold a value that is not finite"},
+  };
+  for (const auto& [args, expect] : cases) {
+    const auto r = uotflow::testing::run_shell(
+        "timeout -s KILL 60 " + std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1");
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
+  }
+  EXPECT_TRUE(fs::is_fifo(dir + "/fifo"));
+  EXPECT_EQ(read_file(dir + "/stats.npz"), "keep");
+  EXPECT_FALSE(fs::exists(dir + "/null-runs"));
 }
 
 // Acceptance 3: kill -9 at random moments of a run with frequent checkpoints, each followed by a
