@@ -238,6 +238,22 @@ TEST_F(HardeningTest, CommandLineInputErrors) {
   EXPECT_NE(eval.output.find("metric 'sinkhorn' is not finite"), std::string::npos) << eval.output;
 }
 
+namespace {
+
+// Each command (uotflow's arguments) exits 2 with one line holding its expected text; a KILL after
+// 60 s makes a hang a failure rather than a stuck test.
+void expect_refused_within_a_minute(const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [args, expect] : cases) {
+    const auto r = uotflow::testing::run_shell(
+        "timeout -s KILL 60 " + std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1");
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
+  }
+}
+
+}  // namespace
+
 // Inputs that used to hang (a net of 2^31 units or 2^63 layers, 2^63 potential updates per step, a
 // config read from /dev/zero, one metric listed 200,000 times, an O(n^2) metric over 300,000
 // points) or to fail only after training (a Gaussian KL fitted from 2 points) are refused up
@@ -258,13 +274,7 @@ TEST_F(HardeningTest, InputsThatWouldHangAreRefusedUpFront) {
       {train + "--set eval.n=300000 --set 'eval.metrics=[\"energy\"]'", "20000 x 20000 limit"},
       {train + "--set eval.n=2 --set 'eval.metrics=[\"gauss_kl\"]'", "more points than dimensions"},
   };
-  for (const auto& [args, expect] : cases) {
-    const auto r = uotflow::testing::run_shell(
-        "timeout -s KILL 60 " + std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1");
-    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
-    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
-    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
-  }
+  expect_refused_within_a_minute(cases);
   EXPECT_FALSE(fs::exists(dir + "/runs"));
 }
 
@@ -292,13 +302,7 @@ TEST_F(HardeningTest, InputsThatLostDataSilentlyAreRefused) {
            "/a.npy --reference " + dir + "/a.npy",
        "centres hold a value that is not finite"},
   };
-  for (const auto& [args, expect] : cases) {
-    const auto r = uotflow::testing::run_shell(
-        "timeout -s KILL 60 " + std::string(UOTFLOW_BINARY_DIR) + "/uotflow " + args + " 2>&1");
-    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
-    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
-    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
-  }
+  expect_refused_within_a_minute(cases);
   EXPECT_TRUE(fs::is_fifo(dir + "/fifo"));
   EXPECT_EQ(read_file(dir + "/stats.npz"), "keep");
   EXPECT_FALSE(fs::exists(dir + "/null-runs"));
