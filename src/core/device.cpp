@@ -48,8 +48,7 @@ void check_fits_in_memory(const std::string& key, double bytes) {
   if (memory > 0 && bytes > memory) {
     std::ostringstream msg;
     msg << std::setprecision(3) << key << " needs about " << bytes / (1 << 30)
-        << " GiB, more than the " << memory / (1 << 30)
-        << " GiB of memory of this machine";
+        << " GiB, more than the " << memory / (1 << 30) << " GiB of memory of this machine";
     throw ConfigError(msg.str());
   }
 }

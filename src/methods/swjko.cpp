@@ -111,6 +111,8 @@ class Swjko : public Method {
     if (check_.defined()) {
       // The closed form at the dilated W-time, and at the undilated SW-time (which should fit
       // worse: the check of the time scale).
+      // rho's log density at the samples, the same for both times.
+      const auto log_rho = rho_->has_density() ? rho_->log_density(samples) : torch::Tensor();
       for (const auto& [name, time, axis] :
            {std::tuple<std::string, double, std::string>{"sym_kl_w_time", w_time, "W-time"},
             {"sym_kl_sw_time", sw_time, clock_.axis()}}) {
@@ -122,8 +124,8 @@ class Swjko : public Method {
         double value;
         if (rho_->has_density()) {
           value = check_.density_symmetric_kl(
-              samples, rho_->log_density(samples),
-              [this](const torch::Tensor& y) { return rho_->log_density(y); }, time, gen);
+              samples, log_rho, [this](const torch::Tensor& y) { return rho_->log_density(y); },
+              time, gen);
           extra["estimator"] = "density";
         } else {
           value = check_.fitted_symmetric_kl(samples, time);
