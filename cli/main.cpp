@@ -166,9 +166,10 @@ int print_info() {
   return 0;
 }
 
-// `sample`: points as .npy, or one PNG per seed for image runs.
+// `sample`: points as .npy, or one PNG per seed for image runs; with --input, the images of the
+// given points under the run's map.
 struct SampleArgs {
-  std::string run, out, seeds;
+  std::string run, out, seeds, input;
   int64_t n = 1000, phase = -1;
   uint64_t seed = 0;
   bool no_ema = false, overwrite = false;
@@ -183,6 +184,12 @@ struct SampleArgs {
     c->add_flag("--overwrite", overwrite, "replace --out files that exist");
     c->add_option("--seeds", seeds,
                   "image runs: one PNG per seed, e.g. 0-63 or 0-3,10 (seed-SSSSSS.png)");
+    c->add_option("--input", input,
+                  "map these source points (.npy [n, D]) through the run's map, in order, instead "
+                  "of drawing from its source; --out: .npy, or a folder of PNGs for image runs")
+        ->check(non_empty())
+        ->excludes("--seeds")
+        ->excludes("--n");
     c->add_option("--seed", seed, "sampling seed")
         ->capture_default_str()
         ->check(non_negative_integer());
@@ -192,7 +199,9 @@ struct SampleArgs {
     return c;
   }
   int run_command() const {
-    if (!seeds.empty()) {
+    if (!input.empty()) {
+      uotflow::write_mapped_inputs(run, input, seed, !no_ema, phase, out, overwrite);
+    } else if (!seeds.empty()) {
       uotflow::write_seed_pngs(run, uotflow::parse_seed_ranges(seeds), !no_ema, phase, out,
                                overwrite);
     } else {

@@ -150,27 +150,29 @@ class PyTrainer {
 std::unique_ptr<PyTrainer> make_trainer(
     const std::string& config_json, const OptTensor& data, const std::string& out,
     const std::string& name, bool progress, const std::string& command_line,
-    const std::string& resume_dir, const std::vector<std::pair<std::string, std::string>>& flags) {
+    const std::string& resume_dir, const std::vector<std::pair<std::string, std::string>>& flags,
+    const OptTensor& source) {
   auto pending = std::make_shared<bool>(false);
   auto error = std::make_shared<std::optional<py::error_already_set>>();
   auto options = PyTrainer::options(out, name, progress, command_line, pending, error);
-  std::shared_ptr<const Dataset> dataset;
-  if (data.has_value()) {
-    dataset = std::make_shared<TensorDataset>(*data);
-  }
+  auto in_memory = [](const OptTensor& t) -> std::shared_ptr<const Dataset> {
+    return t.has_value() ? std::make_shared<TensorDataset>(*t) : nullptr;
+  };
+  const auto dataset = in_memory(data);
+  const auto source_set = in_memory(source);
   std::unique_ptr<PyTrainer> out_trainer;
   {
     py::gil_scoped_release release;
     if (resume_dir.empty()) {
       out_trainer = std::make_unique<PyTrainer>(
-          Trainer(parse_json(config_json, "config"), dataset, options), pending);
+          Trainer(parse_json(config_json, "config"), dataset, source_set, options), pending);
     } else {
       std::vector<std::pair<std::string, Json>> changes;
       for (const auto& [key, value] : flags) {
         changes.emplace_back(key, parse_json(value, key));
       }
       out_trainer = std::make_unique<PyTrainer>(
-          Trainer::resume(resume_dir, dataset, options, changes), pending);
+          Trainer::resume(resume_dir, dataset, options, changes, source_set), pending);
     }
   }
   out_trainer->attach(error);
@@ -443,12 +445,20 @@ v_real: [M] = v(real), real: [M, ...] with requires_grad -> [].)");
       },
       py::arg("run_dir"), py::arg("n"), py::arg("seed") = 0, py::arg("ema") = true,
       py::arg("phase") = -1, nogil);
+  m.def(
+      "map_run",
+      [](const std::string& run_dir, const Tensor& x, uint64_t seed, bool ema, int64_t phase) {
+        return map_run(run_dir, x, seed, ema, phase);
+      },
+      py::arg("run_dir"), py::arg("x"), py::arg("seed") = 0, py::arg("ema") = true,
+      py::arg("phase") = -1, nogil);
 
   py::class_<PyTrainer>(m, "Trainer")
       .def(py::init(&make_trainer), py::arg("config_json"), py::arg("data") = py::none(),
            py::arg("out") = "", py::arg("name") = "", py::arg("progress") = false,
            py::arg("command_line") = "", py::arg("resume_dir") = "",
-           py::arg("flags") = std::vector<std::pair<std::string, std::string>>{})
+           py::arg("flags") = std::vector<std::pair<std::string, std::string>>{},
+           py::arg("source") = py::none())
       .def("step", &PyTrainer::step, py::arg("n") = 1)
       .def(
           "checkpoint", [](PyTrainer& t) { t.trainer().checkpoint(); }, nogil)
@@ -458,6 +468,12 @@ v_real: [M] = v(real), real: [M, ...] with requires_grad -> [].)");
             return t.trainer().sample(n, seed, ema);
           },
           py::arg("n"), py::arg("seed") = 0, py::arg("ema") = true, nogil)
+      .def(
+          "map",
+          [](PyTrainer& t, const Tensor& x, uint64_t seed, bool ema) {
+            return t.trainer().map(x, seed, ema);
+          },
+          py::arg("x"), py::arg("seed") = 0, py::arg("ema") = true, nogil)
       .def("evaluate", [](PyTrainer& t) { return json_rows(t.trainer().evaluate()); })
       .def("metrics", [](PyTrainer& t) { return json_rows(t.trainer().metrics()); })
       .def("evaluations", [](PyTrainer& t) { return json_rows(t.trainer().evaluations()); })

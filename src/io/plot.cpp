@@ -55,6 +55,8 @@ constexpr Rgb kAxis = {228, 228, 228};
 constexpr Rgb kData = {90, 90, 90};
 constexpr Rgb kDataBar = {185, 185, 185};
 constexpr Rgb kBlue = {31, 119, 180};
+constexpr Rgb kOrange = {255, 127, 14};
+constexpr Rgb kArrow = {170, 170, 170};
 constexpr Rgb kText = {40, 40, 40};
 constexpr double kCaptionText = 11.0;
 constexpr double kTickText = 12.0;
@@ -223,11 +225,17 @@ void caption(Canvas& canvas, int x, int y, const std::string& text, int v_align)
   canvas.text(x, top, text, kCaptionText, kText, -1, -1);
 }
 
-// One scatter panel of size_px x size_px with its left edge at x0: data (grey) then samples
-// (blue), the window's range and `label` as captions.
+// Where a map's inputs are drawn (orange) and how many lines join inputs to their images.
+struct MapInputs {
+  torch::Tensor points;
+  int64_t arrows = 0;
+};
+
+// One scatter panel of size_px x size_px with its left edge at x0: data (grey), the map's inputs
+// and their lines when given, then samples (blue), the window's range and `label` as captions.
 void draw_scatter_panel(Canvas& canvas, int x0, int size_px, const torch::Tensor& data,
                         const torch::Tensor& samples, const PlotWindow& window,
-                        const std::string& label = "") {
+                        const std::string& label = "", const MapInputs& inputs = {}) {
   const int last = size_px - 1;
   canvas.hline(x0, x0 + last, last / 2, kAxis);
   canvas.vline(x0 + last / 2, 0, last, kAxis);
@@ -236,20 +244,42 @@ void draw_scatter_panel(Canvas& canvas, int x0, int size_px, const torch::Tensor
   // Dots grow with the picture so a 1024 px snapshot looks like a 512 px one, only sharper.
   const double radius = std::max(1.0, 1.5 * size_px / 512.0);
   const double scale = last / (2.0 * window.radius);
+  // Pixel position of a point, or false when it lies outside the window (or is NaN).
+  auto pixel = [&](float x, float y, double& px, double& py) {
+    const double dx = x - window.centre_x;
+    const double dy = y - window.centre_y;
+    if (!(std::abs(dx) <= window.radius && std::abs(dy) <= window.radius)) {
+      return false;
+    }
+    px = x0 + last / 2.0 + dx * scale;
+    py = last / 2.0 - dy * scale;  // image rows grow downwards, so y is flipped
+    return true;
+  };
   auto draw = [&](const torch::Tensor& points, const Rgb& colour, double alpha) {
     auto acc = points.accessor<float, 2>();
     for (int64_t i = 0; i < acc.size(0); ++i) {
-      const double dx = acc[i][0] - window.centre_x;
-      const double dy = acc[i][1] - window.centre_y;
-      // The negated test also drops NaNs.
-      if (!(std::abs(dx) <= window.radius && std::abs(dy) <= window.radius)) {
-        continue;
+      double px = 0, py = 0;
+      if (pixel(acc[i][0], acc[i][1], px, py)) {
+        canvas.dot(px, py, radius, colour, alpha);
       }
-      // Image rows grow downwards, so y is flipped.
-      canvas.dot(x0 + last / 2.0 + dx * scale, last / 2.0 - dy * scale, radius, colour, alpha);
     }
   };
   draw(to_cpu_points(data, 2, "data"), kData, 0.25);
+  if (inputs.points.defined()) {
+    const auto from = to_cpu_points(inputs.points, 2, "inputs");
+    const auto to = to_cpu_points(samples, 2, "samples");
+    TORCH_CHECK(from.size(0) == to.size(0), "transport plot: ", from.size(0), " inputs for ",
+                to.size(0), " samples");
+    auto a = from.accessor<float, 2>();
+    auto b = to.accessor<float, 2>();
+    for (int64_t i = 0; i < std::min(inputs.arrows, a.size(0)); ++i) {
+      double ax = 0, ay = 0, bx = 0, by = 0;
+      if (pixel(a[i][0], a[i][1], ax, ay) && pixel(b[i][0], b[i][1], bx, by)) {
+        canvas.line(ax, ay, bx, by, std::max(1.0, size_px / 512.0), kArrow);
+      }
+    }
+    draw(from, kOrange, 0.5);
+  }
   draw(to_cpu_points(samples, 2, "samples"), kBlue, 0.6);
   if (size_px >= 96) {  // the window's range bottom left, the panel's label top left
     caption(canvas, x0 + 4, last - 3, window_range(window), 1);
@@ -270,6 +300,15 @@ void save_scatter_png(const std::string& path, const torch::Tensor& data,
   check_scatter_args(size_px, window);
   Canvas canvas(size_px, size_px);
   draw_scatter_panel(canvas, 0, size_px, data, samples, window);
+  canvas.save_png(path);
+}
+
+void save_transport_png(const std::string& path, const torch::Tensor& data,
+                        const torch::Tensor& inputs, const torch::Tensor& outputs,
+                        const PlotWindow& window, int64_t arrows, int size_px) {
+  check_scatter_args(size_px, window);
+  Canvas canvas(size_px, size_px);
+  draw_scatter_panel(canvas, 0, size_px, data, outputs, window, "", MapInputs{inputs, arrows});
   canvas.save_png(path);
 }
 

@@ -39,10 +39,10 @@ class JkoIcnn : public Method {
         clock_{JkoDistance::kW2, ctx.problem.dim},
         check_(ctx.problem),
         psi_(make_net()) {
-    const auto start = source_->gaussian();
+    const auto start = source_ ? source_->gaussian() : GaussianParams{};
     if (start.mean.defined()) {
       source_gaussian_ = GaussianFit{start.mean, start.covariance};
-    } else if (functional_->needs_entropy()) {
+    } else if (source_ && functional_->needs_entropy()) {
       throw ConfigError("functional '" + get<std::string>(ctx.config, "functional.name") +
                         "' needs the density of rho_0, which source '" +
                         get<std::string>(ctx.config, "source.name") +
@@ -92,8 +92,17 @@ class JkoIcnn : public Method {
             {"functional", f.item<double>()}};
   }
 
-  torch::Tensor sample(int64_t n, at::Generator& gen, bool /*ema*/) override {
-    return push(source_->sample(n, gen).to(device_), maps_.size() + 1).first;
+  torch::Tensor sample(int64_t n, at::Generator& gen, bool ema) override {
+    TORCH_CHECK(source_, "this method was built without its source (loaded to map inputs only)");
+    return transport(source_->sample(n, gen), gen, ema);
+  }
+
+  bool maps_inputs() const override {
+    return true;
+  }
+  // grad psi_k o ... o grad psi_0 (x): the flow's composed maps, no noise.
+  torch::Tensor transport(const torch::Tensor& x, at::Generator& /*gen*/, bool /*ema*/) override {
+    return push(x.to(device_), maps_.size() + 1).first;
   }
 
   std::vector<EvalRow> evaluate(const torch::Tensor& samples, at::Generator& gen) override {

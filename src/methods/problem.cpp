@@ -19,6 +19,39 @@ GaussianParams Problem::target_gaussian() const {
   return {};
 }
 
+torch::Tensor Problem::inputs(const torch::Tensor& x) const {
+  auto shape_of = [](const torch::Tensor& t) {
+    std::string text;
+    for (const auto size : t.sizes()) {
+      text += (text.empty() ? "" : ", ") + std::to_string(size);
+    }
+    return "[" + text + "]";
+  };
+  std::string expected = "[n, " + std::to_string(dim) + "]";
+  bool fits = x.dim() == 2 && x.size(1) == dim;
+  if (is_image()) {
+    expected += " or [n, " + std::to_string(image_shape[0]) + ", " +
+                std::to_string(image_shape[1]) + ", " + std::to_string(image_shape[2]) + "]";
+    fits = fits || (x.dim() == 4 && x.size(1) == image_shape[0] && x.size(2) == image_shape[1] &&
+                    x.size(3) == image_shape[2]);
+  }
+  if (!fits) {
+    throw ConfigError("the inputs have shape " + shape_of(x) + "; this run maps " + expected);
+  }
+  if (x.size(0) == 0) {
+    throw ConfigError("the inputs hold no points");
+  }
+  if (x.is_complex() || x.scalar_type() == torch::kBool) {
+    throw ConfigError("the inputs must be real numbers, got " +
+                      std::string(c10::toString(x.scalar_type())));
+  }
+  auto points = x.reshape({x.size(0), dim}).to(torch::kCPU, torch::kFloat32).contiguous();
+  if (!torch::isfinite(points).all().item<bool>()) {
+    throw ConfigError("the inputs hold NaN or infinite values");
+  }
+  return points;
+}
+
 at::Generator& RandomStreams::operator[](const std::string& name) {
   auto it = streams_.find(name);
   if (it == streams_.end()) {
@@ -71,7 +104,7 @@ Json source_section(const Json& config, int64_t dim) {
 }  // namespace
 
 Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target,
-                     const ProblemShape* shape) {
+                     const ProblemShape* shape, std::shared_ptr<const Dataset> source) {
   const auto method = get<std::string>(config, "method");
   const MethodEntry entry = method_registry().create(method);
   Problem problem;
@@ -95,13 +128,24 @@ Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target,
                         "' does not fix a dimension; set 'dim'");
     }
   }
-  problem.source = make_dataset(source_section(config, problem.dim));
-  if (problem.source->dim() != problem.dim) {
+  problem.translation = source != nullptr || get<std::string>(config, "source.name") != "gaussian";
+  if (source) {
+    problem.source = std::move(source);
+  } else if (shape == nullptr || shape->with_source) {
+    problem.source = make_dataset(source_section(config, problem.dim));
+  }
+  if (problem.source && problem.source->dim() != problem.dim) {
     throw ConfigError("the source ('" + get<std::string>(config, "source.name") + "') has dim " +
                       std::to_string(problem.source->dim()) + " but the target has dim " +
                       std::to_string(problem.dim));
   }
   return problem;
+}
+
+torch::Tensor Method::transport(const torch::Tensor& /*x*/, at::Generator& /*gen*/, bool /*ema*/) {
+  throw ConfigError(
+      "this method does not map given inputs (its samples are not images of source "
+      "points); only methods with a map T(x, z), such as uotm and sjko, do");
 }
 
 }  // namespace uotflow

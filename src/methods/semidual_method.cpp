@@ -313,10 +313,15 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
 }
 
 torch::Tensor SemiDualMethod::sample(int64_t n, at::Generator& gen, bool ema) {
+  TORCH_CHECK(source_, "this method was built without its source (loaded to map inputs only)");
+  return transport(source_->sample(n, gen).to(device_), gen, ema);
+}
+
+torch::Tensor SemiDualMethod::transport(const torch::Tensor& x, at::Generator& gen, bool ema) {
   torch::NoGradGuard no_grad;
   auto& net = (ema && has_ema()) ? generator_ema_ : generator_;
-  auto [x, z] = draw_source(n, gen);
-  return net->forward(x, z);
+  auto z = torch::randn({x.size(0), net->latent_dim()}, gen).to(device_);
+  return net->forward(x.to(device_), z);
 }
 
 void SemiDualMethod::save(torch::serialize::OutputArchive& archive) {

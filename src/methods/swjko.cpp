@@ -22,6 +22,17 @@ namespace {
 
 class Swjko : public Method {
  public:
+  // A parametrization starts from rho_0; a run loaded to map given inputs has none, and SW-JKO's
+  // samples are not images of source points.
+  static const Dataset& source_of(const Problem& problem) {
+    if (!problem.source) {
+      throw ConfigError(
+          "method 'swjko' does not map given inputs (its samples are not images of "
+          "source points)");
+    }
+    return *problem.source;
+  }
+
   explicit Swjko(const MethodContext& ctx)
       : options_(SwjkoOptions::from_json(ctx.config)),
         functional_(ctx.problem.functional),
@@ -29,7 +40,7 @@ class Swjko : public Method {
         dim_(ctx.problem.dim),
         clock_{JkoDistance::kSW2, ctx.problem.dim},
         check_(ctx.problem),
-        rho_(make_parametrization(at_path(ctx.config, "parametrization"), *ctx.problem.source,
+        rho_(make_parametrization(at_path(ctx.config, "parametrization"), source_of(ctx.problem),
                                   ctx.device)) {
     if (functional_->needs_entropy() && !rho_->has_entropy()) {
       throw ConfigError("functional '" + get<std::string>(ctx.config, "functional.name") +

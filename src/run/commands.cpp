@@ -180,6 +180,46 @@ std::vector<std::string> write_seed_pngs(const std::string& run_dir,
   return paths;
 }
 
+std::vector<std::string> write_mapped_inputs(const std::string& run_dir, const std::string& input,
+                                             uint64_t seed, bool ema, int64_t phase,
+                                             const std::string& out, bool overwrite) {
+  if (out.empty()) {
+    throw ConfigError("the output path is empty; name an .npy file or, for an image run, a folder");
+  }
+  const auto x = load_npy(input);
+  const auto meta = read_run_meta(run_dir);
+  const bool pngs = fs::path(out).extension() != ".npy";
+  std::vector<std::string> paths;
+  if (!pngs) {
+    paths.push_back(out);
+  } else {
+    if (!meta.contains("problem") || meta["problem"]["image_shape"].empty()) {
+      throw ConfigError("output '" + out +
+                        "' is not an .npy file; a folder of PNGs needs a run on image data");
+    }
+    for (int64_t i = 0; i < (x.dim() > 0 ? x.size(0) : 0); ++i) {
+      paths.push_back((fs::path(out) / (zero_pad(i, 6) + ".png")).string());
+    }
+  }
+  std::string run;
+  for (const auto& path : paths) {
+    run = check_output(path, overwrite);
+  }
+  std::unique_ptr<RunLock> lock = run.empty() ? nullptr : std::make_unique<RunLock>(run);
+  const auto y = map_run(run_dir, x, seed, ema, phase);
+  if (!pngs) {
+    save_npy(out, y.contiguous());
+    return paths;
+  }
+  const auto shape = meta["problem"]["image_shape"].get<std::vector<int64_t>>();
+  fs::create_directories(out);
+  const auto images = y.view({y.size(0), shape[0], shape[1], shape[2]});
+  for (size_t i = 0; i < paths.size(); ++i) {
+    save_image_png(paths[i], image_grid(images.slice(0, i, i + 1), 1, 0));
+  }
+  return paths;
+}
+
 torch::Tensor draw_dataset(const std::string& name, const Json& params, int64_t n, uint64_t seed) {
   if (n <= 0) {
     throw ConfigError("--n must be > 0");

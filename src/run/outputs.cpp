@@ -8,7 +8,9 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
@@ -20,6 +22,7 @@
 #include "uotflow/methods/jko.h"
 #include "uotflow/metrics/gaussian.h"
 #include "uotflow/metrics/metrics.h"
+#include "uotflow/metrics/mixture.h"
 #include "uotflow/run/report.h"
 
 namespace fs = std::filesystem;
@@ -123,6 +126,58 @@ void RunOutputs::write_target() const {
   write_file_atomic((fs::path(run_dir_) / "target.json").string(), out.dump(2) + "\n");
 }
 
+bool RunOutputs::maps_source_points() const {
+  return problem_.translation && problem_.source && method_.maps_inputs();
+}
+
+RunOutputs::Draw RunOutputs::draw(int64_t n, at::Generator& gen, bool ema) {
+  Draw drawn;
+  if (!maps_source_points()) {
+    drawn.samples = method_.sample(n, gen, ema).cpu().to(torch::kFloat32);
+    return drawn;
+  }
+  std::tie(drawn.inputs, drawn.input_labels) = problem_.source->sample_labelled(n, gen);
+  drawn.samples = method_.transport(drawn.inputs, gen, ema).cpu().to(torch::kFloat32);
+  return drawn;
+}
+
+// Between two mixtures with as many components: classes by nearest centre. Between two labelled
+// image sets with as many classes: the inputs' labels against the classes the run's classifier
+// (trained on the target) gives their images. Classes are paired by their order.
+void RunOutputs::add_class_preservation(
+    const Draw& drawn, bool finite,
+    const std::function<void(const std::string&, double, const Json&)>& write_row) {
+  const auto& source = *problem_.source;
+  const auto& target = *problem_.target;
+  std::optional<ClassPreservation> kept;
+  const auto source_centres = source.centres();
+  const auto target_centres = target.centres();
+  if (source_centres.defined() && target_centres.defined() &&
+      source_centres.sizes() == target_centres.sizes()) {
+    if (finite) {
+      kept = class_preservation(drawn.inputs.to(torch::kFloat64), drawn.samples.to(torch::kFloat64),
+                                source_centres, target_centres, target.mode_std());
+    }
+  } else if (drawn.input_labels.defined() && features_ && source.n_classes() > 0 &&
+             source.n_classes() == target.n_classes()) {
+    if (finite) {
+      const auto image_labels = features_->classify(drawn.samples);
+      if (!image_labels.defined()) {
+        return;  // a TorchScript extractor: no classes
+      }
+      kept = class_preservation(drawn.input_labels, image_labels, source.n_classes());
+    }
+  } else {
+    return;
+  }
+  if (!kept) {
+    write_row("class_preservation", kNan, Json::object());
+    return;
+  }
+  write_row("class_preservation", kept->rate,
+            Json{{"per_class", kept->per_class}, {"target_share", kept->target_share}});
+}
+
 // A fixed draw of the data, the same for every evaluation and snapshot: drawn once per size.
 const torch::Tensor& RunOutputs::reference_samples(int64_t n) {
   auto& cached = reference_cache_[n];
@@ -148,7 +203,9 @@ RunOutputs::Evaluation RunOutputs::evaluate(int64_t step, int64_t phase, bool re
   const uint64_t seed = derive_seed(seed_, "eval", step);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const bool ema = method_.has_ema();
-  auto samples = method_.sample(n, gen, ema).cpu().to(torch::kFloat32);
+  const auto drawn = draw(n, gen, ema);
+  const auto& inputs = drawn.inputs;
+  const auto& samples = drawn.samples;
   std::ostringstream summary;
   summary << std::setprecision(5);
   const bool finite = torch::isfinite(samples).all().item<bool>();
@@ -190,6 +247,16 @@ RunOutputs::Evaluation RunOutputs::evaluate(int64_t step, int64_t phase, bool re
       write_row("ou_kl", finite ? check.fitted_kl(samples, time) : kNan, Json{{"time", time}});
     }
   }
+  if (inputs.defined()) {
+    // A translation: the map's cost and, between mixtures with paired components, its classes.
+    const auto x = inputs.to(torch::kFloat64);
+    const auto y = samples.to(torch::kFloat64);
+    write_row("transport_cost", finite ? (y - x).square().sum(1).mean().item<double>() : kNan,
+              Json::object());
+    if (problem_.target) {
+      add_class_preservation(drawn, finite, write_row);
+    }
+  }
   for (const auto& row : method_.evaluate(samples, gen)) {
     write_row(row.metric, row.value, row.extra);
   }
@@ -218,11 +285,27 @@ PlotWindow RunOutputs::plot_window(const torch::Tensor& samples) const {
   if (radius > 0) {
     window.radius = radius;
   } else if (problem_.target) {
-    window.radius = problem_.target->plot_radius();
-    auto centre = problem_.target->plot_centre();
-    if (centre.defined()) {
-      window.centre_x = centre[0].item<double>();
-      window.centre_y = centre.numel() > 1 ? centre[1].item<double>() : 0.0;
+    // A data set's own window; for a translation the square holding the source's and target's.
+    auto window_of = [](const Dataset& set) {
+      PlotWindow w;
+      w.radius = set.plot_radius();
+      auto centre = set.plot_centre();
+      if (centre.defined()) {
+        w.centre_x = centre[0].item<double>();
+        w.centre_y = centre.numel() > 1 ? centre[1].item<double>() : 0.0;
+      }
+      return w;
+    };
+    window = window_of(*problem_.target);
+    if (maps_source_points()) {
+      const auto other = window_of(*problem_.source);
+      const double lo_x = std::min(window.centre_x - window.radius, other.centre_x - other.radius);
+      const double hi_x = std::max(window.centre_x + window.radius, other.centre_x + other.radius);
+      const double lo_y = std::min(window.centre_y - window.radius, other.centre_y - other.radius);
+      const double hi_y = std::max(window.centre_y + window.radius, other.centre_y + other.radius);
+      window.centre_x = (lo_x + hi_x) / 2.0;
+      window.centre_y = (lo_y + hi_y) / 2.0;
+      window.radius = std::max(hi_x - lo_x, hi_y - lo_y) / 2.0;
     }
   } else {
     const auto finite = samples.isfinite().all().item<bool>();
@@ -247,7 +330,9 @@ int64_t RunOutputs::grid_scale() const {
 torch::Tensor RunOutputs::snapshot(const std::string& tag) {
   const int64_t n = problem_.is_image() ? kGridImages : kSnapshotPoints;
   auto gen = make_stream(seed_, "snapshot");
-  auto samples = method_.sample(n, gen, method_.has_ema()).cpu().to(torch::kFloat32).contiguous();
+  const auto drawn = draw(n, gen, method_.has_ema());
+  const auto& inputs = drawn.inputs;
+  const auto samples = drawn.samples.contiguous();
   const auto dir = fs::path(run_dir_) / "samples";
   save_npy((dir / (tag + ".npy")).string(), samples);
   const auto png = (dir / (tag + ".png")).string();
@@ -258,13 +343,28 @@ torch::Tensor RunOutputs::snapshot(const std::string& tag) {
     if (dash != std::string::npos) {
       what = tag.substr(0, dash) + " " + std::to_string(std::stoll(tag.substr(dash + 1)));
     }
-    save_image_grid_png(png, as_images(samples), 8, grid_scale(),
-                        fs::path(run_dir_).filename().string() + ": " + what);
+    if (inputs.defined()) {
+      // A translation: rows of 8 inputs, each above its 8 images (32 pairs).
+      std::vector<torch::Tensor> rows;
+      std::vector<std::string> labels;
+      for (int64_t r = 0; r < 4; ++r) {
+        rows.push_back(as_images(inputs.slice(0, 8 * r, 8 * r + 8)));
+        rows.push_back(as_images(samples.slice(0, 8 * r, 8 * r + 8)));
+        labels.insert(labels.end(), {"x", "T(x)"});
+      }
+      save_labelled_image_rows_png(png, rows, labels, grid_scale());
+    } else {
+      save_image_grid_png(png, as_images(samples), 8, grid_scale(),
+                          fs::path(run_dir_).filename().string() + ": " + what);
+    }
     return samples;
   }
   const auto reference = problem_.target ? reference_samples(kSnapshotPoints) : torch::Tensor();
   if (problem_.dim == 1) {
     save_histogram_png(png, reference, samples, plot_window(samples));
+  } else if (inputs.defined()) {
+    save_transport_png(png, reference.defined() ? reference.slice(1, 0, 2) : reference,
+                       inputs.slice(1, 0, 2), samples.slice(1, 0, 2), plot_window(samples));
   } else {
     save_scatter_png(png, reference.defined() ? reference.slice(1, 0, 2) : reference,
                      samples.slice(1, 0, 2), plot_window(samples));

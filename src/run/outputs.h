@@ -55,6 +55,20 @@ class RunOutputs {
   void refresh_report() const;
 
  private:
+  /// n samples of the model (CPU, float32) and, for a translation, the source points they are
+  /// the images of and the points' classes (else undefined); the same draws from `gen` as
+  /// Method::sample.
+  struct Draw {
+    torch::Tensor inputs;
+    torch::Tensor input_labels;
+    torch::Tensor samples;
+  };
+  Draw draw(int64_t n, at::Generator& gen, bool ema);
+  /// A translation's class preservation row, when the classes of inputs and images are known.
+  void add_class_preservation(
+      const Draw& drawn, bool finite,
+      const std::function<void(const std::string&, double, const Json&)>& write_row);
+  bool maps_source_points() const;
   const torch::Tensor& reference_samples(int64_t n);
   MetricContext metric_context(uint64_t seed) const;
   PlotWindow plot_window(const torch::Tensor& samples) const;

@@ -51,14 +51,15 @@ fs::path weights_dir(const std::string& run_dir, const Json& config, const Metho
   return dir;
 }
 
-LoadedRun load_trained_run(const std::string& run_dir, int64_t phase) {
+// with_source false: the run's source is not rebuilt (given inputs are mapped instead).
+LoadedRun load_trained_run(const std::string& run_dir, int64_t phase, bool with_source = true) {
   Json config = load_run_config(run_dir);
   config["device"] = "cpu";
   const Json meta = read_run_meta(run_dir);
   LoadedRun run;
   if (meta.contains("problem")) {
     ProblemShape shape{meta["problem"]["dim"].get<int64_t>(),
-                       meta["problem"]["image_shape"].get<std::vector<int64_t>>()};
+                       meta["problem"]["image_shape"].get<std::vector<int64_t>>(), with_source};
     run.problem = make_problem(config, nullptr, &shape);
   } else {
     run.problem = make_problem(config);  // runs of earlier versions record no shape
@@ -94,6 +95,19 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
   auto run = load_trained_run(run_dir, phase);
   auto gen = make_stream(seed, "sample");
   return run.method->sample(n, gen, ema).cpu();
+}
+
+torch::Tensor map_run(const std::string& run_dir, const torch::Tensor& x, uint64_t seed, bool ema,
+                      int64_t phase) {
+  auto run = load_trained_run(run_dir, phase, /*with_source=*/false);
+  auto points = run.problem.inputs(x);
+  if (!run.method->maps_inputs()) {
+    throw ConfigError("run '" + run_dir + "' (method '" +
+                      get<std::string>(load_run_config(run_dir), "method") +
+                      "') does not map given inputs: its samples are not images of source points");
+  }
+  auto gen = make_stream(seed, "sample");
+  return run.method->transport(points, gen, ema).cpu();
 }
 
 SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint64_t>& seeds,

@@ -42,11 +42,15 @@ std::unique_ptr<Method> make_method(const Json& config, const Problem& problem,
       .create(MethodContext{config, problem, device});
 }
 
-// A data set passed in memory is named so in the run's config (a resume must pass it again).
-Json with_data_name(Json config, bool in_memory) {
-  if (in_memory && config.contains("data")) {
-    config["data"]["name"] = "in_memory";
-    config["data"]["params"] = Json::object();
+// Data sets passed in memory are named so in the run's config (a resume must pass them again).
+Json with_data_names(Json config, bool data_in_memory, bool source_in_memory) {
+  for (const auto& [section, in_memory] :
+       {std::pair<const char*, bool>{"data", data_in_memory},
+        std::pair<const char*, bool>{"source", source_in_memory}}) {
+    if (in_memory && config.contains(section)) {
+      config[section]["name"] = "in_memory";
+      config[section]["params"] = Json::object();
+    }
   }
   return config;
 }
@@ -54,13 +58,14 @@ Json with_data_name(Json config, bool in_memory) {
 }  // namespace
 
 struct Trainer::Impl {
-  Impl(const Json& config, std::shared_ptr<const Dataset> data, TrainOptions options)
-      : config_(with_data_name(config, data != nullptr)),
+  Impl(const Json& config, std::shared_ptr<const Dataset> data,
+       std::shared_ptr<const Dataset> source, TrainOptions options)
+      : config_(with_data_names(config, data != nullptr, source != nullptr)),
         options_(std::move(options)),
         seed_(get<uint64_t>(config, "seed")),
         device_(parse_device(get<std::string>(config, "device"))),
         schedule_(ScheduleOptions::from_json(config)),
-        problem_(make_problem(config, std::move(data))),
+        problem_(make_problem(config, std::move(data), nullptr, std::move(source))),
         method_(make_method(config_, problem_, device_)),
         phases_(method_->phases()),
         streams_(seed_),
@@ -368,22 +373,31 @@ struct Trainer::Impl {
 
 Trainer::Trainer(const Json& config, std::shared_ptr<const Dataset> data,
                  const TrainOptions& options)
-    : impl_(std::make_unique<Impl>(config, std::move(data), options)) {}
+    : Trainer(config, std::move(data), nullptr, options) {}
+
+Trainer::Trainer(const Json& config, std::shared_ptr<const Dataset> data,
+                 std::shared_ptr<const Dataset> source, const TrainOptions& options)
+    : impl_(std::make_unique<Impl>(config, std::move(data), std::move(source), options)) {}
 
 Trainer::Trainer(const RunOptions& run, std::shared_ptr<const Dataset> data,
                  const TrainOptions& options)
-    : Trainer(run.to_json(), std::move(data), options) {}
+    : Trainer(run.to_json(), std::move(data), nullptr, options) {}
+
+Trainer::Trainer(const RunOptions& run, std::shared_ptr<const Dataset> data,
+                 std::shared_ptr<const Dataset> source, const TrainOptions& options)
+    : Trainer(run.to_json(), std::move(data), std::move(source), options) {}
 
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Trainer Trainer::resume(const std::string& run_dir, std::shared_ptr<const Dataset> data,
                         TrainOptions options,
-                        const std::vector<std::pair<std::string, Json>>& changes) {
+                        const std::vector<std::pair<std::string, Json>>& changes,
+                        std::shared_ptr<const Dataset> source) {
   options.resume_dir = run_dir;
   RunRequest request;
   request.resume_dir = run_dir;
   request.flags = changes;
-  return Trainer(resolve_run_request(request), std::move(data), options);
+  return Trainer(resolve_run_request(request), std::move(data), std::move(source), options);
 }
 
 Trainer::~Trainer() = default;
@@ -412,6 +426,17 @@ torch::Tensor Trainer::sample(int64_t n, uint64_t seed, bool ema) {
   }
   auto gen = make_stream(seed, "sample");
   return impl_->method_->sample(n, gen, ema).cpu();
+}
+
+torch::Tensor Trainer::map(const torch::Tensor& x, uint64_t seed, bool ema) {
+  auto points = impl_->problem_.inputs(x);
+  auto& method = *impl_->method_;
+  if (!method.maps_inputs()) {
+    throw ConfigError("method '" + get<std::string>(impl_->config_, "method") +
+                      "' does not map given inputs (its samples are not images of source points)");
+  }
+  auto gen = make_stream(seed, "sample");
+  return method.transport(points.to(impl_->device_), gen, ema).cpu();
 }
 
 std::vector<Json> Trainer::evaluate() {

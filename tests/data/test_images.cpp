@@ -17,6 +17,7 @@
 #include "checks.h"
 #include "python_oracle.h"
 #include "run_checks.h"
+#include "uotflow/core/rng.h"
 #include "uotflow/data/images.h"
 #include "uotflow/io/plot.h"
 #include "uotflow_build_info.h"
@@ -469,6 +470,60 @@ TEST(ImageDataSets, FashionMnistLayoutFromFixture) {
                           {"params", {{"path", dir.string()}, {"split", "test"}}}});
       },
       "count mismatch", "labels [5]");
+}
+
+TEST(ImageDataSets, ClassesPickAndRelabelAndClassWeightsSetProportions) {
+  const auto dir = fresh_test_dir();
+  const auto images = random_bytes({8, 28, 28}, 6);
+  const auto labels = torch::tensor({9, 0, 1, 7, 0, 9, 9, 3}, torch::kUInt8);
+  write_bytes(dir / "t10k-images-idx3-ubyte", idx_bytes(images));
+  write_bytes(dir / "t10k-labels-idx1-ubyte", idx_bytes(labels));
+  auto make = [&](const Json& extra) {
+    Json params{{"path", dir.string()}, {"split", "test"}};
+    params.update(extra);
+    return make_dataset(Json{{"name", "fashion_mnist"}, {"params", params}});
+  };
+  // By name or index, in the order given: Ankle boot (9) is class 0, T-shirt/top (0) class 1.
+  const auto picked = make({{"classes", {"Ankle boot", 0}}});
+  const ImageSet& set = image_set(picked);
+  EXPECT_EQ(to_vector(set.labels()), (std::vector<int64_t>{0, 1, 1, 0, 0}));
+  EXPECT_EQ(set.class_names(), (std::vector<std::string>{"Ankle boot", "T-shirt/top"}));
+  const auto rows = torch::tensor({0, 1, 4, 5, 6});
+  EXPECT_TRUE(torch::equal(set.images(), scaled(images.index_select(0, rows))));
+
+  // Weighted 0.8 / 0.2 although the set holds 3 / 2 images of them.
+  const auto weighted = make({{"classes", {"Ankle boot", 0}}, {"class_weights", {0.8, 0.2}}});
+  auto gen = make_stream(3, "data");
+  const auto x = weighted->sample(20000, gen);
+  int64_t n_boot = 0;
+  for (const int64_t row : {0, 3, 4}) {  // the boots among the kept images
+    n_boot += (x == image_set(weighted).images()[row]).all(1).sum().item<int64_t>();
+  }
+  EXPECT_NEAR(static_cast<double>(n_boot) / 20000.0, 0.8, 0.015);
+  // The labelled draw is the same draw, with each image's class.
+  auto g1 = make_stream(4, "data");
+  auto g2 = make_stream(4, "data");
+  const auto [points, classes] = weighted->sample_labelled(300, g1);
+  EXPECT_TRUE(torch::equal(points, weighted->sample(300, g2)));
+  for (int64_t i = 0; i < 300; ++i) {
+    const auto row = (image_set(weighted).images() == points[i]).all(1).nonzero()[0][0];
+    EXPECT_EQ(classes[i].item<int64_t>(), image_set(weighted).labels()[row].item<int64_t>());
+  }
+  EXPECT_EQ(weighted->n_classes(), 2);
+
+  const std::vector<std::pair<Json, std::string>> bad{
+      {{{"classes", {"Sandals"}}}, "distinct class names or indices"},  // no such class
+      {{{"classes", {2}}}, "no images"},                                // none in the file
+      {{{"classes", {0, 0}}}, "distinct"},
+      {{{"classes", Json::array()}}, "non-empty"},
+      {{{"class_weights", {1.0, 2.0}}}, "one per class"},
+      {{{"classes", {0, 9}}, {"class_weights", {1.0, -1.0}}}, "class_weights"},
+      {{{"class_weights", std::vector<double>(10, 0.0)}}, "positive sum"},
+      {{{"classes", {9, 0}}, {"class_weights", {0.0, 1.0}}, {"limit", 1}}, "no images"},
+  };
+  for (const auto& [params, mentions] : bad) {
+    expect_config_error([&] { make(params); }, params.dump(), mentions);
+  }
 }
 
 TEST(ImageDataSets, MnistFromDataDirInterleavesDigits) {

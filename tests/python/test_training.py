@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,3 +131,27 @@ def test_ctrl_c_stops_with_a_checkpoint(tmp_path):
     run = uotflow.load_run(run_dir, progress=False)  # resumable where it stopped
     assert 0 < run.current_step < 1_000_000
     run.close()
+
+
+def test_translation_from_a_source_in_memory_maps_given_rows(tmp_path, cli):
+    torch.manual_seed(1)
+    source = torch.randn(1000, 2) * 0.2 + torch.tensor([-2.0, 0.0])
+    data = torch.randn(1000, 2) * 0.2 + torch.tensor([2.0, 0.0])
+    run = uotflow.train(tiny_config(40), data=data, source=source, out=str(tmp_path),
+                        progress=False)
+    assert run.config["source"]["name"] == "in_memory"
+    assert any(r["metric"] == "transport_cost" for r in run.evaluations)
+    x = torch.tensor([[-2.0, 0.1], [-1.8, -0.2], [-2.2, 0.0]], dtype=torch.float64)
+    y = run.map(x, seed=4)
+    assert y.shape == (3, 2) and y.dtype == torch.float32
+    assert torch.equal(y, run.map(x.numpy(), seed=4))  # NumPy arrays too
+    run.close()
+    # A finished run maps them the same way, from Python and from the CLI, without the source.
+    run_dir = str(next(p for p in tmp_path.iterdir() if p.is_dir()))
+    assert torch.equal(y, uotflow.map_run(run_dir, x, seed=4))
+    np.save(tmp_path / "x.npy", x.numpy())
+    cli("sample", "--run", run_dir, "--input", tmp_path / "x.npy", "--seed", 4,
+        "--out", tmp_path / "y.npy")
+    assert torch.equal(y, torch.from_numpy(np.load(tmp_path / "y.npy")))
+    with pytest.raises(ValueError, match="shape"):
+        uotflow.map_run(run_dir, torch.zeros(4, 3))

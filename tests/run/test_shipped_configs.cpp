@@ -76,6 +76,10 @@ TEST(ShippedConfigs, EveryFlowConfigTrainsAFewStepsThroughTrain) {
   EXPECT_EQ(train_every_config_in("flow"), 13);
 }
 
+TEST(ShippedConfigs, EveryTranslationConfigTrainsAFewStepsThroughTrain) {
+  EXPECT_EQ(train_every_config_in("translation"), 6);
+}
+
 TEST(ShippedConfigs, EveryImageConfigDryRunsAndTrainsWhereItsDataIsHere) {
   EXPECT_GE(train_every_config_in("image"), 2);  // the Fashion-MNIST ones at least
 }

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "uotflow/core/config.h"
@@ -33,6 +34,16 @@ class Dataset {
   virtual int64_t dim() const = 0;
   /// Draws n samples. Returns [n, D] float32 (CPU).
   virtual torch::Tensor sample(int64_t n, at::Generator& gen) const = 0;
+  /// The same draw as sample(n, gen) (the same points from the same generator state) with the
+  /// class of each point, [n] int64 in [0, n_classes()), or undefined when the set has no classes.
+  virtual std::pair<torch::Tensor, torch::Tensor> sample_labelled(int64_t n,
+                                                                  at::Generator& gen) const {
+    return {sample(n, gen), torch::Tensor()};
+  }
+  /// Number of classes of a labelled set (0: unlabelled).
+  virtual int64_t n_classes() const {
+    return 0;
+  }
   /// Mode centres [K, D] when the set is a mixture with known centres, else an undefined tensor.
   virtual torch::Tensor centres() const {
     return {};

@@ -28,10 +28,18 @@ class ImageSet : public Dataset {
   ImageSet(torch::Tensor images, torch::Tensor labels, std::vector<int64_t> shape,
            std::vector<std::string> class_names, bool hflip);
 
+  /// Draws class c with probability class_weights[c] / sum (then an image of it uniformly),
+  /// instead of every image alike. One weight >= 0 per class; a ConfigError otherwise.
+  void set_class_weights(const std::vector<double>& class_weights);
+
   int64_t dim() const override;
-  /// n indices uniform with replacement from gen; with hflip each drawn image is then mirrored
-  /// left-right with probability 1/2 (also from gen). Returns [n, C*H*W] float32.
+  /// n indices uniform with replacement from gen (or in the class weights' proportions); with hflip
+  /// each drawn image is then mirrored left-right with probability 1/2 (also from gen). Returns [n,
+  /// C*H*W] float32.
   torch::Tensor sample(int64_t n, at::Generator& gen) const override;
+  /// The same draw with the drawn images' labels (undefined when unlabelled).
+  std::pair<torch::Tensor, torch::Tensor> sample_labelled(int64_t n,
+                                                          at::Generator& gen) const override;
   std::vector<int64_t> image_shape() const override;
   double plot_radius() const override {
     return 1.0;
@@ -39,7 +47,7 @@ class ImageSet : public Dataset {
 
   const torch::Tensor& images() const;  // [N, C*H*W] float32
   const torch::Tensor& labels() const;  // [N] int64, or undefined
-  int64_t n_classes() const;            // class_names().size()
+  int64_t n_classes() const override;   // class_names().size()
   const std::vector<std::string>& class_names() const;
   bool hflip() const;
 
@@ -49,6 +57,7 @@ class ImageSet : public Dataset {
   std::vector<int64_t> shape_;
   std::vector<std::string> class_names_;
   bool hflip_;
+  torch::Tensor draw_weights_;  // [N] float64 when drawn by class weights, else undefined
 };
 
 /// Images as read from files, before scaling to [-1, 1].

@@ -36,6 +36,10 @@ class FeatureEvaluator {
   std::vector<FeatureRecord> evaluate(const torch::Tensor& samples, const torch::Tensor& reference,
                                       uint64_t seed);
 
+  /// The class the built-in classifier gives each of `images` [N, D] ([N] int64, the classes of
+  /// the data set it was trained on), or undefined when the extractor is not a classifier.
+  torch::Tensor classify(const torch::Tensor& images);
+
   /// Fields every record carries: {"extractor": kind, "extractor_sha256": hex}.
   Json provenance() const;
 

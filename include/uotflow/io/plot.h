@@ -22,6 +22,13 @@ struct PlotWindow {
 void save_scatter_png(const std::string& path, const torch::Tensor& data,
                       const torch::Tensor& samples, const PlotWindow& window, int size_px = 512);
 
+/// A map between two point sets: `data` [M, 2] (grey, e.g. the target), the map's inputs [N, 2]
+/// (orange), their images `outputs` [N, 2] (blue, row i the image of row i) and a line from each
+/// of the first `arrows` inputs to its image, in a fixed window, as PNG.
+void save_transport_png(const std::string& path, const torch::Tensor& data,
+                        const torch::Tensor& inputs, const torch::Tensor& outputs,
+                        const PlotWindow& window, int64_t arrows = 64, int size_px = 512);
+
 /// Scatter panels side by side (e.g. the phases of a flow), each as save_scatter_png draws it:
 /// panels[i] [N_i, 2] over the same `data` [M, 2] and window, labels[i] (e.g. "phase 3") in its
 /// top-left corner (no labels: empty). Needs at least one panel.

@@ -28,16 +28,25 @@ namespace uotflow {
 struct Problem {
   int64_t dim = 0;                         ///< D of a sample
   std::vector<int64_t> image_shape;        ///< [C, H, W] when a sample is an image, else empty
-  std::shared_ptr<const Dataset> source;   ///< mu: what a generator maps, or a flow's rho_0
+  std::shared_ptr<const Dataset> source;   ///< mu: what a generator maps, or a flow's rho_0;
+                                           ///< null for a finished run loaded to map given inputs
   std::shared_ptr<const Dataset> target;   ///< nu: the data; null for a flow of a functional and
                                            ///< for a finished run loaded only to sample
   std::shared_ptr<Functional> functional;  ///< a flow's F; null for generative models
+  /// The source is a data set of the user's (the config's "source" is not the Gaussian prior or a
+  /// flow's Gaussian rho_0): runs of a method that maps inputs are then translations, and report
+  /// the map's transport cost and class preservation (run/).
+  bool translation = false;
 
   bool is_image() const {
     return !image_shape.empty();
   }
   /// The Gaussian the run ends at when it is known: the target data's, or the minimiser of F.
   GaussianParams target_gaussian() const;
+  /// Given source points as the run's maps take them: x [n, D], or [n, C, H, W] for images, of
+  /// any real dtype -> [n, D] float32 (CPU). A wrong shape, an empty or a non-finite input is
+  /// a ConfigError naming it.
+  torch::Tensor inputs(const torch::Tensor& x) const;
 };
 
 /// The random streams of a run by name ("data", "noise", "flow", ...), each derived from the run's
@@ -105,6 +114,18 @@ class Method {
     return false;
   }
 
+  /// True when the method maps given source points (transport()): a generator T(x, z), or the
+  /// composed maps of a phased method. Particles and generators of noise do not.
+  virtual bool maps_inputs() const {
+    return false;
+  }
+  /// The images of given source points x [n, D] (on the method's device) under the current map:
+  /// row i of the result [n, D] is the image of row i of x. The map's own noise (the z of
+  /// T(x, z)) is drawn from `gen`; EMA weights when `ema` and has_ema(). For a method that
+  /// maps_inputs(), sample(n, gen, ema) is transport(x, gen, ema) of x drawn from the source with
+  /// `gen` first. Others raise a ConfigError.
+  virtual torch::Tensor transport(const torch::Tensor& x, at::Generator& gen, bool ema);
+
   /// Rows of the method's own checks, added to each evaluation. samples: [N, D] (CPU) as drawn
   /// by the run for this evaluation; `gen` may be drawn from.
   virtual std::vector<EvalRow> evaluate(const torch::Tensor& /*samples*/, at::Generator& /*gen*/) {
@@ -164,12 +185,16 @@ Json default_source_section();
 struct ProblemShape {
   int64_t dim = 0;
   std::vector<int64_t> image_shape;
+  /// false: the source is not built either (a finished run loaded to map given inputs, whose
+  /// source file may be gone).
+  bool with_source = true;
 };
 /// Builds the problem of a resolved config: the source, and the target data set (or the
-/// functional) of its method. `target` replaces the "data" section when given (a data set held in
-/// memory). With `shape` given instead, the data set is not built at all (to sample a finished
-/// run): dim and image_shape come from it.
+/// functional) of its method. `target` replaces the "data" section and `source` the "source"
+/// section when given (data sets held in memory). With `shape` given instead of a target, the
+/// data set is not built at all (to sample a finished run): dim and image_shape come from it.
 Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target = nullptr,
-                     const ProblemShape* shape = nullptr);
+                     const ProblemShape* shape = nullptr,
+                     std::shared_ptr<const Dataset> source = nullptr);
 
 }  // namespace uotflow

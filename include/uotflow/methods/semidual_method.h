@@ -81,6 +81,11 @@ class SemiDualMethod : public Method {
   std::map<std::string, double> step(int64_t step, RandomStreams& streams) override;
   torch::Tensor sample(int64_t n, at::Generator& gen, bool ema) override;
   bool has_ema() const override;
+  bool maps_inputs() const override {
+    return true;
+  }
+  /// T(x, z) with z ~ N(0, I) drawn from `gen`.
+  torch::Tensor transport(const torch::Tensor& x, at::Generator& gen, bool ema) override;
   void save(torch::serialize::OutputArchive& archive) override;
   void load(torch::serialize::InputArchive& archive) override;
   WeightGroups export_weights() override;

@@ -49,6 +49,15 @@ std::vector<std::string> write_seed_pngs(const std::string& run_dir,
                                          int64_t phase, const std::string& out_dir,
                                          bool overwrite = false);
 
+/// `uotflow sample --input`: the images of the points in `input` (.npy [n, D], or [n, C, H, W]
+/// for an image run) under a finished run's map (map_run), in the input's order: to `out` as .npy
+/// [n, D], or, for an image run whose `out` is not an .npy path, one PNG per input row,
+/// OUT/NNNNNN.png (the row index). The inputs are read and every output guarded (OutputGuard)
+/// before the run is loaded; nothing is written when anything fails. Returns the paths written.
+std::vector<std::string> write_mapped_inputs(const std::string& run_dir, const std::string& input,
+                                             uint64_t seed, bool ema, int64_t phase,
+                                             const std::string& out, bool overwrite = false);
+
 /// n samples [n, D] of a registered data set, drawn from `seed` (`uotflow data`).
 torch::Tensor draw_dataset(const std::string& name, const Json& params, int64_t n, uint64_t seed);
 

@@ -41,6 +41,12 @@ TrainResult train(const Json& config, std::shared_ptr<const Dataset> data,
 torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, bool ema,
                          int64_t phase = -1);
 
+/// The images of given source points x [n, D] (or [n, C, H, W] for images) under a finished run's
+/// map (final/ weights, or phase's), row i the image of row i, with the map's noise drawn from
+/// `seed` (Trainer::map on a trained run). Neither the run's data set nor its source is rebuilt.
+/// A wrong shape, non-finite inputs or a method without a map of inputs is a ConfigError.
+torch::Tensor map_run(const std::string& run_dir, const torch::Tensor& x, uint64_t seed, bool ema,
+                      int64_t phase = -1);
 /// One sample per seed from a finished run (as sample_run), each independent of the others: the
 /// sample of seed s is sample_run(run_dir, 1, s, ...).
 struct SeedSamples {

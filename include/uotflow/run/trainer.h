@@ -75,15 +75,23 @@ class Trainer {
  public:
   /// A run of a resolved config (resolve_config); `data` replaces its "data" section when given.
   Trainer(const Json& config, std::shared_ptr<const Dataset> data, const TrainOptions& options);
+  /// The same with the source mu held in memory too (a translation from the program's own data
+  /// set; null: the config's "source" section).
+  Trainer(const Json& config, std::shared_ptr<const Dataset> data,
+          std::shared_ptr<const Dataset> source, const TrainOptions& options);
   /// A run of typed options, in memory unless `options` says where to keep it.
   explicit Trainer(const RunOptions& run, std::shared_ptr<const Dataset> data = nullptr,
                    const TrainOptions& options = TrainOptions::in_memory());
+  Trainer(const RunOptions& run, std::shared_ptr<const Dataset> data,
+          std::shared_ptr<const Dataset> source,
+          const TrainOptions& options = TrainOptions::in_memory());
   /// Continues the run in `run_dir` from its newest verified checkpoint, with its own config
-  /// (a run trained on data held in memory needs the same `data` again). `changes` may set what a
-  /// resume may change, as dotted keys: {"train.steps", 8000} for a longer run.
+  /// (a run trained on data held in memory needs the same `data` and `source` again). `changes`
+  /// may set what a resume may change, as dotted keys: {"train.steps", 8000} for a longer run.
   static Trainer resume(const std::string& run_dir, std::shared_ptr<const Dataset> data = nullptr,
                         TrainOptions options = {},
-                        const std::vector<std::pair<std::string, Json>>& changes = {});
+                        const std::vector<std::pair<std::string, Json>>& changes = {},
+                        std::shared_ptr<const Dataset> source = nullptr);
   ~Trainer();
   Trainer(Trainer&&) noexcept;
   Trainer& operator=(Trainer&&) noexcept;
@@ -100,6 +108,11 @@ class Trainer {
   /// n samples [n, D] (CPU, float32) of the model as it is now, from their own seed: the same
   /// (step, n, seed, ema) gives the same samples. ema: the EMA weights where the method has them.
   torch::Tensor sample(int64_t n, uint64_t seed, bool ema = true);
+  /// The images of given source points under the current map (Method::transport): x [n, D] (or
+  /// [n, C, H, W] for images) -> [n, D] (CPU, float32), row i the image of row i; the map's noise
+  /// from its own seed, so the same (step, x, seed, ema) gives the same output. A wrong shape, or
+  /// a method without a map of inputs, is a ConfigError.
+  torch::Tensor map(const torch::Tensor& x, uint64_t seed, bool ema = true);
   /// An evaluation now (the run's metrics, checks and the method's rows), returned, not recorded.
   std::vector<Json> evaluate();
 
