@@ -10,9 +10,11 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,15 +45,26 @@ CLI::Validator non_empty() {
       "NONEMPTY");
 }
 
-CLI::Validator non_negative_integer() {
+// Digits only, and a value the option's type holds (CLI11 would clamp 2^64 to the largest).
+CLI::Validator non_negative_integer(uint64_t max = std::numeric_limits<uint64_t>::max()) {
   return CLI::Validator(
-      [](std::string& value) {
-        const bool digits = !value.empty() && value.size() <= 20 &&
-                            value.find_first_not_of("0123456789") == std::string::npos;
-        return digits ? std::string() : "'" + value + "' is not an integer >= 0";
+      [max](std::string& value) {
+        const bool digits =
+            !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits) {
+          return "'" + value + "' is not an integer >= 0";
+        }
+        uint64_t parsed = 0;
+        const auto [end, error] =
+            std::from_chars(value.data(), value.data() + value.size(), parsed);
+        if (error != std::errc() || parsed > max) {
+          return "'" + value + "' is out of range (at most " + std::to_string(max) + ")";
+        }
+        return std::string();
       },
       "UINT");
 }
+constexpr auto kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 std::string join_args(int argc, char** argv) {
   std::string out;
@@ -87,9 +100,9 @@ CLI::App* add_train_command(CLI::App& app, const std::string& verb, const std::s
   c->add_option("--name", a.name, "run name (default: method-data)");
   c->add_option("--seed", a.seed, "master seed (random when omitted; recorded)")
       ->check(non_negative_integer());
-  c->add_option("--steps", a.steps, steps_help)->check(non_negative_integer());
+  c->add_option("--steps", a.steps, steps_help)->check(non_negative_integer(kInt64Max));
   c->add_option("--threads", a.threads, "intra-op CPU threads (default 1; at most the cores)")
-      ->check(non_negative_integer());
+      ->check(non_negative_integer(kInt64Max));
   c->add_option("--device", a.device, "cpu | cuda | cuda:N (default cpu)");
   auto* resume = c->add_option("--resume", a.request.resume_dir,
                                "continue this run directory from its newest checkpoint")
@@ -195,7 +208,7 @@ struct SampleArgs {
         ->check(non_negative_integer());
     c->add_flag("--no-ema", no_ema, "use the raw generator instead of its EMA");
     c->add_option("--phase", phase, "sample the model as it was at the end of phase k")
-        ->check(non_negative_integer());
+        ->check(non_negative_integer(kInt64Max));
     return c;
   }
   int run_command() const {

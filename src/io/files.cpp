@@ -16,6 +16,10 @@ namespace uotflow {
 
 namespace {
 
+// NAME.uotflow-tmp.PID: a name no user file has by accident (the run lock removes such files of
+// dead writers).
+constexpr const char* kTempInfix = ".uotflow-tmp.";
+
 std::string errno_text() {
   return std::strerror(errno);
 }
@@ -26,7 +30,7 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   // The temp file lives in the target's folder so that rename() stays on one file system and is
   // atomic; the pid keeps concurrent writers (e.g. two runs sharing a folder) from clobbering each
   // other's temp.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = path + kTempInfix + std::to_string(::getpid());
   std::FILE* file = std::fopen(tmp.c_str(), "wb");
   if (file == nullptr) {
     throw RuntimeError("cannot write file '" + path + "': " + errno_text());

@@ -19,12 +19,13 @@ namespace fs = std::filesystem;
 namespace uotflow {
 namespace {
 
-// Removes NAME.tmp.PID files (write_file_atomic's temps) of other processes. Every writer of a run
+// Removes NAME.uotflow-tmp.PID files (write_file_atomic's temps) of other processes; a user's
+// NAME.tmp.N is not one. Every writer of a run
 // holds its lock, so while we hold it no other writer is active: such files are left by writers
 // that died mid-write. (Asking whether PID is alive would be wrong: PIDs and thread ids are
 // reused.)
 int remove_dead_temp_files(const std::string& run_dir) {
-  static const std::regex kTemp(R"(.+\.tmp\.(\d{1,9}))");
+  static const std::regex kTemp(R"(.+\.uotflow-tmp\.(\d{1,9}))");
   int removed = 0;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(run_dir, ec);

@@ -131,11 +131,15 @@ TEST(RunLock, SecondWriterIsRefusedUntilTheFirstIsDone) {
 TEST(RunLock, RemovesTempFilesOfEarlierWriters) {
   const auto dir = uotflow::testing::fresh_test_dir();
   fs::create_directories(dir / "checkpoints");
-  const auto dead = dir / "checkpoints" / ("step-00000010.ckpt.tmp." + std::to_string(dead_pid()));
-  const auto live = dir / ("config.json.tmp." + std::to_string(::getpid()));
-  const auto pid_reused = dir / "eval.jsonl.tmp.1";  // pid 1 is alive, but not a writer of the run
+  const auto dead =
+      dir / "checkpoints" / ("step-00000010.ckpt.uotflow-tmp." + std::to_string(dead_pid()));
+  const auto live = dir / ("config.json.uotflow-tmp." + std::to_string(::getpid()));
+  // pid 1 is alive, but not a writer of the run
+  const auto pid_reused = dir / "eval.jsonl.uotflow-tmp.1";
   const auto other = dir / "notes.tmp.txt";
-  for (const auto& p : {dead, live, pid_reused, other}) {
+  const auto users = dir / "samples" / "notes.tmp.42";  // a user's file, not a temp of ours
+  fs::create_directories(dir / "samples");
+  for (const auto& p : {dead, live, pid_reused, other, users}) {
     write_file_atomic(p.string(), "x");
   }
   RunLock lock(dir.string());
@@ -144,6 +148,7 @@ TEST(RunLock, RemovesTempFilesOfEarlierWriters) {
   EXPECT_FALSE(fs::exists(pid_reused));
   EXPECT_TRUE(fs::exists(live));
   EXPECT_TRUE(fs::exists(other));
+  EXPECT_TRUE(fs::exists(users));
 }
 
 TEST(RunLock, EnclosingRunDirIsFoundFromInsidePaths) {

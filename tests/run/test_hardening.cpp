@@ -280,8 +280,8 @@ TEST_F(HardeningTest, InputsThatWouldHangAreRefusedUpFront) {
 
 // Inputs that used to lose or alter data without a word: a FIFO or device as --out (a file was
 // renamed over it), a `null` config (trained on the defaults), fid-ref replacing its --out without
-// --overwrite, NaN mode centres (0 modes, exit 0). Each is exit 2 with one line, and nothing is
-// replaced.
+// --overwrite, NaN mode centres (0 modes, exit 0), a --seed or --steps past 2^64 or 2^63 (clamped).
+// Each is exit 2 with one line, and nothing is replaced.
 TEST_F(HardeningTest, InputsThatLostDataSilentlyAreRefused) {
   const auto dir = root_.string();
   const auto run = train(tiny_config(10), options_).run_dir;
@@ -301,6 +301,13 @@ TEST_F(HardeningTest, InputsThatLostDataSilentlyAreRefused) {
       {"eval --metrics modes --centres " + dir + "/nan.npy --mode-std 0.1 --samples " + dir +
            "/a.npy --reference " + dir + "/a.npy",
        "centres hold a value that is not finite"},
+      // Numbers past what the option holds were clamped to the largest one.
+      {"train --dry-run --seed 99999999999999999999 --out " + dir + "/big-runs",
+       "'99999999999999999999' is out of range (at most 18446744073709551615)"},
+      {"train --dry-run --steps 9223372036854775808 --out " + dir + "/big-runs",
+       "'9223372036854775808' is out of range (at most 9223372036854775807)"},
+      {"sample --run " + run + " --phase 9223372036854775808 --out " + dir + "/p.npy",
+       "out of range"},
   };
   expect_refused_within_a_minute(cases);
   EXPECT_TRUE(fs::is_fifo(dir + "/fifo"));
@@ -347,7 +354,8 @@ void kill_and_resume(const fs::path& root, int kills, int64_t steps, uint64_t se
   const auto straight_dir = uotflow::testing::last_line(straight.output);
   uotflow::testing::expect_same_final_weights(straight_dir, run);
   for (const auto& e : fs::recursive_directory_iterator(run)) {
-    EXPECT_FALSE(std::regex_match(e.path().filename().string(), std::regex(R"(.*\.tmp\.\d+)")))
+    EXPECT_FALSE(
+        std::regex_match(e.path().filename().string(), std::regex(R"(.*\.uotflow-tmp\.\d+)")))
         << e.path();
   }
   expect_each_step_once(run);

@@ -100,10 +100,6 @@ class GaussianFlowCheck {
   bool defined() const {
     return start_.mean.defined() && target_.mean.defined();
   }
-  /// The target N(b, A^-1) (float64); undefined when the problem has no Gaussian target.
-  const GaussianFit& target() const {
-    return target_;
-  }
   /// The exact solution at W-time t.
   GaussianFit exact(double w_time) const;
 

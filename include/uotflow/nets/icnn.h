@@ -56,9 +56,6 @@ class Icnn : public PotentialNet {
   /// The start: c = 0, a = 0, q = (1 - s)|x|^2 / 2 (grad psi = identity); the other weights drawn
   /// from gen (U_l >= 0).
   void reset_to_identity(at::Generator& gen);
-  const IcnnOptions& options() const {
-    return options_;
-  }
 
  private:
   torch::Tensor activate(const torch::Tensor& h) const;
