@@ -103,8 +103,9 @@ void RunOutputs::open(const std::string& run_dir, torch::Device device, const Lo
   if (fs::exists(eval_path)) {
     std::istringstream lines(read_file(eval_path.string()));
     for (std::string line; std::getline(lines, line);) {
-      if (!line.empty()) {
-        add_to_curve(Json::parse(line));
+      Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (row.is_object()) {  // a line torn by a kill is not
+        add_to_curve(row);
       }
     }
   }

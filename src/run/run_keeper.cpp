@@ -189,7 +189,8 @@ void RunKeeper::check_matches_run(const CheckpointManifest& manifest, const std:
 }
 
 // Rows of metrics.jsonl and eval.jsonl past the resumed step are from training that the
-// checkpoint does not hold (it will be redone): they are dropped.
+// checkpoint does not hold (it will be redone): they are dropped, and so is a line torn by a kill
+// mid-append (one that is not a JSON object).
 void RunKeeper::trim_rows_after(int64_t step) const {
   for (const char* name : {"metrics.jsonl", "eval.jsonl"}) {
     const auto path = (fs::path(dir_) / name).string();
@@ -200,7 +201,11 @@ void RunKeeper::trim_rows_after(int64_t step) const {
     std::string kept;
     bool dropped = false;
     for (std::string line; std::getline(lines, line);) {
-      if (row_step(line) > step) {
+      if (line.empty()) {
+        continue;
+      }
+      const auto at = row_step(line);
+      if (at > step || at < 0) {
         dropped = true;
       } else if (!line.empty()) {
         kept += line + "\n";

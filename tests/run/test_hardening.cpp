@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <regex>
 
@@ -194,6 +195,23 @@ TEST_F(HardeningTest, RunWithoutCheckpointStartsOver) {
   fs::remove_all(run + "/checkpoints");
   EXPECT_EQ(resume(run, 20).step, 20);
   uotflow::testing::expect_same_final_weights(straight.run_dir, run);
+  expect_each_step_once(run);
+}
+
+// A kill mid-append leaves a torn last line in eval.jsonl or metrics.jsonl: a resume drops it (it
+// used to stop every resume with a parse error) and goes on exactly.
+TEST_F(HardeningTest, TornLastLineOfTheLogsIsDroppedOnResume) {
+  const auto straight = train(tiny_config(30), options_);
+  const auto run = train(tiny_config(20), options_).run_dir;
+  for (const char* file : {"/eval.jsonl", "/metrics.jsonl"}) {
+    std::ofstream(run + file, std::ios::app) << R"({"step": 20, "metric": "sw)";
+  }
+  EXPECT_EQ(resume(run, 30).step, 30);
+  uotflow::testing::expect_same_final_weights(straight.run_dir, run);
+  for (const char* file : {"/eval.jsonl", "/metrics.jsonl"}) {
+    const auto rows = uotflow::testing::read_jsonl(run + file);  // every line parses
+    EXPECT_FALSE(rows.empty()) << file;
+  }
   expect_each_step_once(run);
 }
 
