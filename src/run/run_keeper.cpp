@@ -119,6 +119,7 @@ int64_t RunKeeper::resume(RandomStreams& streams, Method& method, const Json& co
   }
   Checkpoint checkpoint;
   std::string path;
+  std::vector<std::pair<fs::path, std::string>> failed;  // newer than the one that verifies
   for (auto it = found.rbegin(); it != found.rend() && path.empty(); ++it) {
     try {
       checkpoint = read_checkpoint(it->string());
@@ -129,18 +130,24 @@ int64_t RunKeeper::resume(RandomStreams& streams, Method& method, const Json& co
                               "; --resume-from-last-good resumes from the newest checkpoint "
                               "that verifies");
       }
-      const auto aside = it->string() + ".corrupt";
-      fs::rename(*it, aside);
-      const auto skipped = std::string("skipped ") + e.what() + "; kept as " + aside;
-      log(skipped);
-      if (progress != nullptr) {
-        *progress << skipped << "\n";
-      }
+      failed.emplace_back(*it, e.what());
     }
   }
   if (path.empty()) {
+    // Nothing is set aside: the files stay as they were for whoever can mend them.
     throw CheckpointError("no checkpoint of run '" + dir_ + "' verifies (" +
-                          std::to_string(found.size()) + " tried)");
+                          std::to_string(found.size()) +
+                          " tried, all left in place; the newest: " + failed.front().second + ")");
+  }
+  // The newer ones that failed are set aside, so that a later plain resume does not stop at them.
+  for (const auto& [bad, why] : failed) {
+    const auto aside = bad.string() + ".corrupt";
+    fs::rename(bad, aside);
+    const auto skipped = "skipped " + why + "; kept as " + aside;
+    log(skipped);
+    if (progress != nullptr) {
+      *progress << skipped << "\n";
+    }
   }
   const auto method_name = get<std::string>(config, "method");
   check_matches_run(checkpoint.manifest, path, method_name);

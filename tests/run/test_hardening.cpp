@@ -99,6 +99,30 @@ TEST_F(HardeningTest, CorruptCheckpointIsNamedAndLastGoodResumesExactly) {
   expect_each_step_once(run);
 }
 
+// When no checkpoint verifies, --resume-from-last-good sets none aside (it used to rename them all
+// .corrupt, and a plain resume then started from step 0 and dropped the history): it fails, every
+// file stays, and a plain resume still names the newest broken one.
+TEST_F(HardeningTest, LastGoodWithNoGoodCheckpointLeavesThemAll) {
+  const auto run = train(tiny_config(20), options_).run_dir;
+  std::vector<std::pair<std::string, std::string>> broken;
+  for (const int64_t step : {10, 20}) {
+    const auto path = checkpoint(run, step);
+    flip_bit(path, read_file(path).size() / 2);
+    broken.emplace_back(path, read_file(path));
+  }
+  const auto eval_before = read_file(run + "/eval.jsonl");
+  const auto what = config_error([&] { resume(run, 30, /*from_last_good=*/true); });
+  EXPECT_NE(what.find("no checkpoint of run"), std::string::npos) << what;
+  EXPECT_NE(what.find("all left in place"), std::string::npos) << what;
+  for (const auto& [path, bytes] : broken) {
+    EXPECT_EQ(read_file(path), bytes) << path;
+    EXPECT_FALSE(fs::exists(path + ".corrupt")) << path;
+  }
+  const auto plain = config_error([&] { resume(run, 30); });
+  EXPECT_NE(plain.find("failed verification"), std::string::npos) << plain;
+  EXPECT_EQ(read_file(run + "/eval.jsonl"), eval_before);
+}
+
 // Problem 1: another run's checkpoint copied in under a later name is refused.
 TEST_F(HardeningTest, CheckpointOfAnotherRunIsRefused) {
   const auto run = train(tiny_config(20), options_).run_dir;
