@@ -146,8 +146,8 @@ RunData load_run(const std::string& dir) {
   for (const auto& row : run.eval) {
     run_detail::add_eval_row(run.metric_curves, row);
   }
-  static const std::set<std::string> kNotLosses = {"step", "time", "sec_per_step", "lr_g",
-                                                   "lr_d", "lr",   "phase"};
+  static const std::set<std::string> kNotLosses = {"step", "time", "sec_per_step", "steps_averaged",
+                                                   "lr_g", "lr_d", "lr",           "phase"};
   for (const auto& row : run.logged) {
     for (const auto& [key, value] : row.items()) {
       if (!kNotLosses.count(key) && value.is_number()) {

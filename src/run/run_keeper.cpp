@@ -212,6 +212,10 @@ void RunKeeper::trim_rows_after(int64_t step) const {
         continue;
       }
       const auto at = row_step(line);
+      if (at < 0) {
+        log(std::string("dropped a torn line of ") + name +
+            " (a write cut short): " + line.substr(0, 80));
+      }
       if (at > step || at < 0) {
         dropped = true;
       } else if (!line.empty()) {

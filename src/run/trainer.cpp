@@ -157,12 +157,14 @@ struct Trainer::Impl {
       check_finite(values);
       ++step_;
       losses_.add(values);
+      ++steps_averaged_;
       const int64_t phase = phase_ending_at(step_);
       const bool last = step_ == total_steps_;
       if (due(schedule_.log_every()) || last || phase >= 0) {
         write_metrics(losses_.means(), time_.tick(step_), time_.elapsed());
         report_progress(losses_.means());
         losses_.reset();
+        steps_averaged_ = 0;
       }
       if (due(schedule_.checkpoint_every()) || last || phase >= 0) {
         save_checkpoint();
@@ -283,7 +285,11 @@ struct Trainer::Impl {
   }
 
   void write_metrics(const std::map<std::string, double>& losses, double per_step, double elapsed) {
-    Json row{{"step", step_}, {"time", elapsed}, {"sec_per_step", per_step}};
+    // steps_averaged: the steps the means cover, fewer than log_every after a resume between ticks.
+    Json row{{"step", step_},
+             {"time", elapsed},
+             {"sec_per_step", per_step},
+             {"steps_averaged", steps_averaged_}};
     for (const auto& [k, v] : losses) {
       row[k] = v;
     }
@@ -367,6 +373,7 @@ struct Trainer::Impl {
   bool final_written_ = false;
   TimeMeter time_;
   AverageMeter losses_;
+  int64_t steps_averaged_ = 0;  // steps in losses_
   std::vector<Json> metric_rows_;
   std::vector<Json> eval_rows_;
 };

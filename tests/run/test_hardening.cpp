@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <regex>
 
@@ -231,12 +232,33 @@ TEST_F(HardeningTest, TornLastLineOfTheLogsIsDroppedOnResume) {
     std::ofstream(run + file, std::ios::app) << R"({"step": 20, "metric": "sw)";
   }
   EXPECT_EQ(resume(run, 30).step, 30);
+  EXPECT_NE(read_file(run + "/log.txt").find("dropped a torn line of eval.jsonl"),
+            std::string::npos);
   uotflow::testing::expect_same_final_weights(straight.run_dir, run);
   for (const char* file : {"/eval.jsonl", "/metrics.jsonl"}) {
     const auto rows = uotflow::testing::read_jsonl(run + file);  // every line parses
     EXPECT_FALSE(rows.empty()) << file;
   }
   expect_each_step_once(run);
+}
+
+// A run stopped off the log tick (step 7, ticks every 5) resumes with a first row that averages
+// steps 8..10 only: the row says so (it used to look like any 5-step mean).
+TEST_F(HardeningTest, MetricsRowsSayHowManyStepsTheyAverage) {
+  std::string run;
+  {
+    uotflow::Trainer first(tiny_config(20), nullptr, options_);
+    first.step(7);
+    first.checkpoint();
+    run = first.run_dir();
+  }
+  auto again = uotflow::Trainer::resume(run, nullptr, options_);
+  again.run();
+  std::map<int64_t, int64_t> averaged;
+  for (const auto& row : uotflow::testing::read_jsonl(run + "/metrics.jsonl")) {
+    averaged[row["step"].get<int64_t>()] = row["steps_averaged"].get<int64_t>();
+  }
+  EXPECT_EQ(averaged, (std::map<int64_t, int64_t>{{5, 5}, {10, 3}, {15, 5}, {20, 5}}));
 }
 
 // Problem 6: small input errors are one-line errors with exit code 2, and nothing is overwritten.
