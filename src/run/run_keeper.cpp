@@ -218,7 +218,7 @@ void RunKeeper::trim_rows_after(int64_t step) const {
       }
       if (at > step || at < 0) {
         dropped = true;
-      } else if (!line.empty()) {
+      } else {
         kept += line + "\n";
       }
     }

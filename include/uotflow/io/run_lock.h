@@ -13,8 +13,8 @@ namespace uotflow {
 class RunLock {
  public:
   /// Takes the lock, or raises a ConfigError naming the holder's PID. Once held, removes the
-  /// temp files (NAME.uotflow-tmp.PID of another process) that writers which died mid-write left in the
-  /// run directory: every writer holds the lock, so none of them is active.
+  /// temp files (NAME.uotflow-tmp.PID of another process) that writers which died mid-write left in
+  /// the run directory: every writer holds the lock, so none of them is active.
   explicit RunLock(const std::string& run_dir);
   ~RunLock();
   RunLock(const RunLock&) = delete;
