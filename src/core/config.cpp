@@ -187,6 +187,8 @@ void merge_impl(Json& base, const Json& overrides, const std::string& path,
   }
 }
 
+}  // namespace
+
 // {"a": {"b": value}} for "a.b=value" (the value parsed as JSON when it parses).
 Json set_patch(const std::string& assignment) {
   const auto eq = assignment.find('=');
@@ -220,8 +222,6 @@ Json set_patch(const std::string& assignment) {
   }
   return patch;
 }
-
-}  // namespace
 
 void merge_checked(Json& base, const Json& overrides, const std::string& path) {
   merge_impl(base, overrides, path, {});

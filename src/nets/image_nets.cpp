@@ -409,9 +409,8 @@ torch::Tensor SmallConvPotential::forward(const torch::Tensor& y) {
 namespace {
 
 DcganOptions dcgan_options(int64_t dim, const Json& s) {
-  return DcganOptions(infer_image_shape(dim, s))
-      .width(read_or<int64_t>(s, "width", 64))
-      .nz(read_or<int64_t>(s, "nz", 100));
+  DcganOptions d(infer_image_shape(dim, s));
+  return d.width(read_or(s, "width", d.width())).nz(read_or(s, "nz", d.nz()));
 }
 
 NcsnppOptions ncsnpp_options(int64_t dim, const Json& s) {
@@ -437,34 +436,78 @@ SmallConvOptions small_conv_options(int64_t dim, const Json& s) {
       .stddev_group(read_or(s, "stddev_group", d.stddev_group()));
 }
 
+// The keys each image net reads, with its options struct's defaults (image_shape [] = inferred
+// from the data dimension).
+Json dcgan_keys(bool generator) {
+  const DcganOptions d({});
+  Json out{{"image_shape", Json::array()}, {"width", d.width()}};
+  if (generator) {
+    out["nz"] = d.nz();
+  }
+  return out;
+}
+
+Json ncsnpp_keys() {
+  const NcsnppOptions d({});
+  return Json{{"image_shape", Json::array()},
+              {"nf", d.nf()},
+              {"ch_mult", d.ch_mult()},
+              {"num_res_blocks", d.num_res_blocks()},
+              {"attn_resolutions", d.attn_resolutions()},
+              {"dropout", d.dropout()},
+              {"nz", d.nz()},
+              {"z_emb_dim", d.z_emb_dim()},
+              {"n_mlp", d.n_mlp()},
+              {"resblock", d.resblock()},
+              {"progressive_input", d.progressive_input()},
+              {"skip_rescale", d.skip_rescale()},
+              {"centered", d.centered()}};
+}
+
+Json small_conv_keys() {
+  const SmallConvOptions d({});
+  return Json{{"image_shape", Json::array()},
+              {"nf", d.nf()},
+              {"ch_mult", d.ch_mult()},
+              {"stddev_group", d.stddev_group()}};
+}
+
 }  // namespace
 
 void add_image_generators(GeneratorRegistry& registry) {
-  registry.add("dcgan",
-               "U-Net of strided convs with skips, Linear(z) added at 4x4, GroupNorm + SiLU, tanh "
-               "(images)",
-               [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
-                 return std::make_shared<DcganGenerator>(dcgan_options(dim, s));
-               });
-  registry.add("ncsnpp",
-               "NCSN++ U-Net of the UOTM/S-JKO references, z through a mapping network into "
-               "adaptive GroupNorms (images)",
-               [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
-                 return std::make_shared<NcsnppGenerator>(ncsnpp_options(dim, s));
-               });
+  registry.add(
+      "dcgan",
+      "U-Net of strided convs with skips, Linear(z) added at 4x4, GroupNorm + SiLU, tanh "
+      "(images)",
+      [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
+        return std::make_shared<DcganGenerator>(dcgan_options(dim, s));
+      },
+      dcgan_keys(true));
+  registry.add(
+      "ncsnpp",
+      "NCSN++ U-Net of the UOTM/S-JKO references, z through a mapping network into "
+      "adaptive GroupNorms (images)",
+      [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
+        return std::make_shared<NcsnppGenerator>(ncsnpp_options(dim, s));
+      },
+      ncsnpp_keys());
 }
 
 void add_image_potentials(PotentialRegistry& registry) {
-  registry.add("dcgan", "strided 4x4 convs with LeakyReLU(0.2) to 4x4, Linear -> 1 (images)",
-               [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
-                 return std::make_shared<DcganPotential>(dcgan_options(dim, s));
-               });
-  registry.add("small_conv",
-               "the references' small discriminator: residual FIR down-sampling blocks, "
-               "minibatch stddev, spatial sum, Linear -> 1 (images)",
-               [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
-                 return std::make_shared<SmallConvPotential>(small_conv_options(dim, s));
-               });
+  registry.add(
+      "dcgan", "strided 4x4 convs with LeakyReLU(0.2) to 4x4, Linear -> 1 (images)",
+      [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
+        return std::make_shared<DcganPotential>(dcgan_options(dim, s));
+      },
+      dcgan_keys(false));
+  registry.add(
+      "small_conv",
+      "the references' small discriminator: residual FIR down-sampling blocks, "
+      "minibatch stddev, spatial sum, Linear -> 1 (images)",
+      [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
+        return std::make_shared<SmallConvPotential>(small_conv_options(dim, s));
+      },
+      small_conv_keys());
 }
 
 }  // namespace uotflow

@@ -106,25 +106,56 @@ class MlpPotential : public PotentialNet {
   torch::nn::Sequential net_{nullptr};
 };
 
-struct NetShape {
-  int64_t width, depth, nz;
-};
-
-NetShape read_shape(const Json& section, bool generator) {
-  NetShape s{get<int64_t>(section, "width"), get<int64_t>(section, "depth"),
-             generator ? get<int64_t>(section, "nz") : 0};
-  check_positive(section, "width", s.width);
-  check_positive(section, "depth", s.depth);
-  check_positive(section, "nz", s.nz, 0);
-  // A lower bound of the weights (a residual block holds 3 width x width layers) with their
-  // gradients and optimiser states, before any module is built.
-  const double width = static_cast<double>(s.width);
-  check_fits_in_memory("network '" + section.value("net", std::string("?")) + "': width and depth",
-                       4.0 * sizeof(float) * width * (width * static_cast<double>(s.depth) + s.nz));
-  return s;
+template <typename T>
+T value_or(const Json& section, const char* key, T fallback) {
+  return section.contains(key) ? get<T>(section, key) : fallback;
 }
 
+// Keys that earlier versions wrote into every generator / potential section, whatever the net.
+const std::vector<std::string> kLegacyGeneratorKeys = {"width",
+                                                       "depth",
+                                                       "nz",
+                                                       "image_shape",
+                                                       "nf",
+                                                       "ch_mult",
+                                                       "num_res_blocks",
+                                                       "attn_resolutions",
+                                                       "dropout",
+                                                       "z_emb_dim",
+                                                       "n_mlp",
+                                                       "resblock",
+                                                       "progressive_input",
+                                                       "skip_rescale",
+                                                       "centered"};
+const std::vector<std::string> kLegacyPotentialKeys = {"width", "depth",   "image_shape",
+                                                       "nf",    "ch_mult", "stddev_group"};
+
 }  // namespace
+
+ToyNetOptions ToyNetOptions::from_json(const Json& section, bool generator) {
+  ToyNetOptions o;
+  o.width(value_or(section, "width", o.width()))
+      .depth(value_or(section, "depth", o.depth()))
+      .nz(generator ? value_or(section, "nz", o.nz()) : 0);
+  check_positive(section, "width", o.width());
+  check_positive(section, "depth", o.depth());
+  check_positive(section, "nz", o.nz(), 0);
+  // A lower bound of the weights (a residual block holds 3 width x width layers) with their
+  // gradients and optimiser states, before any module is built.
+  const double width = static_cast<double>(o.width());
+  check_fits_in_memory(
+      "network '" + section.value("net", std::string("?")) + "': width and depth",
+      4.0 * sizeof(float) * width * (width * static_cast<double>(o.depth()) + o.nz()));
+  return o;
+}
+
+Json ToyNetOptions::to_json(bool generator) const {
+  Json out{{"width", width()}, {"depth", depth()}};
+  if (generator) {
+    out["nz"] = nz();
+  }
+  return out;
+}
 
 torch::nn::Sequential make_mlp(int64_t in, int64_t width, int64_t depth, int64_t out) {
   torch::nn::Sequential seq;
@@ -165,46 +196,24 @@ torch::Tensor ResNetFCImpl::forward(const torch::Tensor& x) {
   return h;
 }
 
-// The image nets' keys sit beside the toy nets' ones; each net reads only its own (docs/config.md).
-Json default_generator_section() {
-  return Json{{"net", "resnet_fc"},
-              {"width", 128},
-              {"depth", 3},
-              {"nz", 2},
-              {"image_shape", Json::array()},
-              {"nf", 64},
-              {"ch_mult", {1, 2, 2, 2}},
-              {"num_res_blocks", 2},
-              {"attn_resolutions", {16}},
-              {"dropout", 0.0},
-              {"z_emb_dim", 256},
-              {"n_mlp", 3},
-              {"resblock", "biggan"},
-              {"progressive_input", "residual"},
-              {"skip_rescale", true},
-              {"centered", true}};
-}
-
-Json default_potential_section() {
-  return Json{{"net", "resnet_fc"}, {"width", 128},
-              {"depth", 3},         {"image_shape", Json::array()},
-              {"nf", 64},           {"ch_mult", {2, 4, 8, 8}},
-              {"stddev_group", 4}};
-}
-
 GeneratorRegistry& generator_registry() {
   static GeneratorRegistry registry = [] {
     GeneratorRegistry r("generator network");
-    r.add("resnet_fc", "reference toy generator: ResNet_FC(x) + MLP(z) -> Linear, SiLU, Linear",
-          [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
-            auto shape = read_shape(s, true);
-            return std::make_shared<ResNetFCGenerator>(dim, shape.width, shape.depth, shape.nz);
-          });
-    r.add("mlp", "MLP on [x, z] with SiLU activations",
-          [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
-            auto shape = read_shape(s, true);
-            return std::make_shared<MlpGenerator>(dim, shape.width, shape.depth, shape.nz);
-          });
+    const Json toy = ToyNetOptions().to_json(true);
+    r.add(
+        "resnet_fc", "reference toy generator: ResNet_FC(x) + MLP(z) -> Linear, SiLU, Linear",
+        [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
+          const auto o = ToyNetOptions::from_json(s, true);
+          return std::make_shared<ResNetFCGenerator>(dim, o.width(), o.depth(), o.nz());
+        },
+        toy);
+    r.add(
+        "mlp", "MLP on [x, z] with SiLU activations",
+        [](int64_t dim, const Json& s) -> std::shared_ptr<GeneratorNet> {
+          const auto o = ToyNetOptions::from_json(s, true);
+          return std::make_shared<MlpGenerator>(dim, o.width(), o.depth(), o.nz());
+        },
+        toy);
     add_image_generators(r);
     return r;
   }();
@@ -214,26 +223,70 @@ GeneratorRegistry& generator_registry() {
 PotentialRegistry& potential_registry() {
   static PotentialRegistry registry = [] {
     PotentialRegistry r("potential network");
-    r.add("resnet_fc", "reference toy potential: ResNet_FC(y) -> Linear, SiLU, Linear(1)",
-          [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
-            auto shape = read_shape(s, false);
-            return std::make_shared<ResNetFCPotential>(dim, shape.width, shape.depth);
-          });
-    r.add("mlp", "MLP with SiLU activations and a scalar output",
-          [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
-            auto shape = read_shape(s, false);
-            return std::make_shared<MlpPotential>(dim, shape.width, shape.depth);
-          });
-    r.add("icnn",
-          "input-convex net: psi convex in y (U >= 0, celu/softplus, skips from the input, a "
-          "convex quadratic), grad psi = identity at the start",
-          [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
-            return std::make_shared<Icnn>(dim, IcnnOptions::from_json(s));
-          });
+    const Json toy = ToyNetOptions().to_json(false);
+    r.add(
+        "resnet_fc", "reference toy potential: ResNet_FC(y) -> Linear, SiLU, Linear(1)",
+        [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
+          const auto o = ToyNetOptions::from_json(s, false);
+          return std::make_shared<ResNetFCPotential>(dim, o.width(), o.depth());
+        },
+        toy);
+    r.add(
+        "mlp", "MLP with SiLU activations and a scalar output",
+        [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
+          const auto o = ToyNetOptions::from_json(s, false);
+          return std::make_shared<MlpPotential>(dim, o.width(), o.depth());
+        },
+        toy);
+    r.add(
+        "icnn",
+        "input-convex net: psi convex in y (U >= 0, celu/softplus, skips from the input, a "
+        "convex quadratic), grad psi = identity at the start",
+        [](int64_t dim, const Json& s) -> std::shared_ptr<PotentialNet> {
+          return std::make_shared<Icnn>(dim, IcnnOptions::from_json(s));
+        },
+        IcnnOptions().to_json());
     add_image_potentials(r);
     return r;
   }();
   return registry;
+}
+
+Json default_net_section(NetRole role, const std::string& net) {
+  const auto& defaults = role == NetRole::generator ? generator_registry().at(net).defaults
+                                                    : potential_registry().at(net).defaults;
+  Json section{{"net", net}};
+  section.update(defaults);
+  return section;
+}
+
+Json default_generator_section(const std::string& net) {
+  return default_net_section(NetRole::generator, net);
+}
+
+Json default_potential_section(const std::string& net) {
+  return default_net_section(NetRole::potential, net);
+}
+
+std::vector<std::string> drop_keys_of_other_nets(Json& section, NetRole role) {
+  std::vector<std::string> dropped;
+  if (!section.is_object() || !section.contains("net") || !section["net"].is_string()) {
+    return dropped;
+  }
+  const auto net = section["net"].get<std::string>();
+  const bool known = role == NetRole::generator ? generator_registry().contains(net)
+                                                : potential_registry().contains(net);
+  if (!known) {
+    return dropped;
+  }
+  const Json own = default_net_section(role, net);
+  for (const auto& key : role == NetRole::generator ? kLegacyGeneratorKeys : kLegacyPotentialKeys) {
+    if (section.contains(key) && !own.contains(key)) {
+      section.erase(key);
+      dropped.push_back(key);
+    }
+  }
+  return dropped;
 }
 
 std::shared_ptr<GeneratorNet> make_generator(int64_t dim, const Json& section) {

@@ -40,7 +40,13 @@ template <typename R>
 std::vector<std::pair<std::string, std::string>> describe(const R& registry) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [name, entry] : registry.entries()) {
-    out.emplace_back(name, entry.description);
+    std::string text = entry.description;
+    // The config keys the entry reads, with their defaults.
+    std::string keys;
+    for (const auto& [key, value] : entry.defaults.items()) {
+      keys += (keys.empty() ? "" : ", ") + key + " " + value.dump();
+    }
+    out.emplace_back(name, keys.empty() ? text : text + "; keys: " + keys);
   }
   return out;
 }

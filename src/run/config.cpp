@@ -6,6 +6,7 @@
 #include "uotflow/data/dataset.h"
 #include "uotflow/io/run_dir.h"
 #include "uotflow/methods/method.h"
+#include "uotflow/nets/nets.h"
 #include "uotflow/run/options.h"
 
 namespace uotflow {
@@ -19,6 +20,10 @@ const std::vector<std::pair<std::string, std::string>> kRunRenames = {
     {"eval.keep_checkpoints", "train.keep_last"},
     {"eval.n_saved", ""},
 };
+
+// The sections that hold a network, and the role it plays.
+const std::vector<std::pair<std::string, NetRole>> kNetSections = {
+    {"generator", NetRole::generator}, {"potential", NetRole::potential}};
 
 // The run's renames, then every method's.
 std::vector<std::pair<std::string, std::string>> all_renames() {
@@ -147,8 +152,41 @@ std::vector<std::string> migrate_config(Json& config) {
     drop_empty(config, from);
     done.push_back(from + " -> " + (to.empty() ? "(dropped)" : to));
   }
+  for (const auto& [name, role] : kNetSections) {
+    if (config.contains(name)) {
+      for (const auto& key : drop_keys_of_other_nets(config[name], role)) {
+        done.push_back(name + "." + key + " (a key of another net) -> (dropped)");
+      }
+    }
+  }
   return done;
 }
+
+namespace {
+
+// A net section's defaults are those of the net the file and the --set overrides pick (file <
+// --set), so a section names only keys its net reads.
+void select_nets(Json& config, const Json& file, const std::vector<std::string>& sets) {
+  const auto picked = [](const Json& patch, const std::string& name, std::string& net) {
+    if (patch.is_object() && patch.contains(name) && patch[name].is_object() &&
+        patch[name].contains("net") && patch[name]["net"].is_string()) {
+      net = patch[name]["net"].get<std::string>();
+    }
+  };
+  for (const auto& [name, role] : kNetSections) {
+    if (!config.contains(name) || !config[name].is_object() || !config[name].contains("net")) {
+      continue;
+    }
+    std::string net = config[name]["net"].get<std::string>();
+    picked(file, name, net);
+    for (const auto& s : sets) {
+      picked(set_patch(s), name, net);
+    }
+    config[name] = default_net_section(role, net);
+  }
+}
+
+}  // namespace
 
 Json default_config(const std::string& method) {
   const MethodEntry entry = method_registry().create(method);
@@ -192,6 +230,7 @@ Json resolve_config(const Json& file_config, const std::vector<std::string>& set
     }
   }
   Json config = default_config(method);
+  select_nets(config, file, migrated_sets);
   apply_overrides(config, file, migrated_sets, method_flags(flags, method, ""));
   resolve_seed(config);
   return config;

@@ -13,6 +13,10 @@
 #include "uotflow/methods/semidual_method.h"
 #include "uotflow/methods/sjko.h"
 #include "uotflow/methods/swjko.h"
+#include "uotflow/nets/icnn.h"
+#include "uotflow/nets/image_nets.h"
+#include "uotflow/nets/nets.h"
+#include "uotflow/run/config.h"
 #include "uotflow/run/run.h"
 #include "uotflow/run/trainer.h"
 
@@ -180,4 +184,56 @@ TEST_F(TrainerTest, EveryDefaultIsDeclaredOnce) {
   const Json swjko = resolve_config(Json{{"method", "swjko"}, {"seed", 0}}, {}, {});
   EXPECT_EQ(SwjkoOptions::from_json(swjko).to_json(), SwjkoOptions().to_json());
   EXPECT_EQ(swjko["swjko"], SwjkoOptions().to_json()["swjko"]);
+}
+
+// A net section resolves to its own net's defaults, declared by the net's options struct: a net
+// built from the resolved section is the one built from {"net": N} alone (which reads the struct),
+// dcgan gets DcganOptions' 64 channels and nz 100, not resnet_fc's 128 and 2.
+TEST_F(TrainerTest, EveryNetSectionResolvesToItsOwnNetsDefaults) {
+  const std::vector<std::pair<std::string, NetRole>> roles = {{"generator", NetRole::generator},
+                                                              {"potential", NetRole::potential}};
+  for (const auto& [section, role] : roles) {
+    const auto names =
+        role == NetRole::generator ? generator_registry().names() : potential_registry().names();
+    for (const auto& net : names) {
+      SCOPED_TRACE(section + " " + net);
+      const Json in_file =
+          resolve_config(Json{{"method", "uotm"}, {"seed", 0}, {section, {{"net", net}}}}, {}, {});
+      EXPECT_EQ(in_file[section], default_net_section(role, net));
+      const Json by_set =
+          resolve_config(Json{{"method", "uotm"}, {"seed", 0}}, {section + ".net=" + net}, {});
+      EXPECT_EQ(by_set[section], in_file[section]);
+      const int64_t dim = in_file[section].contains("image_shape") ? 28 * 28 : 2;
+      const auto shapes = [&](const Json& s) {
+        std::map<std::string, std::vector<int64_t>> out;
+        const auto tensors = role == NetRole::generator ? named_tensors(*make_generator(dim, s))
+                                                        : named_tensors(*make_potential(dim, s));
+        for (const auto& [name, t] : tensors) {
+          out[name] = t.sizes().vec();
+        }
+        return out;
+      };
+      EXPECT_EQ(shapes(in_file[section]), shapes(Json{{"net", net}}));
+    }
+  }
+  const Json dcgan = default_generator_section("dcgan");
+  EXPECT_EQ(dcgan["width"], DcganOptions({}).width());
+  EXPECT_EQ(dcgan["nz"], DcganOptions({}).nz());
+  EXPECT_EQ(default_potential_section("icnn")["width"], IcnnOptions().width());
+  EXPECT_EQ(default_generator_section(),
+            (Json{{"net", "resnet_fc"}, {"width", 128}, {"depth", 3}, {"nz", 2}}));
+  // A key another net reads is an error in a new config...
+  EXPECT_THROW(resolve_config(Json{{"method", "uotm"}, {"generator", {{"nf", 32}}}}, {}, {}),
+               ConfigError);
+  // ...and dropped from the config of an earlier version, which held every net's keys.
+  Json legacy{{"method", "uotm"},
+              {"seed", 0},
+              {"generator", {{"net", "resnet_fc"}, {"width", 64}, {"nf", 64}, {"centered", true}}},
+              {"potential", {{"net", "small_conv"}, {"width", 128}, {"stddev_group", 2}}}};
+  const Json migrated = resolve_config(legacy, {}, {});
+  EXPECT_EQ(migrated["generator"],
+            (Json{{"net", "resnet_fc"}, {"width", 64}, {"depth", 3}, {"nz", 2}}));
+  EXPECT_FALSE(migrated["potential"].contains("width"));
+  EXPECT_EQ(migrated["potential"]["stddev_group"], 2);
+  EXPECT_EQ(migrate_config(legacy).size(), 3u);
 }

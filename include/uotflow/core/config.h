@@ -28,6 +28,9 @@ Json read_json_file(const std::string& path);
 /// (`train.lr_g`).
 void merge_checked(Json& base, const Json& overrides, const std::string& path = "");
 
+/// {"key": {"path": value}} for `key.path=value` (the value as apply_set reads it).
+Json set_patch(const std::string& assignment);
+
 /// Applies one `key.path=value` override. The value is parsed as JSON when it parses, else taken as
 /// a string.
 void apply_set(Json& config, const std::string& assignment);

@@ -7,15 +7,18 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "uotflow/core/error.h"
 
 namespace uotflow {
 
 /// A registry of factories keyed by the names used in configs. An unknown name raises a ConfigError
-/// that lists the known ones.
+/// that lists the known ones. An entry may declare the config keys its factory reads, with their
+/// defaults (taken from its options struct), so that config resolution can fill them in.
 ///
 ///   Registry<Foo(int)> r("foo");
-///   r.add("bar", "a bar", [](int x) { return Foo(x); });
+///   r.add("bar", "a bar", [](int x) { return Foo(x); }, BarOptions().to_json());
 ///   Foo f = r.create("bar", 3);
 template <typename Signature>
 class Registry;
@@ -27,12 +30,14 @@ class Registry<R(Args...)> {
   struct Entry {
     std::string description;
     Factory factory;
+    nlohmann::json defaults;  ///< the keys the factory reads and their defaults (an object)
   };
 
   explicit Registry(std::string kind) : kind_(std::move(kind)) {}
 
-  void add(const std::string& name, const std::string& description, Factory factory) {
-    entries_[name] = Entry{description, std::move(factory)};
+  void add(const std::string& name, const std::string& description, Factory factory,
+           nlohmann::json defaults = nlohmann::json::object()) {
+    entries_[name] = Entry{description, std::move(factory), std::move(defaults)};
   }
 
   bool contains(const std::string& name) const {

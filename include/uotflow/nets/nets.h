@@ -1,6 +1,7 @@
 // Networks: the generator T(x, z) and the potential v(y), picked by name from the config.
 #pragma once
 
+#include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
@@ -8,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "uotflow/core/config.h"
 #include "uotflow/core/registry.h"
@@ -54,15 +56,36 @@ class ResNetFCImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ResNetFC);
 
-/// Network sections of a config: {"net": "resnet_fc", "width": 128, "depth": 3, "nz": 2}.
-/// depth = residual blocks for resnet_fc, hidden layers for mlp. The potential ignores nz.
-Json default_generator_section();
-Json default_potential_section();
+/// The keys of the toy nets (resnet_fc, mlp).
+struct ToyNetOptions {
+  TORCH_ARG(int64_t, width) = 128;  ///< hidden width
+  TORCH_ARG(int64_t, depth) = 3;    ///< residual blocks (resnet_fc) or hidden layers (mlp)
+  TORCH_ARG(int64_t, nz) = 2;       ///< generator noise dimension (0 = a deterministic map T(x))
+
+ public:  // TORCH_ARG leaves the struct in private access
+  /// Reads a section (absent keys keep their defaults; the potential has no nz) and checks it.
+  static ToyNetOptions from_json(const Json& section, bool generator);
+  Json to_json(bool generator) const;
+};
 
 using GeneratorRegistry = Registry<std::shared_ptr<GeneratorNet>(int64_t dim, const Json& section)>;
 using PotentialRegistry = Registry<std::shared_ptr<PotentialNet>(int64_t dim, const Json& section)>;
 GeneratorRegistry& generator_registry();
 PotentialRegistry& potential_registry();
+
+/// The config sections a network fills: "generator" (T(x, z)) and "potential" (v(y)).
+enum class NetRole { generator, potential };
+
+/// The config section of a net: {"net": net} and every key the net reads with its default, as its
+/// options struct declares it (e.g. resnet_fc: width 128, depth 3, nz 2; dcgan: width 64, nz
+/// 100). An unknown net is a ConfigError listing the known ones.
+Json default_net_section(NetRole role, const std::string& net);
+Json default_generator_section(const std::string& net = "resnet_fc");
+Json default_potential_section(const std::string& net = "resnet_fc");
+
+/// Configs of earlier versions held every net's keys in each section; this drops those that the
+/// section's own net does not read and returns their names (nothing when the net is unknown).
+std::vector<std::string> drop_keys_of_other_nets(Json& section, NetRole role);
 
 /// Builds the nets a section describes for data of dimension `dim`.
 std::shared_ptr<GeneratorNet> make_generator(int64_t dim, const Json& section);
