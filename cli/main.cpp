@@ -366,6 +366,23 @@ struct FidRefArgs {
   }
 };
 
+// The library's messages name its options as the API spells them; the command line's users get the
+// flags that set them.
+std::string in_cli_terms(std::string message) {
+  static const std::vector<std::pair<std::string, std::string>> kFlags = {
+      {"resume_from_last_good", "--resume-from-last-good"},
+      {"(centres and mode_std, or a data set with known modes)",
+       "(--centres FILE --mode-std S, or --data NAME of a data set with known modes)"},
+      {"(outliers and outlier_radius)", "(--outliers FILE --radius R)"}};
+  for (const auto& [api, flag] : kFlags) {
+    for (auto at = message.find(api); at != std::string::npos; at = message.find(api, at)) {
+      message.replace(at, api.size(), flag);
+      at += flag.size();
+    }
+  }
+  return message;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -419,14 +436,14 @@ int main(int argc, char** argv) {
       return fid_args.run_command();
     return print_info();
   } catch (const uotflow::ConfigError& e) {
-    std::cerr << "uotflow: error: " << e.what() << std::endl;
+    std::cerr << "uotflow: error: " << in_cli_terms(e.what()) << std::endl;
     return 2;
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     std::cerr << "uotflow: error: " << what.substr(0, what.find('\n')) << std::endl;
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "uotflow: error: " << e.what() << std::endl;
+    std::cerr << "uotflow: error: " << in_cli_terms(e.what()) << std::endl;
     return 1;
   }
 }

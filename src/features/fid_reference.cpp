@@ -16,13 +16,13 @@ namespace uotflow {
 
 Json make_fid_reference(const FidReferenceRequest& r, std::ostream* progress) {
   if (r.n < 0) {
-    throw ConfigError("--n must be >= 0");
+    throw ConfigError("the number of images n must be >= 0, got " + std::to_string(r.n));
   }
   const auto device = parse_device(r.device);
   auto set = make_dataset(r.data_name, r.data_params);
   const auto* images = dynamic_cast<const ImageSet*>(set.get());
   if (images == nullptr) {
-    throw ConfigError("--data '" + r.data_name + "' is not an image data set");
+    throw ConfigError("data set '" + r.data_name + "' is not an image data set");
   }
   std::string extractor_path = r.extractor;
   if (r.extractor == "classifier") {

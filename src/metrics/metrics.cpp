@@ -174,8 +174,8 @@ void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
   if (is_one_of(name, {"modes", "hq_fraction"})) {
     if (!c.centres.defined() || !(c.mode_std > 0)) {
       fail(
-          "needs mixture centres and a mode std (eval: --centres FILE --mode-std S, or --data "
-          "NAME of a data set with known modes)");
+          "needs mixture centres and a mode std (centres and mode_std, or a data set with known "
+          "modes)");
     }
     require_same_dim(c.centres, dim, name, "centres");
     if (!torch::isfinite(c.centres).all().item<bool>()) {
@@ -184,7 +184,7 @@ void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
   }
   if (name == "outlier_mass") {
     if (!c.outliers.defined() || !(c.outlier_radius > 0)) {
-      fail("needs outlier locations and a radius (eval: --outliers FILE --radius R)");
+      fail("needs outlier locations and a radius (outliers and outlier_radius)");
     }
     require_same_dim(c.outliers, dim, name, "outlier locations");
   }

@@ -127,8 +127,8 @@ int64_t RunKeeper::resume(RandomStreams& streams, Method& method, const Json& co
     } catch (const CheckpointError& e) {
       if (!from_last_good) {
         throw CheckpointError(std::string(e.what()) +
-                              "; --resume-from-last-good resumes from the newest checkpoint "
-                              "that verifies");
+                              "; resuming with resume_from_last_good starts from the newest "
+                              "checkpoint that verifies");
       }
       failed.emplace_back(*it, e.what());
     }

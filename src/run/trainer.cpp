@@ -187,7 +187,8 @@ struct Trainer::Impl {
     }
     if (interrupted_) {
       save_checkpoint();
-      log("interrupted at step " + std::to_string(step_) + "; resume with --resume " + dir());
+      log("interrupted at step " + std::to_string(step_) +
+          "; its checkpoint is saved and the run " + "resumes from " + dir());
     }
     if (keeper_) {
       outputs_.write_final();

@@ -411,7 +411,9 @@ TEST_F(EvalCliTest, BadInputIsOneLineAndExitCode2) {
       {"--samples " + x + " --reference " + garbage, "garbage.npy"},
       {"--samples " + x + " --reference " + (dir_ / "missing.npy").string(), "missing.npy"},
       {"--samples " + x + " --reference " + x + " --metrics sw2,bogus", "bogus"},
-      {"--samples " + x + " --reference " + x + " --metrics modes", "centres"},
+      // The library's "(centres and mode_std, ...)" in the command line's flags.
+      {"--samples " + x + " --reference " + x + " --metrics modes", "(--centres FILE --mode-std S"},
+      {"--samples " + x + " --reference " + x + " --metrics outlier_mass", "(--outliers FILE"},
       {"--samples " + x + " --reference " + x + " --epsilon -1", "epsilon"},
   };
   for (const auto& [args, fragment] : cases) {
