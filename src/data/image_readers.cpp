@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -224,8 +226,51 @@ void limit_listing(FolderListing& listing, int64_t limit) {
   }
 }
 
+// stb_image reads the raster of a binary PNM (P5, P6) without checking that it is all there: a
+// header with a short raster would decode memory that was never written. The raster must hold
+// width x height x channels samples (two bytes each when maxval > 255).
+void check_pnm_raster(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[2] = {0, 0};
+  if (!in.read(magic, 2) || magic[0] != 'P' || (magic[1] != '5' && magic[1] != '6')) {
+    return;  // not a binary PNM: stb_image decides
+  }
+  const std::string bytes =
+      std::string(magic, 2) + std::string(std::istreambuf_iterator<char>(in), {});
+  size_t at = 2;
+  double fields[3] = {0, 0, 0};  // width, height, maxval
+  for (double& field : fields) {
+    while (at < bytes.size() &&
+           (std::isspace(static_cast<unsigned char>(bytes[at])) || bytes[at] == '#')) {
+      if (bytes[at] == '#') {
+        at = std::min(bytes.find('\n', at), bytes.size());
+      } else {
+        ++at;
+      }
+    }
+    const size_t start = at;
+    while (at < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[at])) &&
+           at - start < 12) {
+      field = 10 * field + (bytes[at] - '0');
+      ++at;
+    }
+    if (at == start) {
+      return;  // a malformed header: stb_image says why
+    }
+  }
+  ++at;  // the one whitespace character after maxval
+  const double want = fields[0] * fields[1] * (magic[1] == '6' ? 3 : 1) * (fields[2] > 255 ? 2 : 1);
+  const double have = bytes.size() > at ? static_cast<double>(bytes.size() - at) : 0.0;
+  if (have < want) {
+    fail("image", path,
+         c10::str("holds ", static_cast<uint64_t>(have), " bytes of pixels, its header promises ",
+                  static_cast<uint64_t>(want), " (truncated or corrupt?)"));
+  }
+}
+
 // One image as [channels, size, size] uint8: decoded, shorter side resized to `size`, centre crop.
 torch::Tensor load_image(const std::string& path, int64_t size, int64_t channels) {
+  check_pnm_raster(path);
   int width = 0;
   int height = 0;
   int stored = 0;

@@ -48,6 +48,11 @@ torch::Tensor read_csv(const std::string& path) {
     for (const auto& cell : cells) {
       const auto value = parse_number(trim(cell));
       if (!value) {
+        // A number too large for a double is a bad value, not a header's name.
+        if (out_of_double_range(trim(cell))) {
+          throw ConfigError("data file '" + path + "', line " + std::to_string(line_number) +
+                            ": cell '" + trim(cell) + "' is outside the range of a double");
+        }
         if (first_line) {
           break;  // a header
         }

@@ -29,4 +29,13 @@ inline std::optional<double> parse_number(const std::string& text) {
   return value;
 }
 
+/// True when `text` spells a number outside the range of a double (1e999, -1e999, 1e-999).
+inline bool out_of_double_range(const std::string& text) {
+  const size_t skip = !text.empty() && text[0] == '+' ? 1 : 0;
+  double value = 0.0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data() + skip, end, value);
+  return text.size() > skip && ec == std::errc::result_out_of_range && ptr == end;
+}
+
 }  // namespace uotflow

@@ -33,6 +33,11 @@ std::string iso_time() {
 }
 
 std::string create_run_dir(const std::string& out_root, const std::string& name) {
+  if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
+    throw ConfigError("run name '" + name +
+                      "' may not contain '/': it names one folder under the output folder '" +
+                      out_root + "'");
+  }
   std::error_code ec;
   fs::create_directories(out_root, ec);
   if (ec) {
@@ -53,6 +58,9 @@ std::string create_run_dir(const std::string& out_root, const std::string& name)
     const fs::path dir = fs::path(out_root) / (zero_pad(next, 5) + "-" + name);
     if (fs::create_directory(dir, ec)) {
       return dir.string();
+    }
+    if (ec && ec != std::errc::file_exists) {
+      throw ConfigError("cannot create run directory '" + dir.string() + "': " + ec.message());
     }
   }
   throw RuntimeError("cannot create a run directory under '" + out_root + "'");

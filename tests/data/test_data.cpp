@@ -482,6 +482,12 @@ TEST(DataErrors, MalformedCsvNamesPathLineAndCell) {
                   {ragged, "line 2", "columns"});
   const auto header_only = write_file(".csv", "x,y\n");
   expect_mentions(config_error_message([&] { load_points(header_only); }), {"no data rows"});
+  // A first row with a number too large for a double is a bad row, not a header to drop.
+  const auto huge = write_file(".csv", "1e999,2\n3,4\n");
+  expect_mentions(config_error_message([&] { load_points(huge); }),
+                  {huge, "line 1", "'1e999'", "outside the range of a double"});
+  const auto tiny = write_file(".csv", "1,2\n3,-1e-999\n");
+  expect_mentions(config_error_message([&] { load_points(tiny); }), {tiny, "line 2", "'-1e-999'"});
 }
 
 TEST(DataErrors, NonFiniteAndUnsupportedFiles) {

@@ -348,6 +348,15 @@ TEST(ImageFolder, BadFoldersAndImagesAreConfigErrors) {
   for (int i = 0; i < 40; ++i) {  // enough files for the decoding to run in parallel
     write_png(dir / "many" / (std::to_string(i) + ".png"), grey(i));
   }
+  // A binary PNM whose header promises more pixels than the file holds (stb_image would decode
+  // memory that was never written); the complete one decodes.
+  const auto short_raster =
+      write_bytes(dir / "pnm" / "x.ppm", "P6\n# c\n4 4\n255\n" + std::string(47, 'a'));
+  expect_config_error(
+      [&] { read(dir / "pnm"); }, "short PNM raster",
+      "image '" + short_raster + "': holds 47 bytes of pixels, its header promises 48");
+  write_bytes(dir / "pnm" / "x.ppm", "P6\n# c\n4 4\n255\n" + std::string(48, 'a'));
+  EXPECT_EQ(read_image_folder((dir / "pnm").string(), 4, 3).images.size(0), 1);
   const auto bad = write_bytes(dir / "many" / "17b.png", "GIF89a but not really");
   expect_config_error([&] { read(dir / "many"); }, "garbage among many", "image '" + bad + "'");
   fs::create_directories(dir / "classes" / "a");

@@ -290,6 +290,7 @@ TEST_F(HardeningTest, CommandLineInputErrors) {
       {"sample --run " + run + " --out " + dir + "/existing.npy", "pass --overwrite"},
       {"data --dataset 8gaussians --out " + dir + "/existing.npy", "pass --overwrite"},
       {"flow --resume " + run + " --steps 5", "resume it with uotflow train --resume"},
+      {"train --steps 3 --name a/b --out " + dir + "/runs", "run name 'a/b' may not contain '/'"},
   };
   for (const auto& [args, expect] : cases) {
     const auto r = run_cli(args);
