@@ -432,11 +432,15 @@ ParametrizationRegistry& parametrization_registry() {
 }
 
 Json default_parametrization_section() {
+  const RealNVPOptions flow(0);  // the flow's defaults, declared by its options struct
   return Json{{"name", "realnvp"},
               {"particles", {{"n", 1000}, {"seed", 0}, {"kde_bandwidth", 0.0}}},
               {"grid", {{"size", 50}, {"radius", 3.0}, {"centre", {0.0, 0.0}}}},
               {"generator", {{"width", 100}, {"depth", 3}, {"nz", 0}}},
-              {"realnvp", {{"couplings", 5}, {"width", 100}, {"hidden_layers", 2}}}};
+              {"realnvp",
+               {{"couplings", flow.couplings()},
+                {"width", flow.width()},
+                {"hidden_layers", flow.hidden_layers()}}}};
 }
 
 std::unique_ptr<Parametrization> make_parametrization(const Json& section, const Dataset& source,

@@ -16,6 +16,7 @@
 #include "uotflow/nets/icnn.h"
 #include "uotflow/nets/image_nets.h"
 #include "uotflow/nets/nets.h"
+#include "uotflow/nets/realnvp.h"
 #include "uotflow/run/config.h"
 #include "uotflow/run/run.h"
 #include "uotflow/run/trainer.h"
@@ -184,6 +185,11 @@ TEST_F(TrainerTest, EveryDefaultIsDeclaredOnce) {
   const Json swjko = resolve_config(Json{{"method", "swjko"}, {"seed", 0}}, {}, {});
   EXPECT_EQ(SwjkoOptions::from_json(swjko).to_json(), SwjkoOptions().to_json());
   EXPECT_EQ(swjko["swjko"], SwjkoOptions().to_json()["swjko"]);
+  // The RealNVP parametrization's keys are the flow's options struct's.
+  const RealNVPOptions flow(2);
+  EXPECT_EQ(swjko["parametrization"]["realnvp"], (Json{{"couplings", flow.couplings()},
+                                                       {"width", flow.width()},
+                                                       {"hidden_layers", flow.hidden_layers()}}));
 }
 
 // A net section resolves to its own net's defaults, declared by the net's options struct: a net
