@@ -11,7 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -235,36 +235,38 @@ void check_pnm_raster(const std::string& path) {
   if (!in.read(magic, 2) || magic[0] != 'P' || (magic[1] != '5' && magic[1] != '6')) {
     return;  // not a binary PNM: stb_image decides
   }
-  const std::string bytes =
-      std::string(magic, 2) + std::string(std::istreambuf_iterator<char>(in), {});
-  size_t at = 2;
-  double fields[3] = {0, 0, 0};  // width, height, maxval
+  // The header only: width, height and maxval, each after whitespace or '#' comments.
+  double fields[3] = {0, 0, 0};
   for (double& field : fields) {
-    while (at < bytes.size() &&
-           (std::isspace(static_cast<unsigned char>(bytes[at])) || bytes[at] == '#')) {
-      if (bytes[at] == '#') {
-        at = std::min(bytes.find('\n', at), bytes.size());
-      } else {
-        ++at;
+    int c = in.get();
+    while (std::isspace(c) || c == '#') {
+      if (c == '#') {
+        in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
       }
+      c = in.get();
     }
-    const size_t start = at;
-    while (at < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[at])) &&
-           at - start < 12) {
-      field = 10 * field + (bytes[at] - '0');
-      ++at;
+    int digits = 0;
+    for (; std::isdigit(c) && digits < 12; c = in.get(), ++digits) {
+      field = 10 * field + (c - '0');
     }
-    if (at == start) {
+    if (digits == 0) {
       return;  // a malformed header: stb_image says why
     }
   }
-  ++at;  // the one whitespace character after maxval
+  // The raster starts after the one whitespace character that ended maxval.
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  const auto start = in.tellg();
+  if (ec || start < 0) {
+    return;
+  }
+  const double have = static_cast<double>(size) - static_cast<double>(start);
   const double want = fields[0] * fields[1] * (magic[1] == '6' ? 3 : 1) * (fields[2] > 255 ? 2 : 1);
-  const double have = bytes.size() > at ? static_cast<double>(bytes.size() - at) : 0.0;
   if (have < want) {
     fail("image", path,
-         c10::str("holds ", static_cast<uint64_t>(have), " bytes of pixels, its header promises ",
-                  static_cast<uint64_t>(want), " (truncated or corrupt?)"));
+         c10::str("holds ", static_cast<uint64_t>(std::max(have, 0.0)),
+                  " bytes of pixels, its header promises ", static_cast<uint64_t>(want),
+                  " (truncated or corrupt?)"));
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "nets/section.h"
 #include "uotflow/core/error.h"
 
 namespace uotflow {
@@ -18,20 +19,15 @@ void check(bool ok, const std::string& key, const std::string& requirement) {
   }
 }
 
-template <typename T>
-T value_or(const Json& section, const std::string& key, T fallback) {
-  return section.is_object() && section.contains(key) ? get<T>(section, key) : fallback;
-}
-
 }  // namespace
 
 IcnnOptions IcnnOptions::from_json(const Json& section) {
   IcnnOptions o;
-  o.width(value_or(section, "width", o.width()))
-      .depth(value_or(section, "depth", o.depth()))
-      .activation(value_or(section, "activation", o.activation()))
-      .quadratic(value_or(section, "quadratic", o.quadratic()))
-      .strong_convexity(value_or(section, "strong_convexity", o.strong_convexity()));
+  o.width(read_or(section, "width", o.width()))
+      .depth(read_or(section, "depth", o.depth()))
+      .activation(read_or(section, "activation", o.activation()))
+      .quadratic(read_or(section, "quadratic", o.quadratic()))
+      .strong_convexity(read_or(section, "strong_convexity", o.strong_convexity()));
   check(o.width() >= 1, "width", "must be >= 1");
   check(o.depth() >= 1 && o.depth() <= 64, "depth", "must be in [1, 64]");
   check(o.activation() == "celu" || o.activation() == "softplus", "activation",

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "nets/section.h"
 #include "uotflow/core/error.h"
 
 namespace uotflow {
@@ -29,12 +30,6 @@ std::string shape_text(const std::vector<int64_t>& values) {
   }
   out << "]";
   return out.str();
-}
-
-// A section key, or `fallback` when the section lacks it (type errors still name the key).
-template <typename T>
-T read_or(const Json& section, const std::string& key, T fallback) {
-  return section.contains(key) ? get<T>(section, key) : fallback;
 }
 
 int64_t exact_sqrt(int64_t n) {

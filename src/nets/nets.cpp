@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "nets/section.h"
 #include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/nets/icnn.h"
@@ -106,11 +107,6 @@ class MlpPotential : public PotentialNet {
   torch::nn::Sequential net_{nullptr};
 };
 
-template <typename T>
-T value_or(const Json& section, const char* key, T fallback) {
-  return section.contains(key) ? get<T>(section, key) : fallback;
-}
-
 // Keys that earlier versions wrote into every generator / potential section, whatever the net.
 const std::vector<std::string> kLegacyGeneratorKeys = {"width",
                                                        "depth",
@@ -134,9 +130,9 @@ const std::vector<std::string> kLegacyPotentialKeys = {"width", "depth",   "imag
 
 ToyNetOptions ToyNetOptions::from_json(const Json& section, bool generator) {
   ToyNetOptions o;
-  o.width(value_or(section, "width", o.width()))
-      .depth(value_or(section, "depth", o.depth()))
-      .nz(generator ? value_or(section, "nz", o.nz()) : 0);
+  o.width(read_or(section, "width", o.width()))
+      .depth(read_or(section, "depth", o.depth()))
+      .nz(generator ? read_or(section, "nz", o.nz()) : 0);
   check_positive(section, "width", o.width());
   check_positive(section, "depth", o.depth());
   check_positive(section, "nz", o.nz(), 0);
