@@ -167,20 +167,20 @@ namespace {
 // A net section's defaults are those of the net the file and the --set overrides pick (file <
 // --set), so a section names only keys its net reads.
 void select_nets(Json& config, const Json& file, const std::vector<std::string>& sets) {
-  const auto picked = [](const Json& patch, const std::string& name, std::string& net) {
-    if (patch.is_object() && patch.contains(name) && patch[name].is_object() &&
-        patch[name].contains("net") && patch[name]["net"].is_string()) {
-      net = patch[name]["net"].get<std::string>();
-    }
-  };
+  std::vector<Json> patches = {file};  // in the order they apply
+  for (const auto& s : sets) {
+    patches.push_back(set_patch(s));
+  }
   for (const auto& [name, role] : kNetSections) {
     if (!config.contains(name) || !config[name].is_object() || !config[name].contains("net")) {
       continue;
     }
     std::string net = config[name]["net"].get<std::string>();
-    picked(file, name, net);
-    for (const auto& s : sets) {
-      picked(set_patch(s), name, net);
+    for (const auto& patch : patches) {
+      if (patch.is_object() && patch.contains(name) && patch[name].is_object() &&
+          patch[name].contains("net") && patch[name]["net"].is_string()) {
+        net = patch[name]["net"].get<std::string>();
+      }
     }
     config[name] = default_net_section(role, net);
   }
