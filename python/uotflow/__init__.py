@@ -214,7 +214,8 @@ def train(config=None, data=None, *, source=None, out="runs", name=None, sets=()
 
     config: dict, path of a JSON config, or None (built-in defaults of `method`).
     data: the target data set as a tensor [N, D] (or images [N, C, H, W] in [-1, 1]), or a NumPy
-        array; None uses the config's "data" section. A resume must pass it again.
+        array; None uses the config's "data" section (a flow's: its sw_data term's params.data). A
+        resume must pass it again.
     source: the source data set mu the same way (a translation from your own points); None uses
         the config's "source" section (by default the Gaussian prior).
     out: parent folder of the new run directory (auto-numbered, as the CLI's --out), or None to

@@ -39,12 +39,12 @@ bool asks_for(const std::vector<std::string>& metrics, const std::string& name) 
   return std::find(metrics.begin(), metrics.end(), name) != metrics.end();
 }
 
-// The labelled set the built-in classifier learns from: eval.features.classifier.data, or the
-// run's own data set.
+// The labelled set the built-in classifier learns from when it is not the run's own target:
+// eval.features.classifier.data, or null.
 std::unique_ptr<Dataset> classifier_data(const Json& config) {
   const Json& section = at_path(config, "eval.features.classifier.data");
   if (section.is_null()) {
-    return make_dataset(at_path(config, "data"));
+    return nullptr;
   }
   Json full = default_data_section();
   merge_checked(full, section, "eval.features.classifier.data");
@@ -63,7 +63,9 @@ ClassifierOptions classifier_options(const Json& config, uint64_t seed) {
 }
 
 // Trains the run's classifier, writing RUN/extractor/classifier.{safetensors,json}.
-std::string train_run_classifier(const Json& config, const std::string& run_dir,
+// `target`: the run's target data (as the run holds it: from the config or in memory).
+std::string train_run_classifier(const Json& config, const Dataset& target,
+                                 const std::string& run_dir,
                                  const std::function<void(const std::string&)>& log) {
   const auto dir = fs::path(run_dir) / "extractor";
   fs::create_directories(dir);
@@ -71,10 +73,13 @@ std::string train_run_classifier(const Json& config, const std::string& run_dir,
   if (fs::exists(path)) {
     return path;  // resumed run
   }
-  auto data = classifier_data(config);
-  const auto* images = dynamic_cast<const ImageSet*>(data.get());
+  const auto own = classifier_data(config);
+  const auto* images = dynamic_cast<const ImageSet*>(own ? own.get() : &target);
   if (images == nullptr) {
-    throw ConfigError("eval.features.classifier.data must be an image data set");
+    throw ConfigError(own ? "eval.features.classifier.data must be an image data set"
+                          : "the built-in classifier learns from an image data set with labels, "
+                            "and the run's target is not one; set "
+                            "eval.features.classifier.data");
   }
   const auto options =
       classifier_options(config, derive_seed(get<uint64_t>(config, "seed"), "classifier"));
@@ -117,8 +122,9 @@ void FeatureEvaluator::validate(const Json& config, const Dataset& data) {
     return;
   }
   if (data.image_shape().empty()) {
-    throw ConfigError("eval.features.metrics need an image data set; '" +
-                      get<std::string>(config, "data.name") + "' is not one");
+    throw ConfigError(
+        "eval.features.metrics need an image data set as the target; this run's "
+        "target is not one");
   }
   const auto extractor = get<std::string>(config, "eval.features.extractor");
   const auto reference = get<std::string>(config, "eval.features.reference");
@@ -151,7 +157,7 @@ std::unique_ptr<FeatureEvaluator> FeatureEvaluator::create(
   }
   auto path = get<std::string>(config, "eval.features.extractor");
   if (path == kClassifier) {
-    path = train_run_classifier(config, run_dir, log);
+    path = train_run_classifier(config, data, run_dir, log);
   }
   TorchScriptInput input;
   input.range = get<std::string>(config, "eval.features.input_range");

@@ -103,7 +103,9 @@ void register_blr(FunctionalRegistry& registry) {
   registry.add("blr",
                "Bayesian logistic regression: -log posterior of (w, log alpha) on a tabular set "
                "(data, data_dir, test_fraction, split_seed)",
-               [](const Json& p, int64_t d) { return std::make_unique<LogisticPosterior>(p, d); });
+               [](const Json& p, const FunctionalInputs& in) {
+                 return std::make_unique<LogisticPosterior>(p, in.dim);
+               });
 }
 
 }  // namespace uotflow

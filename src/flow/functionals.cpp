@@ -244,21 +244,25 @@ class Interaction : public Functional {
 };
 
 // (1/2) SW2^2(rho, data): a fresh data batch of the sample's size and fresh directions per call.
+// The data set comes from params.data, or is given in memory.
 class SlicedToData : public Functional {
  public:
-  SlicedToData(const Json& params, int64_t dim) {
+  SlicedToData(const Json& params, const FunctionalInputs& in) {
     check_params(params, {"data", "n_projections"}, "functional 'sw_data'");
-    if (!params.contains("data")) {
+    if (in.data) {
+      data_ = in.data;
+    } else if (!params.contains("data")) {
       throw ConfigError("functional 'sw_data' needs params.data (a data section)");
+    } else {
+      Json section = default_data_section();
+      merge_checked(section, params["data"], "functional.params.data");
+      data_ = make_dataset(section);
     }
-    Json section = default_data_section();
-    merge_checked(section, params["data"], "functional.params.data");
-    data_ = make_dataset(section);
     n_projections_ = functional_param<int64_t>(params, "sw_data", "n_projections", 200);
     if (n_projections_ < 1) {
       throw ConfigError("functional 'sw_data': n_projections must be >= 1");
     }
-    dim_ = agree_dim(dim, data_->dim(), "sw_data");
+    dim_ = agree_dim(in.dim, data_->dim(), "sw_data");
   }
   torch::Tensor value(const FlowBatch& batch) override {
     TORCH_CHECK(batch.gen != nullptr, "sw_data needs a random generator");
@@ -269,6 +273,9 @@ class SlicedToData : public Functional {
   int64_t dim() const override {
     return dim_;
   }
+  std::shared_ptr<const Dataset> data() const override {
+    return data_;
+  }
   std::map<std::string, double> diagnostics(const torch::Tensor& x,
                                             const torch::Tensor& weights) override {
     auto gen = make_stream(0, "sw-data-diagnostics");
@@ -277,7 +284,7 @@ class SlicedToData : public Functional {
   }
 
  private:
-  std::unique_ptr<Dataset> data_;
+  std::shared_ptr<const Dataset> data_;
   int64_t n_projections_ = 200;
   int64_t dim_ = 0;
 };
@@ -285,7 +292,8 @@ class SlicedToData : public Functional {
 // sum_i weight_i F_i.
 class WeightedSum : public Functional {
  public:
-  WeightedSum(const Json& params, int64_t dim) {
+  WeightedSum(const Json& params, const FunctionalInputs& in) {
+    int64_t dim = in.dim;
     check_params(params, {"terms"}, "functional 'sum'");
     if (!params.contains("terms") || !params["terms"].is_array() || params["terms"].empty()) {
       throw ConfigError(
@@ -297,7 +305,10 @@ class WeightedSum : public Functional {
       const auto weight = functional_param<double>(term, "sum", "weight", 1.0);
       Json section{{"name", term.value("name", "")},
                    {"params", term.value("params", Json::object())}};
-      auto f = make_functional(section, dim);
+      auto f = make_functional(section, dim, in.data);
+      if (!data_) {
+        data_ = f->data();
+      }
       dim = agree_dim(dim, f->dim(), section["name"].get<std::string>());
       names_.push_back(section["name"].get<std::string>());
       terms_.emplace_back(weight, std::move(f));
@@ -334,6 +345,9 @@ class WeightedSum : public Functional {
   int64_t dim() const override {
     return dim_;
   }
+  std::shared_ptr<const Dataset> data() const override {
+    return data_;
+  }
   std::map<std::string, double> diagnostics(const torch::Tensor& x,
                                             const torch::Tensor& weights) override {
     std::map<std::string, double> out;
@@ -346,6 +360,7 @@ class WeightedSum : public Functional {
  private:
   std::vector<std::pair<double, std::unique_ptr<Functional>>> terms_;
   std::vector<std::string> names_;
+  std::shared_ptr<const Dataset> data_;  // the first data term's
   int64_t dim_ = 0;
 };
 
@@ -380,29 +395,42 @@ FunctionalRegistry& functional_registry() {
   static FunctionalRegistry registry = [] {
     FunctionalRegistry r("functional");
     r.add("quadratic", "V(x) = (x-b)^T A (x-b)/2 for the Gaussian N(b, A^-1) the params describe",
-          [](const Json& p, int64_t d) { return std::make_unique<Quadratic>(p, d); });
+          [](const Json& p, const FunctionalInputs& in) {
+            return std::make_unique<Quadratic>(p, in.dim);
+          });
     r.add("gmm", "negative log density of a Gaussian mixture (means, std, weights)",
-          [](const Json& p, int64_t d) { return std::make_unique<MixturePotential>(p, d); });
+          [](const Json& p, const FunctionalInputs& in) {
+            return std::make_unique<MixturePotential>(p, in.dim);
+          });
     r.add("entropy", "negative entropy E log rho (needs a parametrization with an estimate)",
-          [](const Json& p, int64_t) {
+          [](const Json& p, const FunctionalInputs&) {
             check_params(p, {}, "functional 'entropy'");
             return std::make_unique<NegativeEntropy>();
           });
     r.add("kl", "KL to exp(-V)/Z: potential params.target + negative entropy",
-          [](const Json& p, int64_t d) { return std::make_unique<KullbackLeibler>(p, d); });
+          [](const Json& p, const FunctionalInputs& in) {
+            return std::make_unique<KullbackLeibler>(p, in.dim);
+          });
     r.add("interaction", "(1/2) E W(x - x'), kernel ring | disk | power (a, b)",
-          [](const Json& p, int64_t d) { return std::make_unique<Interaction>(p, d); });
+          [](const Json& p, const FunctionalInputs& in) {
+            return std::make_unique<Interaction>(p, in.dim);
+          });
     r.add("sw_data", "(1/2) SW2^2 to a data set (params.data, n_projections)",
-          [](const Json& p, int64_t d) { return std::make_unique<SlicedToData>(p, d); });
+          [](const Json& p, const FunctionalInputs& in) {
+            return std::make_unique<SlicedToData>(p, in);
+          });
     r.add("sum", "weighted sum of functionals (params.terms)",
-          [](const Json& p, int64_t d) { return std::make_unique<WeightedSum>(p, d); });
+          [](const Json& p, const FunctionalInputs& in) {
+            return std::make_unique<WeightedSum>(p, in);
+          });
     register_blr(r);
     return r;
   }();
   return registry;
 }
 
-std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim) {
+std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim,
+                                            std::shared_ptr<const Dataset> data) {
   if (!section.is_object() || !section.contains("name") || !section["name"].is_string()) {
     throw ConfigError(
         "a functional section needs a \"name\" (known: " + functional_registry().known() + ")");
@@ -413,7 +441,8 @@ std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim) {
     throw ConfigError("functional '" + section["name"].get<std::string>() +
                       "': params must be an object");
   }
-  return functional_registry().create(section["name"].get<std::string>(), params, dim);
+  return functional_registry().create(section["name"].get<std::string>(), params,
+                                      FunctionalInputs{dim, std::move(data)});
 }
 
 }  // namespace uotflow

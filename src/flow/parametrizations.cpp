@@ -8,6 +8,7 @@
 
 #include "uotflow/core/error.h"
 #include "uotflow/io/archive.h"
+#include "uotflow/nets/image_nets.h"
 #include "uotflow/nets/nets.h"
 #include "uotflow/nets/realnvp.h"
 
@@ -75,6 +76,10 @@ class Particles : public Parametrization {
     if (bandwidth_ < 0) {
       throw ConfigError("parametrization.particles.kde_bandwidth must be >= 0 (0 = Scott's rule)");
     }
+    noise_ = get<double>(section, "particles.noise");
+    if (!(noise_ >= 0.0 && std::isfinite(noise_))) {
+      throw ConfigError("parametrization.particles.noise must be a finite number >= 0");
+    }
     // The initial positions come from a fixed stream, so they are part of the config.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(get<uint64_t>(section, "particles.seed"));
     x_ = source.sample(n, gen).to(device).requires_grad_(true);
@@ -103,6 +108,12 @@ class Particles : public Parametrization {
   }
   bool has_entropy() const override {
     return true;
+  }
+  void diffuse(double step, at::Generator& gen) override {
+    if (noise_ > 0.0) {
+      torch::NoGradGuard no_grad;
+      x_.add_(torch::randn(x_.sizes(), gen).to(x_.device()), std::sqrt(2.0 * noise_ * step));
+    }
   }
   FlowBatch sample(int64_t, at::Generator&) override {
     return FlowBatch{detached_cpu(x_)};
@@ -144,6 +155,7 @@ class Particles : public Parametrization {
   }
   int64_t dim_;
   double bandwidth_ = 0.0;
+  double noise_ = 0.0;  // lambda of the entropy by noise
   torch::Tensor x_, previous_;
 };
 
@@ -252,10 +264,8 @@ class Grid : public Parametrization {
 template <typename Net>
 class NetMeasure : public Parametrization {
  public:
-  NetMeasure(const Dataset& source, const std::string& kind, torch::Device device, Net net,
-             int64_t latent)
-      : dim_(source.dim()), latent_(latent), device_(device), net_(std::move(net)) {
-    const Start start = read_start(source, kind);
+  NetMeasure(int64_t dim, const Start& start, torch::Device device, Net net, int64_t latent)
+      : dim_(dim), latent_(latent), device_(device), net_(std::move(net)) {
     mean_ = start.mean.to(device);
     std_ = start.std;
     net_->to(device);
@@ -337,8 +347,8 @@ class NetMeasure : public Parametrization {
 class GeneratorMeasure : public NetMeasure<torch::nn::Sequential> {
  public:
   GeneratorMeasure(const Json& section, const Dataset& source, torch::Device device)
-      : NetMeasure(source, "generator", device, build(section, source.dim()),
-                   latent_dim(section, source.dim())) {}
+      : NetMeasure(source.dim(), read_start(source, "generator"), device,
+                   build(section, source.dim()), latent_dim(section, source.dim())) {}
   bool has_entropy() const override {
     return false;
   }
@@ -371,7 +381,7 @@ class GeneratorMeasure : public NetMeasure<torch::nn::Sequential> {
 class RealNVPMeasure : public NetMeasure<RealNVP> {
  public:
   RealNVPMeasure(const Json& section, const Dataset& source, torch::Device device)
-      : NetMeasure(source, "realnvp", device,
+      : NetMeasure(source.dim(), read_start(source, "realnvp"), device,
                    RealNVP(RealNVPOptions(source.dim())
                                .couplings(positive(section, "realnvp.couplings"))
                                .width(positive(section, "realnvp.width"))
@@ -401,6 +411,34 @@ class RealNVPMeasure : public NetMeasure<RealNVP> {
   }
 };
 
+// x = G(z), G a DCGAN-style decoder of images (nets/), z ~ N(0, I_nz): rho_0 is the untrained
+// decoder's image of N(0, I) (the source is not used). No entropy.
+class ConvGeneratorMeasure : public NetMeasure<DcganDecoder> {
+ public:
+  ConvGeneratorMeasure(const Json& section, const FlowSpace& space, torch::Device device)
+      : NetMeasure(space.dim, Start{torch::zeros({space.dim}), 1.0}, device,
+                   DcganDecoder(options(section, space)), positive(section, "conv_generator.nz")) {}
+  bool has_entropy() const override {
+    return false;
+  }
+
+ private:
+  static DcganOptions options(const Json& section, const FlowSpace& space) {
+    if (space.image_shape.empty()) {
+      throw ConfigError(
+          "parametrization 'conv_generator' makes images, and this flow's points are not "
+          "images (its functional has no image data set)");
+    }
+    return DcganOptions(space.image_shape)
+        .width(positive(section, "conv_generator.width"))
+        .nz(positive(section, "conv_generator.nz"));
+  }
+  std::pair<torch::Tensor, torch::Tensor> push(DcganDecoder& net, const torch::Tensor& z,
+                                               bool) override {
+    return {net->forward(z), {}};
+  }
+};
+
 }  // namespace
 
 torch::Tensor Parametrization::log_density(const torch::Tensor&) {
@@ -411,20 +449,26 @@ ParametrizationRegistry& parametrization_registry() {
   static ParametrizationRegistry registry = [] {
     ParametrizationRegistry r("parametrization");
     r.add("particles", "N particles moved by SGD; entropy by a Gaussian KDE plug-in",
-          [](const Json& s, const Dataset& source, torch::Device dev) {
+          [](const Json& s, const Dataset& source, const FlowSpace&, torch::Device dev) {
             return std::make_unique<Particles>(s, source, dev);
           });
     r.add("grid", "weights on a 2-D grid, mirror descent on the simplex; exact grid entropy",
-          [](const Json& s, const Dataset& source, torch::Device dev) {
+          [](const Json& s, const Dataset& source, const FlowSpace&, torch::Device dev) {
             return std::make_unique<Grid>(s, source, dev);
           });
     r.add("generator", "MLP generator x = g(z); no entropy",
-          [](const Json& s, const Dataset& source, torch::Device dev) {
+          [](const Json& s, const Dataset& source, const FlowSpace&, torch::Device dev) {
             return std::make_unique<GeneratorMeasure>(s, source, dev);
           });
     r.add("realnvp", "RealNVP normalizing flow; exact log-density and entropy",
-          [](const Json& s, const Dataset& source, torch::Device dev) {
+          [](const Json& s, const Dataset& source, const FlowSpace&, torch::Device dev) {
             return std::make_unique<RealNVPMeasure>(s, source, dev);
+          });
+    r.add("conv_generator",
+          "DCGAN-style convolutional decoder x = G(z) of images (ambient image flows); no "
+          "entropy",
+          [](const Json& s, const Dataset&, const FlowSpace& space, torch::Device dev) {
+            return std::make_unique<ConvGeneratorMeasure>(s, space, dev);
           });
     return r;
   }();
@@ -434,9 +478,10 @@ ParametrizationRegistry& parametrization_registry() {
 Json default_parametrization_section() {
   const RealNVPOptions flow(0);  // the flow's defaults, declared by its options struct
   return Json{{"name", "realnvp"},
-              {"particles", {{"n", 1000}, {"seed", 0}, {"kde_bandwidth", 0.0}}},
+              {"particles", {{"n", 1000}, {"seed", 0}, {"kde_bandwidth", 0.0}, {"noise", 0.0}}},
               {"grid", {{"size", 50}, {"radius", 3.0}, {"centre", {0.0, 0.0}}}},
               {"generator", {{"width", 100}, {"depth", 3}, {"nz", 0}}},
+              {"conv_generator", {{"width", 32}, {"nz", 32}}},
               {"realnvp",
                {{"couplings", flow.couplings()},
                 {"width", flow.width()},
@@ -444,9 +489,10 @@ Json default_parametrization_section() {
 }
 
 std::unique_ptr<Parametrization> make_parametrization(const Json& section, const Dataset& source,
-                                                      torch::Device device) {
+                                                      torch::Device device,
+                                                      const std::vector<int64_t>& image_shape) {
   return parametrization_registry().create(get<std::string>(section, "name"), section, source,
-                                           device);
+                                           FlowSpace{source.dim(), image_shape}, device);
 }
 
 torch::Tensor project_to_simplex(const torch::Tensor& v) {

@@ -4,19 +4,37 @@
 
 #include "uotflow/core/error.h"
 #include "uotflow/core/rng.h"
+#include "uotflow/data/tensor_dataset.h"
 #include "uotflow/io/run_dir.h"
+#include "uotflow/methods/autoencoder.h"
 #include "uotflow/methods/method.h"
 
 namespace uotflow {
 
 GaussianParams Problem::target_gaussian() const {
-  if (target) {
-    return target->gaussian();
-  }
+  // A flow's data term (sw_data) is not the minimiser of F when other terms are summed with it.
   if (functional) {
     return functional->gaussian_target();
   }
-  return {};
+  return target ? target->gaussian() : GaussianParams{};
+}
+
+Problem Problem::data_space() const {
+  if (!latent) {
+    return *this;
+  }
+  Problem out = *this;
+  out.dim = latent->data_dim();
+  out.image_shape = latent->image_shape();
+  out.target = data_target;
+  out.functional = nullptr;
+  out.latent = nullptr;
+  out.data_target = nullptr;
+  return out;
+}
+
+torch::Tensor Problem::to_data_space(const torch::Tensor& x) const {
+  return latent ? latent->decode(x) : x;
 }
 
 torch::Tensor Problem::inputs(const torch::Tensor& x) const {
@@ -108,24 +126,70 @@ Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target,
   const auto method = get<std::string>(config, "method");
   const MethodEntry entry = method_registry().create(method);
   Problem problem;
+  if (config.contains("latent") && !get<std::string>(config, "latent.run").empty()) {
+    problem.latent = LatentSpace::load(get<std::string>(config, "latent.run"),
+                                       get<std::string>(config, "latent.sha256"));
+  }
+  // In a latent space the method sees the codes of the data set; a finished run loaded to sample
+  // (shape given) needs neither.
+  auto encoded = [&](std::shared_ptr<const Dataset> images) -> std::shared_ptr<const Dataset> {
+    problem.data_target = images;
+    return problem.latent->encode_dataset(*images);
+  };
   if (entry.target_is_data) {
     if (target) {
       problem.target = std::move(target);
     } else if (shape == nullptr) {
       problem.target = make_dataset(at_path(config, "data"));
     }
-    problem.dim = problem.target ? problem.target->dim() : shape->dim;
-    problem.image_shape = problem.target ? problem.target->image_shape() : shape->image_shape;
+    if (problem.latent) {
+      problem.target = problem.target ? encoded(problem.target) : nullptr;
+      problem.dim = problem.latent->dim();
+    } else {
+      problem.dim = problem.target ? problem.target->dim() : shape->dim;
+      problem.image_shape = problem.target ? problem.target->image_shape() : shape->image_shape;
+    }
   } else {
     const auto requested = get<int64_t>(config, "dim");
     if (requested < 0) {
       throw ConfigError("config key 'dim' must be >= 0 (0 = the functional's own)");
     }
-    problem.functional = make_functional(at_path(config, "functional"), requested);
+    const auto name = get<std::string>(config, "functional.name");
+    const Json& section = at_path(config, "functional");
+    if (problem.latent && shape != nullptr) {
+      // Sampling a finished latent flow: its data term is not evaluated; one zero code stands in.
+      problem.functional = make_functional(
+          section, requested,
+          std::make_shared<TensorDataset>(torch::zeros({1, problem.latent->dim()})));
+    } else {
+      problem.functional = make_functional(section, problem.latent ? 0 : requested, target);
+      if (problem.latent) {
+        const auto images = problem.functional->data();
+        if (!images) {
+          throw ConfigError("latent.run: functional '" + name +
+                            "' has no data set to encode (a flow in a latent space goes towards "
+                            "data: functional 'sw_data')");
+        }
+        problem.functional = make_functional(section, requested, encoded(images));
+      }
+    }
     problem.dim = requested != 0 ? requested : problem.functional->dim();
     if (problem.dim == 0) {
-      throw ConfigError("functional '" + get<std::string>(config, "functional.name") +
-                        "' does not fix a dimension; set 'dim'");
+      throw ConfigError("functional '" + name + "' does not fix a dimension; set 'dim'");
+    }
+    // A flow towards a data set (sw_data): the run evaluates and draws it as a generative model.
+    problem.target = problem.functional->data();
+    if (target && !problem.target) {
+      throw ConfigError("functional '" + name +
+                        "' compares with no data set, so the data given has no use (a flow "
+                        "towards data uses functional 'sw_data')");
+    }
+    if (problem.latent) {
+      problem.target = problem.data_target ? problem.target : nullptr;
+    } else if (shape != nullptr) {
+      problem.image_shape = shape->image_shape;
+    } else if (problem.target) {
+      problem.image_shape = problem.target->image_shape();
     }
   }
   problem.translation = source != nullptr || get<std::string>(config, "source.name") != "gaussian";

@@ -1,5 +1,6 @@
 // The method registry, owned by the methods layer: one registration line per method. Programs
 // and tests may add their own with method_registry().add(...).
+#include "uotflow/methods/autoencoder.h"
 #include "uotflow/methods/jko_icnn.h"
 #include "uotflow/methods/method.h"
 #include "uotflow/methods/sjko.h"
@@ -15,6 +16,7 @@ MethodRegistry& method_registry() {
     register_sjko(r);
     register_swjko(r);
     register_jko_icnn(r);
+    register_autoencoder(r);
     return r;
   }();
   return registry;

@@ -41,7 +41,7 @@ class Swjko : public Method {
         clock_{JkoDistance::kSW2, ctx.problem.dim},
         check_(ctx.problem),
         rho_(make_parametrization(at_path(ctx.config, "parametrization"), source_of(ctx.problem),
-                                  ctx.device)) {
+                                  ctx.device, ctx.problem.image_shape)) {
     if (functional_->needs_entropy() && !rho_->has_entropy()) {
       throw ConfigError("functional '" + get<std::string>(ctx.config, "functional.name") +
                         "' needs an entropy estimate, which parametrization '" +
@@ -93,6 +93,7 @@ class Swjko : public Method {
     }
     optimizer_->step();
     rho_->project();
+    rho_->diffuse(lr_of(k), gen);
     return {{"objective", value},
             {"sw2_previous", sw.item<double>()},
             {"functional", f.item<double>()}};
@@ -221,6 +222,9 @@ Json swjko_defaults() {
   Json defaults = SwjkoOptions().to_json();
   defaults.merge_patch(functional_flow_defaults());
   defaults["parametrization"] = default_parametrization_section();
+  // A finished autoencoder run whose latent space the flow works in ("" = the data space), and
+  // the checksum of its weights, recorded when the run starts.
+  defaults["latent"] = {{"run", ""}, {"sha256", ""}};
   return defaults;
 }
 

@@ -324,6 +324,75 @@ torch::Tensor DcganGenerator::forward(const torch::Tensor& x, const torch::Tenso
   return frame_.to_flat(torch::tanh(output_->forward(h)));
 }
 
+DcganEncoderImpl::DcganEncoderImpl(DcganOptions options_)
+    : options(checked_dcgan(std::move(options_), true)),
+      frame_(options.image_shape(), dcgan_working_size(options.image_shape())) {
+  check_net_option(options.nz() >= 1, "dcgan encoder", "nz", "must be >= 1");
+  reset();
+}
+
+void DcganEncoderImpl::reset() {
+  const int64_t levels = dcgan_levels(options.image_shape());
+  const int64_t width = options.width();
+  convs_.clear();
+  norms_.clear();
+  auto add = [&](torch::nn::Conv2d conv, int64_t channels) {
+    const auto name = std::to_string(convs_.size());
+    convs_.push_back(register_module("conv" + name, conv));
+    norms_.push_back(register_module("norm" + name, group_norm(channels)));
+  };
+  add(torch::nn::Conv2d(torch::nn::Conv2dOptions(frame_.channels(), width, 3).padding(1)), width);
+  for (int64_t l = 1; l <= levels; ++l) {
+    add(strided_conv4(width << (l - 1), width << l), width << l);
+  }
+  output_ = register_module("output", torch::nn::Linear(16 * (width << levels), options.nz()));
+}
+
+torch::Tensor DcganEncoderImpl::forward(const torch::Tensor& x) {
+  auto h = frame_.to_image(x);
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    h = norm_silu(norms_[i], convs_[i]->forward(h));
+  }
+  return output_->forward(h.flatten(1));
+}
+
+DcganDecoderImpl::DcganDecoderImpl(DcganOptions options_)
+    : options(checked_dcgan(std::move(options_), true)),
+      frame_(options.image_shape(), dcgan_working_size(options.image_shape())) {
+  check_net_option(options.nz() >= 1, "dcgan decoder", "nz", "must be >= 1");
+  reset();
+}
+
+void DcganDecoderImpl::reset() {
+  const int64_t levels = dcgan_levels(options.image_shape());
+  const int64_t width = options.width();
+  convs_.clear();
+  norms_.clear();
+  input_ = register_module("input", torch::nn::Linear(options.nz(), 16 * (width << levels)));
+  input_norm_ = register_module("input_norm", group_norm(width << levels));
+  for (int64_t l = levels; l >= 1; --l) {
+    const auto name = std::to_string(convs_.size());
+    convs_.push_back(register_module(
+        "conv" + name, torch::nn::ConvTranspose2d(
+                           torch::nn::ConvTranspose2dOptions(width << l, width << (l - 1), 4)
+                               .stride(2)
+                               .padding(1))));
+    norms_.push_back(register_module("norm" + name, group_norm(width << (l - 1))));
+  }
+  output_ = register_module(
+      "output",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(width, frame_.channels(), 3).padding(1)));
+}
+
+torch::Tensor DcganDecoderImpl::forward(const torch::Tensor& z) {
+  const int64_t top = options.width() << dcgan_levels(options.image_shape());
+  auto h = norm_silu(input_norm_, input_->forward(z).view({z.size(0), top, 4, 4}));
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    h = norm_silu(norms_[i], convs_[i]->forward(h));
+  }
+  return frame_.to_flat(torch::tanh(output_->forward(h)));
+}
+
 DcganPotential::DcganPotential(DcganOptions options_)
     : options(checked_dcgan(std::move(options_), false)),
       frame_(options.image_shape(), dcgan_working_size(options.image_shape())) {

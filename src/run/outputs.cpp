@@ -49,7 +49,8 @@ double fitted_kl(const torch::Tensor& samples, const GaussianFit& exact) {
 RunOutputs::RunOutputs(const Json& config, const Problem& problem, Method& method,
                        std::vector<Phase> phases)
     : config_(config),
-      problem_(problem),
+      own_problem_(problem),
+      problem_(problem.data_space()),
       method_(method),
       phases_(std::move(phases)),
       seed_(get<uint64_t>(config, "seed")),
@@ -134,11 +135,13 @@ bool RunOutputs::maps_source_points() const {
 RunOutputs::Draw RunOutputs::draw(int64_t n, at::Generator& gen, bool ema) {
   Draw drawn;
   if (!maps_source_points()) {
-    drawn.samples = method_.sample(n, gen, ema).cpu().to(torch::kFloat32);
+    drawn.own = method_.sample(n, gen, ema).cpu().to(torch::kFloat32);
+    drawn.samples = own_problem_.to_data_space(drawn.own);
     return drawn;
   }
   std::tie(drawn.inputs, drawn.input_labels) = problem_.source->sample_labelled(n, gen);
   drawn.samples = method_.transport(drawn.inputs, gen, ema).cpu().to(torch::kFloat32);
+  drawn.own = drawn.samples;
   return drawn;
 }
 
@@ -258,7 +261,7 @@ RunOutputs::Evaluation RunOutputs::evaluate(int64_t step, int64_t phase, bool re
       add_class_preservation(drawn, finite, write_row);
     }
   }
-  for (const auto& row : method_.evaluate(samples, gen)) {
+  for (const auto& row : method_.evaluate(drawn.own, gen)) {
     write_row(row.metric, row.value, row.extra);
   }
   if (record) {

@@ -23,7 +23,8 @@ class RunOutputs {
  public:
   using Log = std::function<void(const std::string&)>;
 
-  /// Checks the eval settings against the problem (ConfigError) before anything is written.
+  /// Checks the eval settings against the problem (ConfigError) before anything is written. The
+  /// outputs are in the problem's data space (a latent problem's samples are decoded).
   RunOutputs(const Json& config, const Problem& problem, Method& method, std::vector<Phase> phases);
 
   /// Binds the outputs to a run directory (made or resumed): sets up feature metrics and reads
@@ -61,7 +62,8 @@ class RunOutputs {
   struct Draw {
     torch::Tensor inputs;
     torch::Tensor input_labels;
-    torch::Tensor samples;
+    torch::Tensor samples;  ///< in the data space
+    torch::Tensor own;      ///< as the method drew them (in a latent space: the codes)
   };
   Draw draw(int64_t n, at::Generator& gen, bool ema);
   /// A translation's class preservation row, when the classes of inputs and images are known.
@@ -78,7 +80,8 @@ class RunOutputs {
   void plot_curves() const;
 
   Json config_;
-  const Problem& problem_;
+  const Problem& own_problem_;  // the method's
+  Problem problem_;             // its data space, which the outputs show
   Method& method_;
   std::vector<Phase> phases_;
   uint64_t seed_;

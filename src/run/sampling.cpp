@@ -94,7 +94,7 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
   }
   auto run = load_trained_run(run_dir, phase);
   auto gen = make_stream(seed, "sample");
-  return run.method->sample(n, gen, ema).cpu();
+  return run.problem.to_data_space(run.method->sample(n, gen, ema).cpu());
 }
 
 torch::Tensor map_run(const std::string& run_dir, const torch::Tensor& x, uint64_t seed, bool ema,
@@ -120,9 +120,9 @@ SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint6
   for (const auto seed : seeds) {
     // One draw per seed, so a seed's image does not depend on the other seeds asked for.
     auto gen = make_stream(seed, "sample");
-    rows.push_back(run.method->sample(1, gen, ema).cpu());
+    rows.push_back(run.problem.to_data_space(run.method->sample(1, gen, ema).cpu()));
   }
-  return {torch::cat(rows), run.problem.image_shape};
+  return {torch::cat(rows), run.problem.data_space().image_shape};
 }
 
 }  // namespace uotflow

@@ -18,6 +18,7 @@
 #include "uotflow/core/meters.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/io/run_dir.h"
+#include "uotflow/methods/autoencoder.h"
 #include "uotflow/run/config.h"
 
 namespace fs = std::filesystem;
@@ -70,6 +71,12 @@ struct Trainer::Impl {
         phases_(method_->phases()),
         streams_(seed_),
         outputs_(config_, problem_, *method_, phases_) {
+    if (problem_.latent) {
+      // The autoencoder run this one uses, by absolute path and with its weights' checksum:
+      // checked again on resume and when sampling.
+      config_["latent"]["run"] = problem_.latent->run_dir();
+      config_["latent"]["sha256"] = problem_.latent->sha256();
+    }
     total_steps_ = schedule_.steps();
     if (!phases_.empty()) {
       // A phased method fixes the run's length; train.steps may only repeat it.
@@ -96,15 +103,20 @@ struct Trainer::Impl {
     }
   }
 
+  // The shape of the run's samples as its files hold them (in the data space), for config.json.
+  Json data_shape() const {
+    const auto space = problem_.data_space();
+    return Json{{"dim", space.dim}, {"image_shape", space.image_shape}};
+  }
+
   // Makes or resumes the run directory; every failure from here on is in its log.txt too.
   void open_run_dir() {
     if (options_.resume_dir.empty()) {
-      keeper_ = run_detail::RunKeeper::create(
-          options_.out_root, run_name(), config_,
-          Json{{"device", device_.str()},
-               {"command_line", options_.command_line},
-               {"steps", total_steps_},
-               {"problem", {{"dim", problem_.dim}, {"image_shape", problem_.image_shape}}}});
+      keeper_ = run_detail::RunKeeper::create(options_.out_root, run_name(), config_,
+                                              Json{{"device", device_.str()},
+                                                   {"command_line", options_.command_line},
+                                                   {"steps", total_steps_},
+                                                   {"problem", data_shape()}});
       logged([&] {
         outputs_.open(keeper_->dir(), device_, logger());
         outputs_.write_target();
@@ -433,7 +445,7 @@ torch::Tensor Trainer::sample(int64_t n, uint64_t seed, bool ema) {
     throw ConfigError("sample: n must be > 0, got " + std::to_string(n));
   }
   auto gen = make_stream(seed, "sample");
-  return impl_->method_->sample(n, gen, ema).cpu();
+  return impl_->problem_.to_data_space(impl_->method_->sample(n, gen, ema).cpu());
 }
 
 torch::Tensor Trainer::map(const torch::Tensor& x, uint64_t seed, bool ema) {

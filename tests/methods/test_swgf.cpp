@@ -13,8 +13,10 @@
 #include "cli_runner.h"
 #include "run_checks.h"
 #include "uotflow/core/error.h"
+#include "uotflow/data/tensor_dataset.h"
 #include "uotflow/io/npy.h"
 #include "uotflow/run/run.h"
+#include "uotflow/run/trainer.h"
 #include "uotflow_build_info.h"
 
 namespace fs = std::filesystem;
@@ -182,6 +184,85 @@ TEST(SwgfRun, ResumedFlowEqualsOneRunInOneGoForEveryParametrization) {
       }
     }
   }
+}
+
+// A flow towards a data set held in memory (sw_data without params.data): the particles reach it,
+// and the run's metrics compare with it as with a generative model's data.
+TEST(SwgfRun, FlowTowardsADataSetInMemoryReachesIt) {
+  torch::manual_seed(0);
+  const auto target = torch::randn({2000, 2}) * 0.2 + torch::tensor({3.0f, -1.0f});
+  const auto config = resolve_config(
+      Json{{"method", "swjko"},
+           {"seed", 3},
+           {"functional", {{"name", "sw_data"}, {"params", {{"n_projections", 50}}}}},
+           {"parametrization", {{"name", "particles"}, {"particles", {{"n", 300}}}}},
+           {"swjko",
+            {{"n_phases", 6},
+             {"jko_step_size", 2.0},
+             {"iterations", 50},
+             {"n_projections", 50},
+             {"lr", 1.0},
+             {"init_lr", 1.0}}},
+           {"eval", {{"n", 500}, {"metrics", {"sw2", "mean_error"}}}}},
+      {}, {});
+  Trainer trainer(config, std::make_shared<TensorDataset>(target), TrainOptions::in_memory());
+  trainer.run();
+  const auto x = trainer.sample(300, 0);
+  EXPECT_LT((x.mean(0) - torch::tensor({3.0f, -1.0f})).norm().item<double>(), 0.1);
+  EXPECT_NEAR(x.std(0).mean().item<double>(), 0.2, 0.05);
+  std::map<std::string, int> rows;
+  for (const auto& row : trainer.evaluations()) {
+    rows[row["metric"].get<std::string>()] += 1;
+  }
+  EXPECT_EQ(rows["sw2"], 7) << "at the start and after each JKO step";
+  EXPECT_EQ(rows["mean_error"], 7);
+  // A functional without a data term has no use for the data.
+  auto kl = flow_config("swgf_ou_d2.json");
+  expect_config_error(
+      [&] { Trainer(kl, std::make_shared<TensorDataset>(target), TrainOptions::in_memory()); },
+      "kl with data", "no data set");
+  // And sw_data without either is named.
+  expect_config_error([&] { Trainer(config, nullptr, TrainOptions::in_memory()); },
+                      "sw_data without data", "params.data");
+}
+
+// Entropy by noise (SWF's): particles stepping along -grad V for V = |x|^2 / 2 with noise
+// sqrt(2 lambda lr) N(0, I) are the Euler-Maruyama chain of dx = -x dt + sqrt(2 lambda) dW, whose
+// stationary variance at step lr is 2 lambda / (2 - lr) (the continuous flow's: lambda).
+// Without noise the particles collapse to the minimiser.
+TEST(SwgfRun, ParticlesWithNoiseReachTheLangevinStationaryVariance) {
+  auto config = [](double noise) {
+    return resolve_config(
+        Json{{"method", "swjko"},
+             {"seed", 2},
+             {"functional",
+              {{"name", "quadratic"}, {"params", {{"dim", 2}, {"mean", 0.0}, {"std", 1.0}}}}},
+             {"parametrization",
+              {{"name", "particles"}, {"particles", {{"n", 2000}, {"noise", noise}}}}},
+             {"swjko",
+              {{"n_phases", 3},
+               {"jko_step_size", 1e9},
+               {"iterations", 100},
+               {"n_projections", 10},
+               {"optimizer", "sgd"},
+               {"lr", 0.1},
+               {"init_lr", 0.1},
+               {"momentum", 0.0}}},
+             {"eval", {{"n", 100}}}},
+        {}, {});
+  };
+  const double lambda = 0.25, lr = 0.1;
+  Trainer noisy(config(lambda), nullptr, TrainOptions::in_memory());
+  noisy.run();
+  const auto x = noisy.sample(1, 0);
+  EXPECT_EQ(x.size(0), 2000);
+  EXPECT_NEAR(x.var(0).mean().item<double>(), 2 * lambda / (2 - lr), 0.08 * lambda);
+  EXPECT_LT(x.mean(0).norm().item<double>(), 0.05);
+  Trainer quiet(config(0.0), nullptr, TrainOptions::in_memory());
+  quiet.run();
+  EXPECT_LT(quiet.sample(1, 0).var(0).mean().item<double>(), 1e-6);
+  expect_config_error([&] { Trainer(config(-1.0), nullptr, TrainOptions::in_memory()); },
+                      "negative noise", "particles.noise");
 }
 
 TEST(SwgfCli, FlowCommandRunsResumesAndRejectsBadInput) {

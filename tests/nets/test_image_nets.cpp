@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "checks.h"
+#include "uotflow/core/error.h"
 #include "uotflow/nets/image_nets.h"
 
 using namespace uotflow;
@@ -84,6 +85,35 @@ TEST_F(ImageNetTest, ImageNetDcganGeneratorOutputsLieInMinusOneOne) {
   auto y = g->forward(3 * torch::randn({4, 3072}), 3 * torch::randn({4, 4}));
   EXPECT_LE(max_abs(y), 1.0);
   EXPECT_GT(max_abs(y), 0.5) << "tanh saturates with such weights";
+}
+
+// The autoencoder's nets: images <-> codes of nz numbers, decoded images in [-1, 1], each sample
+// independent of the others in its batch (GroupNorm, no batch statistics); a clone is an equal,
+// separate copy (what a flow freezes as rho_k).
+TEST_F(ImageNetTest, DcganEncoderAndDecoderMapImagesAndCodes) {
+  for (const auto& shape : kShapes) {
+    const int64_t dim = shape[0] * shape[1] * shape[2];
+    DcganEncoder encoder(DcganOptions(shape).width(8).nz(6));
+    DcganDecoder decoder(DcganOptions(shape).width(8).nz(6));
+    randomize(*decoder, 1.0);
+    const auto x = torch::randn({5, dim});
+    const auto z = encoder->forward(x);
+    EXPECT_EQ(z.sizes(), (std::vector<int64_t>{5, 6}));
+    const auto y = decoder->forward(3 * torch::randn({5, 6}));
+    EXPECT_EQ(y.sizes(), (std::vector<int64_t>{5, dim}));
+    EXPECT_LE(max_abs(y), 1.0);
+    EXPECT_LT(max_abs(encoder->forward(x.slice(0, 0, 1)) - z.slice(0, 0, 1)),
+              1e-5 * (1 + max_abs(z)));
+    auto copy = std::dynamic_pointer_cast<DcganDecoderImpl>(decoder->clone());
+    const auto code = torch::randn({2, 6});
+    EXPECT_TRUE(torch::allclose(copy->forward(code), decoder->forward(code)));
+    {
+      torch::NoGradGuard no_grad;
+      copy->parameters()[0].add_(1.0);
+    }
+    EXPECT_FALSE(torch::allclose(copy->forward(code), decoder->forward(code)));
+  }
+  EXPECT_THROW(DcganDecoder(DcganOptions({1, 28, 28}).nz(0)), ConfigError);
 }
 
 TEST_F(ImageNetTest, ImageNetGeneratorsAreBatchIndependent) {

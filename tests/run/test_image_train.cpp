@@ -210,6 +210,136 @@ TEST(ImageSjko, PhasesOnImagesKeepEveryNthWeightsAndDrawAPhaseStrip) {
                       "phase_weights_every");
 }
 
+// configs/image/swjko_fashion_mnist.json (SW-JKO towards the data set with a convolutional
+// generator in the ambient space) shrunk to CI size: 5000 images, a width-16 decoder, `phases` JKO
+// steps of `iterations`, 500-sample evaluations, a 300-step classifier.
+Json flow_ci_config(int64_t phases, int64_t iterations, const std::vector<std::string>& sets = {}) {
+  std::vector<std::string> all = {"functional.params.data.params.limit=5000",
+                                  "parametrization.conv_generator.width=16",
+                                  "swjko.n_phases=" + std::to_string(phases),
+                                  "swjko.iterations=" + std::to_string(iterations),
+                                  "train.checkpoint_every=" + std::to_string(iterations),
+                                  "eval.n=500",
+                                  "eval.features.classifier.steps=300",
+                                  "seed=11"};
+  all.insert(all.end(), sets.begin(), sets.end());
+  return resolve_config(read_json_file(kConfigDir + "swjko_fashion_mnist.json"), all, {});
+}
+
+// A flow towards an image data set is evaluated and drawn as a generative model: classifier FID
+// and KID at the start and at the end of each JKO step, a grid per step and the phase strip.
+TEST(ImageFlow, CiSizedAmbientFlowImprovesClassifierFidThreefold) {
+  const auto dir = fresh_test_dir();
+  const auto run = train_in(dir, flow_ci_config(3, 80));
+  const auto fid = metric_values(run, "classifier_fid");
+  ASSERT_EQ(fid.size(), 4u) << "at the start and at the end of each of 3 JKO steps";
+  EXPECT_GT(fid.front(), 300.0) << "an untrained decoder";
+  EXPECT_LT(fid.back(), fid.front() / 3.0) << fid.front() << " -> " << fid.back();
+  const auto kid = metric_values(run, "classifier_kid");
+  ASSERT_EQ(kid.size(), 4u);
+  EXPECT_LT(kid.back(), kid.front() / 3.0);
+  // The flow's own rows are kept beside them, on its SW-time axis.
+  const auto sw2 = metric_values(run, "sw2_data");
+  ASSERT_EQ(sw2.size(), 4u);
+  EXPECT_LT(sw2.back(), sw2.front() / 2.0);
+  for (const auto& row : read_jsonl(run + "/eval.jsonl")) {
+    if (row["metric"] == "classifier_fid" && row["step"] != 0) {
+      EXPECT_TRUE(row.contains("phase")) << row.dump();
+    }
+  }
+  EXPECT_TRUE(fs::exists(run + "/samples/phases.png"));
+  EXPECT_TRUE(fs::exists(run + "/plots/classifier_fid.png"));
+  EXPECT_EQ(load_npy(run + "/samples/final.npy").sizes(), (std::vector<int64_t>{64, 784}));
+  // A finished flow samples as images in [-1, 1], from its final and from a phase's weights.
+  const auto x = sample_run(run, 5, 0, false);
+  EXPECT_EQ(x.sizes(), (std::vector<int64_t>{5, 784}));
+  EXPECT_LE(x.abs().max().item<double>(), 1.0);
+  EXPECT_FALSE(torch::equal(sample_run(run, 5, 0, false, 0), x));
+}
+
+// The convolutional generator resumes bit for bit from a checkpoint inside a JKO step.
+TEST(ImageFlow, ConvGeneratorResumesExactlyInsideAJkoStep) {
+  const auto dir = fresh_test_dir();
+  auto config = flow_ci_config(
+      4, 5,
+      {"functional.params.data.params.limit=300", "parametrization.conv_generator.width=8",
+       "parametrization.conv_generator.nz=8", "swjko.batch_size=32", "swjko.n_projections=50",
+       "functional.params.n_projections=50", "train.checkpoint_every=3", "eval.n=64",
+       "eval.features.metrics=[]"});
+  const auto whole = train_in(dir, config);
+  auto half = config;
+  half["swjko"]["n_phases"] = 2;
+  const auto part = train_in(dir, half);
+  fs::remove(part + "/checkpoints/step-00000010.ckpt");
+  ASSERT_TRUE(fs::exists(part + "/checkpoints/step-00000009.ckpt"));
+  auto rest = load_run_config(part);
+  rest["swjko"]["n_phases"] = 4;
+  TrainOptions resume;
+  resume.resume_dir = part;
+  EXPECT_EQ(train(rest, resume).step, 20);
+  EXPECT_TRUE(torch::equal(load_npy(whole + "/samples/phase-0003.npy"),
+                           load_npy(part + "/samples/phase-0003.npy")));
+  testing::expect_same_weights(whole + "/final/model.safetensors",
+                               part + "/final/model.safetensors");
+}
+
+// An autoencoder run, then a flow in its latent space that names it: the flow's samples are
+// decoded for the FID and the pictures, the run records the autoencoder's path and checksum, and
+// changed autoencoder weights are refused on resume and when sampling.
+TEST(ImageFlow, CiSizedLatentFlowUsesAnAutoencoderRunAndImprovesClassifierFidThreefold) {
+  const auto dir = fresh_test_dir();
+  const auto autoencoder = train_in(
+      dir, resolve_config(read_json_file(kConfigDir + "autoencoder_fashion_mnist.json"),
+                          {"data.params.limit=5000", "autoencoder.width=16", "autoencoder.nz=16", "train.steps=400",
+                           "train.eval_every=200", "train.snapshot_every=200", "eval.n=500",
+                           "eval.at_start=true", "eval.features.classifier.steps=300", "seed=11"},
+                          {}));
+  const auto mse = metric_values(autoencoder, "reconstruction_mse");
+  ASSERT_EQ(mse.size(), 3u) << "at the start, at step 200 and at step 400";
+  EXPECT_LT(mse.back(), mse.front() / 4.0) << mse.front() << " -> " << mse.back();
+  const auto floor = metric_values(autoencoder, "classifier_fid");
+  ASSERT_EQ(floor.size(), 3u);
+  EXPECT_TRUE(fs::exists(autoencoder + "/final/encoder.safetensors"));
+  EXPECT_TRUE(fs::exists(autoencoder + "/samples/final.png"));
+
+  auto flow_config = resolve_config(
+      read_json_file(kConfigDir + "swjko_latent_fashion_mnist.json"),
+      {"latent.run=" + autoencoder, "functional.params.data.params.limit=5000", "swjko.n_phases=3",
+       "swjko.iterations=60", "swjko.batch_size=256", "train.checkpoint_every=30", "eval.n=500",
+       "eval.features.classifier.steps=300", "seed=11"},
+      {});
+  const auto flow = train_in(dir, flow_config);
+  const auto fid = metric_values(flow, "classifier_fid");
+  ASSERT_EQ(fid.size(), 4u) << "at the start and at the end of each of 3 JKO steps";
+  EXPECT_LT(fid.back(), fid.front() / 3.0) << fid.front() << " -> " << fid.back();
+  EXPECT_GT(fid.back(), 0.5 * floor.back()) << "below the autoencoder's own reconstructions";
+  EXPECT_EQ(load_npy(flow + "/samples/final.npy").sizes(), (std::vector<int64_t>{64, 784}));
+  EXPECT_TRUE(fs::exists(flow + "/samples/phases.png"));
+  const auto recorded = load_run_config(flow)["latent"];
+  EXPECT_EQ(recorded["run"], fs::absolute(autoencoder).lexically_normal().string());
+  EXPECT_EQ(recorded["sha256"].get<std::string>().size(), 64u);
+  const auto x = sample_run(flow, 4, 0, false);
+  EXPECT_EQ(x.sizes(), (std::vector<int64_t>{4, 784}));
+  EXPECT_LE(x.abs().max().item<double>(), 1.0);
+
+  // Changed autoencoder weights: one byte of the decoder's last tensor.
+  {
+    auto bytes = read_file(autoencoder + "/final/decoder.safetensors");
+    bytes[bytes.size() - 2] ^= 0x10;
+    write_file_atomic(autoencoder + "/final/decoder.safetensors", bytes);
+  }
+  expect_config_error([&] { sample_run(flow, 4, 0, false); }, "sampling", "sha256");
+  auto more = load_run_config(flow);
+  more["swjko"]["n_phases"] = 4;
+  TrainOptions resume;
+  resume.resume_dir = flow;
+  expect_config_error([&] { train(more, resume); }, "resume", "not the ones this run started with");
+  const auto refused =
+      run_cli("sample --run " + flow + " --n 4 --out " + (dir / "refused.npy").string());
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_NE(last_line(refused.output).find("latent.run"), std::string::npos) << refused.output;
+}
+
 TEST(ImageTrainConfig, ConfigErrorsNameTheKey) {
   const auto dir = fresh_test_dir();
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -241,6 +371,26 @@ TEST(ImageTrainConfig, ConfigErrorsNameTheKey) {
                                  "eval.features.metrics=[\"outlier_fraction\"]"}));
       },
       "no outlier class", "outlier");
+  // A convolutional generator needs a flow whose points are images.
+  expect_config_error(
+      [&] {
+        train_in(dir, resolve_config(read_json_file(std::string(UOTFLOW_SOURCE_DIR) +
+                                                    "/configs/flow/swgf_ou_d2.json"),
+                                     {"parametrization.name=conv_generator"}, {}));
+      },
+      "conv_generator on points", "not images");
+  expect_config_error(
+      [&] {
+        train_in(dir, resolve_config(Json{{"method", "autoencoder"}, {"data", {{"name", "moons"}}}},
+                                     {}, {}));
+      },
+      "autoencoder on points", "not an image data set");
+  expect_config_error(
+      [&] {
+        train_in(dir, resolve_config(read_json_file(kConfigDir + "swjko_latent_fashion_mnist.json"),
+                                     {"latent.run=" + (dir / "no-such-run").string()}, {}));
+      },
+      "latent.run without a run", "not a finished autoencoder run");
 }
 
 }  // namespace

@@ -34,6 +34,9 @@ std::string few_steps(const std::string& method) {
     return sets + " --set jko_icnn.n_phases=2 --set jko_icnn.iterations=2" +
            " --set jko_icnn.batch_size=32";
   }
+  if (method == "autoencoder") {
+    return sets + " --steps 3 --set autoencoder.batch_size=16";
+  }
   return sets + " --steps 3 --set train.batch_size=16";
 }
 

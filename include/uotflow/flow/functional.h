@@ -60,14 +60,29 @@ class Functional {
   virtual GaussianParams gaussian_target() const {
     return {};
   }
+  /// The data set the functional compares with (sw_data; a sum: its data term's), or null. A run
+  /// evaluates, snapshots and plots a flow towards it as it does a generative model's samples.
+  virtual std::shared_ptr<const Dataset> data() const {
+    return nullptr;
+  }
 };
 
-/// Factories take the section's "params" and the flow's dimension (0 = not fixed yet).
-using FunctionalRegistry = Registry<std::unique_ptr<Functional>(const Json& params, int64_t dim)>;
+/// What a functional's factory gets besides its "params".
+struct FunctionalInputs {
+  int64_t dim = 0;  ///< the flow's dimension (0 = not fixed yet)
+  /// The data set of a data term (sw_data) when it is given in memory (an encoded data set, a
+  /// caller's tensor): it is used in place of params.data. Null: built from params.data.
+  std::shared_ptr<const Dataset> data;
+};
+
+using FunctionalRegistry =
+    Registry<std::unique_ptr<Functional>(const Json& params, const FunctionalInputs& inputs)>;
 FunctionalRegistry& functional_registry();
 
 /// Builds {"name": ..., "params": {...}}; "sum" takes {"terms": [{"name", "weight", "params"}]}.
-std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim);
+/// `data`: the data set of its data terms, given in memory (see FunctionalInputs).
+std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim,
+                                            std::shared_ptr<const Dataset> data = nullptr);
 
 /// (1/2) E W(x - x') over distinct pairs, with W(x) = |x|^a / a - |x|^b / b (b = 0: log |x|).
 /// x: [N, D], weights: [N] or undefined -> [].

@@ -1,7 +1,7 @@
 // Parametrizations of the measures a sliced-Wasserstein JKO flow moves: particles, weights on a
-// 2-D grid, a generator MLP, a RealNVP normalizing flow. Each gives batches of the current
-// measure (with gradients), batches of the frozen previous one, and an entropy estimate where it
-// can make one.
+// 2-D grid, a generator MLP, a RealNVP normalizing flow, a convolutional generator of images. Each
+// gives batches of the current measure (with gradients), batches of the frozen previous one, and an
+// entropy estimate where it can make one.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -46,6 +46,10 @@ class Parametrization {
   }
   /// Restores constraints after an optimiser step (grid: projection onto the simplex).
   virtual void project() {}
+  /// Entropy by noise, after an optimiser step of size `step`: particles with particles.noise =
+  /// lambda > 0 move by sqrt(2 lambda step) N(0, I) (the Euler-Maruyama step of the sliced
+  /// Wasserstein flow of Liutkus et al. 2019, SWF); others do nothing and draw nothing.
+  virtual void diffuse(double /*step*/, at::Generator& /*gen*/) {}
   /// Whether draw(..., true) can estimate E log rho.
   virtual bool has_entropy() const = 0;
   /// Whether log_density() is available at arbitrary points.
@@ -67,20 +71,29 @@ class Parametrization {
   virtual std::string default_optimizer() const = 0;
 };
 
-/// Registry: factories take the parametrization section, the source rho_0 (its dim is the flow's)
-/// and the device.
+/// The space a flow's measure lives in: its dimension and, when a point is an image, its shape.
+struct FlowSpace {
+  int64_t dim = 0;
+  std::vector<int64_t> image_shape;  ///< [C, H, W], or empty
+};
+
+/// Registry: factories take the parametrization section, the source rho_0 (its dim is the flow's),
+/// the flow's space and the device.
 using ParametrizationRegistry = Registry<std::unique_ptr<Parametrization>(
-    const Json& section, const Dataset& source, torch::Device)>;
+    const Json& section, const Dataset& source, const FlowSpace& space, torch::Device)>;
 ParametrizationRegistry& parametrization_registry();
 
 /// The default "parametrization" section: {"name", and one sub-section per kind: "particles",
-/// "grid", "generator", "realnvp"}.
+/// "grid", "generator", "realnvp", "conv_generator"}.
 Json default_parametrization_section();
 
 /// Builds the parametrization the section names, starting at rho_0 = `source` (particles: n draws
-/// of it; grid and nets: it must be an isotropic Gaussian N(mean, std^2 I)).
+/// of it; grid, generator and realnvp: it must be an isotropic Gaussian N(mean, std^2 I);
+/// conv_generator: the untrained decoder's image of N(0, I), for image spaces). `image_shape`:
+/// the shape of a point when the flow's points are images.
 std::unique_ptr<Parametrization> make_parametrization(const Json& section, const Dataset& source,
-                                                      torch::Device device);
+                                                      torch::Device device,
+                                                      const std::vector<int64_t>& image_shape = {});
 
 /// Euclidean projection of each row of v: [..., N] onto the probability simplex.
 torch::Tensor project_to_simplex(const torch::Tensor& v);

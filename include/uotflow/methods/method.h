@@ -21,6 +21,8 @@
 
 namespace uotflow {
 
+class LatentSpace;  // methods/autoencoder.h
+
 /// What a run transports: from a source measure mu (the Gaussian prior, or any data set) to a
 /// target, which is a data set nu or, for a gradient flow, the minimiser of a functional F.
 /// Built in one place from the config's "source", "data" and "functional" sections
@@ -30,18 +32,32 @@ struct Problem {
   std::vector<int64_t> image_shape;        ///< [C, H, W] when a sample is an image, else empty
   std::shared_ptr<const Dataset> source;   ///< mu: what a generator maps, or a flow's rho_0;
                                            ///< null for a finished run loaded to map given inputs
-  std::shared_ptr<const Dataset> target;   ///< nu: the data; null for a flow of a functional and
-                                           ///< for a finished run loaded only to sample
+  std::shared_ptr<const Dataset> target;   ///< nu: the data (for a flow, its functional's data
+                                           ///< term, sw_data); null for a flow of a functional
+                                           ///< without one and for a finished run loaded only
+                                           ///< to sample
   std::shared_ptr<Functional> functional;  ///< a flow's F; null for generative models
   /// The source is a data set of the user's (the config's "source" is not the Gaussian prior or a
   /// flow's Gaussian rho_0): runs of a method that maps inputs are then translations, and report
   /// the map's transport cost and class preservation (run/).
   bool translation = false;
+  /// The latent space the method works in (a finished autoencoder run's, config "latent.run"),
+  /// or null. Then dim is its dimension, target (or the functional's data) the codes of the
+  /// data set, and the run decodes samples for metrics and pictures (data_space()).
+  std::shared_ptr<const LatentSpace> latent;
+  /// With a latent space: the data set before encoding (images).
+  std::shared_ptr<const Dataset> data_target;
 
   bool is_image() const {
     return !image_shape.empty();
   }
-  /// The Gaussian the run ends at when it is known: the target data's, or the minimiser of F.
+  /// The problem as the run's outputs see it: this one, or for a problem in a latent space, the
+  /// data space (its dim and image shape, the images as the target, no functional).
+  Problem data_space() const;
+  /// The method's samples [n, dim] in the data space: decoded when the problem is latent (CPU).
+  torch::Tensor to_data_space(const torch::Tensor& x) const;
+  /// The Gaussian the run ends at when it is known: the minimiser of a flow's F, or the target
+  /// data's.
   GaussianParams target_gaussian() const;
   /// Given source points as the run's maps take them: x [n, D], or [n, C, H, W] for images, of
   /// any real dtype -> [n, D] float32 (CPU). A wrong shape, an empty or a non-finite input is
@@ -190,7 +206,8 @@ struct ProblemShape {
   bool with_source = true;
 };
 /// Builds the problem of a resolved config: the source, and the target data set (or the
-/// functional) of its method. `target` replaces the "data" section and `source` the "source"
+/// functional) of its method. `target` replaces the "data" section (for a flow: the data set of
+/// its functional's data term) and `source` the "source"
 /// section when given (data sets held in memory). With `shape` given instead of a target, the
 /// data set is not built at all (to sample a finished run): dim and image_shape come from it.
 Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target = nullptr,

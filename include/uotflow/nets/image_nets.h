@@ -185,6 +185,55 @@ class DcganPotential : public PotentialNet {
   torch::nn::Linear head_{nullptr};
 };
 
+/// Encoder z = E(x) of images: conv 3x3 (width) at the working size S, then n strided 4x4 convs
+/// down to 4x4 (channels doubling), each with GroupNorm + SiLU, flattened, Linear to nz. With
+/// DcganDecoder, the autoencoder whose latent space image flows may work in.
+///
+///   DcganEncoder e(DcganOptions({1, 28, 28}).width(32).nz(16));
+///   auto z = e->forward(torch::randn({16, 784}));  // [16, 16]
+class DcganEncoderImpl : public torch::nn::Cloneable<DcganEncoderImpl> {
+ public:
+  explicit DcganEncoderImpl(DcganOptions options);
+  void reset() override;
+  /// x: [B, C*H*W] -> [B, nz]
+  torch::Tensor forward(const torch::Tensor& x);
+
+  DcganOptions options;
+
+ private:
+  ImageFrame frame_;
+  std::vector<torch::nn::Conv2d> convs_;  // S -> S, S -> S/2, ..., 8 -> 4
+  std::vector<torch::nn::GroupNorm> norms_;
+  torch::nn::Linear output_{nullptr};
+};
+TORCH_MODULE(DcganEncoder);
+
+/// Decoder x = G(z) from a latent code alone: Linear(z) to width * 2^n channels at 4x4 (GroupNorm +
+/// SiLU), then n ConvTranspose 4x4 stride 2 + GroupNorm + SiLU up to the working size S (channels
+/// halving to `width`), conv 3x3 to C channels and tanh, cropped to H x W: samples lie in [-1, 1].
+/// The generator of an image flow in the ambient space; nz >= 1.
+///
+///   DcganDecoder g(DcganOptions({1, 28, 28}).width(32).nz(32));
+///   auto x = g->forward(torch::randn({16, 32}));  // [16, 784]
+class DcganDecoderImpl : public torch::nn::Cloneable<DcganDecoderImpl> {
+ public:
+  explicit DcganDecoderImpl(DcganOptions options);
+  void reset() override;
+  /// z: [B, nz] -> [B, C*H*W]
+  torch::Tensor forward(const torch::Tensor& z);
+
+  DcganOptions options;
+
+ private:
+  ImageFrame frame_;
+  torch::nn::Linear input_{nullptr};
+  torch::nn::GroupNorm input_norm_{nullptr};
+  std::vector<torch::nn::ConvTranspose2d> convs_;  // 4 -> 8, ..., S/2 -> S
+  std::vector<torch::nn::GroupNorm> norms_;
+  torch::nn::Conv2d output_{nullptr};
+};
+TORCH_MODULE(DcganDecoder);
+
 // ---------------------------------------------------------------------------------------------
 // NCSN++ generator (the DDGAN backbone of the UOTM / S-JKO references)
 

@@ -73,7 +73,8 @@ struct TrainResult {
 ///   torch::Tensor y = trainer.sample(1000, /*seed=*/1);  // [1000, 2]
 class Trainer {
  public:
-  /// A run of a resolved config (resolve_config); `data` replaces its "data" section when given.
+  /// A run of a resolved config (resolve_config); `data` replaces its "data" section when given
+  /// (for a flow: the data set of its functional's data term, sw_data).
   Trainer(const Json& config, std::shared_ptr<const Dataset> data, const TrainOptions& options);
   /// The same with the source mu held in memory too (a translation from the program's own data
   /// set; null: the config's "source" section).
