@@ -230,7 +230,7 @@ Json flow_ci_config(int64_t phases, int64_t iterations, const std::vector<std::s
 // and KID at the start and at the end of each JKO step, a grid per step and the phase strip.
 TEST(ImageFlow, CiSizedAmbientFlowImprovesClassifierFidThreefold) {
   const auto dir = fresh_test_dir();
-  const auto run = train_in(dir, flow_ci_config(3, 80));
+  const auto run = train_in(dir, flow_ci_config(3, 60));
   const auto fid = metric_values(run, "classifier_fid");
   ASSERT_EQ(fid.size(), 4u) << "at the start and at the end of each of 3 JKO steps";
   EXPECT_GT(fid.front(), 300.0) << "an untrained decoder";
@@ -288,14 +288,15 @@ TEST(ImageFlow, ConvGeneratorResumesExactlyInsideAJkoStep) {
 // changed autoencoder weights are refused on resume and when sampling.
 TEST(ImageFlow, CiSizedLatentFlowUsesAnAutoencoderRunAndImprovesClassifierFidThreefold) {
   const auto dir = fresh_test_dir();
-  const auto autoencoder = train_in(
-      dir, resolve_config(read_json_file(kConfigDir + "autoencoder_fashion_mnist.json"),
-                          {"data.params.limit=5000", "autoencoder.width=16", "autoencoder.nz=16", "train.steps=400",
-                           "train.eval_every=200", "train.snapshot_every=200", "eval.n=500",
-                           "eval.at_start=true", "eval.features.classifier.steps=300", "seed=11"},
-                          {}));
+  const auto autoencoder =
+      train_in(dir, resolve_config(read_json_file(kConfigDir + "autoencoder_fashion_mnist.json"),
+                                   {"data.params.limit=5000", "autoencoder.width=16",
+                                    "autoencoder.nz=16", "train.steps=300", "train.eval_every=150",
+                                    "train.snapshot_every=150", "eval.n=500", "eval.at_start=true",
+                                    "eval.features.classifier.steps=300", "seed=11"},
+                                   {}));
   const auto mse = metric_values(autoencoder, "reconstruction_mse");
-  ASSERT_EQ(mse.size(), 3u) << "at the start, at step 200 and at step 400";
+  ASSERT_EQ(mse.size(), 3u) << "at the start, at step 150 and at step 300";
   EXPECT_LT(mse.back(), mse.front() / 4.0) << mse.front() << " -> " << mse.back();
   const auto floor = metric_values(autoencoder, "classifier_fid");
   ASSERT_EQ(floor.size(), 3u);
@@ -306,7 +307,8 @@ TEST(ImageFlow, CiSizedLatentFlowUsesAnAutoencoderRunAndImprovesClassifierFidThr
       read_json_file(kConfigDir + "swjko_latent_fashion_mnist.json"),
       {"latent.run=" + autoencoder, "functional.params.data.params.limit=5000", "swjko.n_phases=3",
        "swjko.iterations=60", "swjko.batch_size=256", "train.checkpoint_every=30", "eval.n=500",
-       "eval.features.classifier.steps=300", "seed=11"},
+       // The autoencoder run's classifier, not a second one.
+       "eval.features.extractor=" + autoencoder + "/extractor/classifier.safetensors", "seed=11"},
       {});
   const auto flow = train_in(dir, flow_config);
   const auto fid = metric_values(flow, "classifier_fid");
