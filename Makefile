@@ -56,6 +56,7 @@ install: build
 	ldconfig 2>/dev/null || true
 
 bench: build
+	cmake --build $(BUILD) -j $(JOBS) --target benchmarks
 	bash bench/compare_uotm_step.sh $(BUILD)
 	bash bench/compare_image_step.sh $(BUILD)
 

@@ -17,8 +17,6 @@
 namespace uotflow {
 namespace {
 
-constexpr double kLog2Pi = 1.8378770664093453;
-
 // The dimension a functional fixes must agree with the flow's (0 = not fixed).
 int64_t agree_dim(int64_t flow_dim, int64_t own_dim, const std::string& what) {
   if (flow_dim != 0 && own_dim != 0 && flow_dim != own_dim) {

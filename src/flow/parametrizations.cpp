@@ -15,8 +15,6 @@
 namespace uotflow {
 namespace {
 
-constexpr double kLog2Pi = 1.8378770664093453;
-
 // rho_0 = N(mean, std^2 I): the problem's source, which nets and grids need to be an isotropic
 // Gaussian.
 struct Start {

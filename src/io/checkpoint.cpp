@@ -12,7 +12,7 @@ namespace fs = std::filesystem;
 namespace uotflow {
 namespace {
 
-constexpr const char* kMagic = "uotflow-checkpoint";
+constexpr const char* kCheckpointMagic = "uotflow-checkpoint";
 
 // The next '\n'-terminated line of `bytes` from `pos` (pos moves past it), or false.
 bool next_line(const std::string& bytes, size_t& pos, std::string& line, size_t max_length) {
@@ -41,8 +41,8 @@ std::string encode_checkpoint(int64_t step, const std::string& method, const Jso
                       {"payload_sha256", sha256_hex(payload)},
                       {"payload_bytes", static_cast<int64_t>(payload.size())}};
   const std::string line = manifest.dump();
-  return std::string(kMagic) + " " + std::to_string(kCheckpointFormat) + "\n" + line + "\n" +
-         sha256_hex(line) + "\n" + payload;
+  return std::string(kCheckpointMagic) + " " + std::to_string(kCheckpointFormat) + "\n" + line +
+         "\n" + sha256_hex(line) + "\n" + payload;
 }
 
 int64_t checkpoint_step_from_name(const std::string& path) {
@@ -64,14 +64,15 @@ Checkpoint read_checkpoint(const std::string& path) {
   }
   size_t pos = 0;
   std::string magic, line, digest;
-  if (!next_line(bytes, pos, magic, 64) || magic.rfind(std::string(kMagic) + " ", 0) != 0) {
+  if (!next_line(bytes, pos, magic, 64) ||
+      magic.rfind(std::string(kCheckpointMagic) + " ", 0) != 0) {
     fail(bytes.rfind("PK", 0) == 0
              ? "it has no manifest (written by an earlier uotflow, or not a uotflow checkpoint)"
              : "not a uotflow checkpoint (bad first line)");
   }
-  if (magic != std::string(kMagic) + " " + std::to_string(kCheckpointFormat)) {
-    fail("unsupported format '" + magic.substr(std::string(kMagic).size() + 1) + "' (this build " +
-         "reads format " + std::to_string(kCheckpointFormat) + ")");
+  if (magic != std::string(kCheckpointMagic) + " " + std::to_string(kCheckpointFormat)) {
+    fail("unsupported format '" + magic.substr(std::string(kCheckpointMagic).size() + 1) +
+         "' (this build " + "reads format " + std::to_string(kCheckpointFormat) + ")");
   }
   if (!next_line(bytes, pos, line, bytes.size()) || !next_line(bytes, pos, digest, 64)) {
     fail("truncated manifest");

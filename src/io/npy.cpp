@@ -22,15 +22,15 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-constexpr char kMagic[] = "\x93NUMPY";
-constexpr size_t kMagicLen = 6;
+constexpr char kNpyMagic[] = "\x93NUMPY";
+constexpr size_t kNpyMagicLen = 6;
 
 struct NpyType {
   const char* descr;
   torch::ScalarType dtype;
 };
 
-constexpr NpyType kTypes[] = {
+constexpr NpyType kNpyTypes[] = {
     {"<f4", torch::kFloat32}, {"<f8", torch::kFloat64}, {"<i4", torch::kInt32},
     {"<i8", torch::kInt64},   {"|u1", torch::kUInt8},
 };
@@ -44,7 +44,7 @@ std::string shape_tuple(torch::IntArrayRef sizes) {
   return out + (sizes.size() == 1 ? ",)" : ")");
 }
 
-[[noreturn]] void fail(const std::string& path, const std::string& problem) {
+[[noreturn]] void npy_fail(const std::string& path, const std::string& problem) {
   throw ConfigError("invalid .npy file '" + path + "': " + problem);
 }
 
@@ -54,11 +54,11 @@ std::string value_after(const std::string& header, const std::string& key,
   const std::string quoted = "'" + key + "'";
   size_t pos = header.find(quoted);
   if (pos == std::string::npos) {
-    fail(path, "header has no " + quoted + " entry");
+    npy_fail(path, "header has no " + quoted + " entry");
   }
   pos = header.find(':', pos + quoted.size());
   if (pos == std::string::npos) {
-    fail(path, "header entry " + quoted + " has no value");
+    npy_fail(path, "header entry " + quoted + " has no value");
   }
   pos = header.find_first_not_of(' ', pos + 1);
   return pos == std::string::npos ? "" : header.substr(pos);
@@ -66,11 +66,11 @@ std::string value_after(const std::string& header, const std::string& key,
 
 std::vector<int64_t> parse_shape(const std::string& text, const std::string& path) {
   if (text.empty() || text[0] != '(') {
-    fail(path, "'shape' is not a tuple");
+    npy_fail(path, "'shape' is not a tuple");
   }
   const size_t close = text.find(')');
   if (close == std::string::npos) {
-    fail(path, "'shape' tuple is not closed");
+    npy_fail(path, "'shape' tuple is not closed");
   }
   std::vector<int64_t> shape;
   const std::string inner = text.substr(1, close - 1);
@@ -82,7 +82,7 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
     }
     size_t end = inner.find_first_not_of("0123456789", pos);
     if (end == pos) {
-      fail(path, "'shape' has a non-integer entry in " + text.substr(0, close + 1));
+      npy_fail(path, "'shape' has a non-integer entry in " + text.substr(0, close + 1));
     }
     end = end == std::string::npos ? inner.size() : end;
     shape.push_back(std::stoll(inner.substr(pos, end - pos)));
@@ -105,7 +105,7 @@ uint64_t read_le(const std::string& bytes, size_t offset, size_t width) {
 std::string npy_bytes(const torch::Tensor& tensor, const std::string& path) {
   TORCH_CHECK(tensor.defined(), "save_npy('", path, "'): the tensor is undefined");
   const NpyType* type = nullptr;
-  for (const auto& candidate : kTypes) {
+  for (const auto& candidate : kNpyTypes) {
     if (candidate.dtype == tensor.scalar_type()) {
       type = &candidate;
     }
@@ -117,8 +117,8 @@ std::string npy_bytes(const torch::Tensor& tensor, const std::string& path) {
   std::string dict = std::string("{'descr': '") + type->descr +
                      "', 'fortran_order': False, 'shape': " + shape_tuple(cpu.sizes()) + ", }";
   // Version 1.0 stores the header length in 2 bytes; only absurdly high-rank shapes need 2.0.
-  const bool v2 = dict.size() + 1 + kMagicLen + 4 > 65535;
-  const size_t prefix = kMagicLen + 2 + (v2 ? 4 : 2);
+  const bool v2 = dict.size() + 1 + kNpyMagicLen + 4 > 65535;
+  const size_t prefix = kNpyMagicLen + 2 + (v2 ? 4 : 2);
   // NumPy aligns the data to 64 bytes: pad the dict with spaces, the newline being the last header
   // byte.
   const size_t total = (prefix + dict.size() + 1 + 63) / 64 * 64;
@@ -128,7 +128,7 @@ std::string npy_bytes(const torch::Tensor& tensor, const std::string& path) {
   const size_t nbytes = cpu.numel() * cpu.element_size();
   std::string out;
   out.reserve(total + nbytes);
-  out.append(kMagic, kMagicLen);
+  out.append(kNpyMagic, kNpyMagicLen);
   out.push_back(static_cast<char>(v2 ? 2 : 1));
   out.push_back(0);
   for (size_t i = 0; i < (v2 ? 4u : 2u); ++i) {
@@ -148,24 +148,25 @@ torch::Tensor load_npy(const std::string& path) {
 }
 
 torch::Tensor parse_npy(const std::string& bytes, const std::string& path) {
-  if (bytes.size() < kMagicLen + 4 || bytes.compare(0, kMagicLen, kMagic, kMagicLen) != 0) {
-    fail(path, "bad magic (not a .npy file)");
+  if (bytes.size() < kNpyMagicLen + 4 ||
+      bytes.compare(0, kNpyMagicLen, kNpyMagic, kNpyMagicLen) != 0) {
+    npy_fail(path, "bad magic (not a .npy file)");
   }
-  const int major = static_cast<unsigned char>(bytes[kMagicLen]);
-  const int minor = static_cast<unsigned char>(bytes[kMagicLen + 1]);
+  const int major = static_cast<unsigned char>(bytes[kNpyMagicLen]);
+  const int minor = static_cast<unsigned char>(bytes[kNpyMagicLen + 1]);
   // 2.0 and 3.0 differ from 1.0 only in a 4-byte header length (3.0 allows utf-8 in the dict).
   if (minor != 0 || major < 1 || major > 3) {
-    fail(path, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor) +
-                   " (accepted: 1.0, 2.0, 3.0)");
+    npy_fail(path, "unsupported format version " + std::to_string(major) + "." +
+                       std::to_string(minor) + " (accepted: 1.0, 2.0, 3.0)");
   }
   const size_t len_width = major == 1 ? 2 : 4;
-  const size_t prefix = kMagicLen + 2 + len_width;
+  const size_t prefix = kNpyMagicLen + 2 + len_width;
   if (bytes.size() < prefix) {
-    fail(path, "truncated header");
+    npy_fail(path, "truncated header");
   }
-  const size_t header_len = read_le(bytes, kMagicLen + 2, len_width);
+  const size_t header_len = read_le(bytes, kNpyMagicLen + 2, len_width);
   if (bytes.size() < prefix + header_len) {
-    fail(path, "truncated header: expected " + std::to_string(header_len) + " bytes");
+    npy_fail(path, "truncated header: expected " + std::to_string(header_len) + " bytes");
   }
   const std::string header = bytes.substr(prefix, header_len);
 
@@ -174,22 +175,22 @@ torch::Tensor parse_npy(const std::string& bytes, const std::string& path) {
       descr_text.empty() ? std::string::npos : descr_text.find(descr_text[0], 1);
   if (descr_text.empty() || (descr_text[0] != '\'' && descr_text[0] != '"') ||
       quote_end == std::string::npos) {
-    fail(path, "'descr' is not a string");
+    npy_fail(path, "'descr' is not a string");
   }
   const std::string descr = descr_text.substr(1, quote_end - 1);
   const NpyType* type = nullptr;
-  for (const auto& candidate : kTypes) {
+  for (const auto& candidate : kNpyTypes) {
     if (descr == candidate.descr) {
       type = &candidate;
     }
   }
   if (type == nullptr) {
     const bool big_endian = !descr.empty() && descr[0] == '>';
-    fail(path, std::string(big_endian ? "big-endian " : "") + "dtype '" + descr +
-                   "' is not supported (accepted: <f4, <f8, <i4, <i8, |u1)");
+    npy_fail(path, std::string(big_endian ? "big-endian " : "") + "dtype '" + descr +
+                       "' is not supported (accepted: <f4, <f8, <i4, <i8, |u1)");
   }
   if (value_after(header, "fortran_order", path).rfind("False", 0) != 0) {
-    fail(path, "fortran_order must be False (save a C-ordered array)");
+    npy_fail(path, "fortran_order must be False (save a C-ordered array)");
   }
   const std::vector<int64_t> shape = parse_shape(value_after(header, "shape", path), path);
 
@@ -202,7 +203,7 @@ torch::Tensor parse_npy(const std::string& bytes, const std::string& path) {
     expected = overflow ? 0 : expected * dim;
   }
   if (overflow) {
-    fail(path, "shape " + shape_tuple(shape) + " is too large");
+    npy_fail(path, "shape " + shape_tuple(shape) + " is too large");
   }
   if (found < expected) {
     throw ConfigError("truncated .npy file '" + path + "': expected " + std::to_string(expected) +

@@ -68,7 +68,7 @@ void put_entry_fields(std::string& out, uint32_t crc, uint64_t size, size_t name
   put(out, name_size, 2);
 }
 
-[[noreturn]] void fail(const std::string& path, const std::string& problem) {
+[[noreturn]] void npz_fail(const std::string& path, const std::string& problem) {
   throw ConfigError("invalid .npz file '" + path + "': " + problem);
 }
 
@@ -127,14 +127,14 @@ std::map<std::string, torch::Tensor> load_npz(const std::string& path) {
     }
   }
   if (end == std::string::npos) {
-    fail(path, "no ZIP end record (not an .npz, or truncated)");
+    npz_fail(path, "no ZIP end record (not an .npz, or truncated)");
   }
   const uint64_t entries = get(in, end + 10, 2);
   size_t pos = get(in, end + 16, 4);
   std::map<std::string, torch::Tensor> out;
   for (uint64_t e = 0; e < entries; ++e) {
     if (pos + kCentralHeaderSize > end || get(in, pos, 4) != kCentralHeader) {
-      fail(path, "corrupt central directory");
+      npz_fail(path, "corrupt central directory");
     }
     const uint64_t method = get(in, pos + 10, 2);
     const uint64_t crc = get(in, pos + 16, 4);
@@ -146,18 +146,19 @@ std::map<std::string, torch::Tensor> load_npz(const std::string& path) {
     const std::string name = in.substr(pos + kCentralHeaderSize, name_size);
     pos += kCentralHeaderSize + name_size + extra_size + comment_size;
     if (method != 0) {
-      fail(path, "member '" + name + "' is compressed; save with np.savez, not savez_compressed");
+      npz_fail(path,
+               "member '" + name + "' is compressed; save with np.savez, not savez_compressed");
     }
     if (local + kLocalHeaderSize > in.size() || get(in, local, 4) != kLocalHeader) {
-      fail(path, "member '" + name + "' has no local header");
+      npz_fail(path, "member '" + name + "' has no local header");
     }
     const size_t data = local + kLocalHeaderSize + get(in, local + 26, 2) + get(in, local + 28, 2);
     if (data + size > in.size()) {
-      fail(path, "member '" + name + "' is truncated");
+      npz_fail(path, "member '" + name + "' is truncated");
     }
     const std::string bytes = in.substr(data, size);
     if (crc32(bytes) != crc) {
-      fail(path, "member '" + name + "' fails its CRC check");
+      npz_fail(path, "member '" + name + "' fails its CRC check");
     }
     const std::string key =
         name.size() > 4 && name.ends_with(".npy") ? name.substr(0, name.size() - 4) : name;

@@ -29,13 +29,13 @@ struct SafetensorsType {
   torch::ScalarType dtype;
 };
 
-constexpr SafetensorsType kTypes[] = {
+constexpr SafetensorsType kSafetensorsTypes[] = {
     {"F32", torch::kFloat32},   {"F64", torch::kFloat64}, {"F16", torch::kFloat16},
     {"BF16", torch::kBFloat16}, {"I64", torch::kInt64},   {"I32", torch::kInt32},
     {"U8", torch::kUInt8},      {"BOOL", torch::kBool},
 };
 
-[[noreturn]] void fail(const std::string& path, const std::string& problem) {
+[[noreturn]] void safetensors_fail(const std::string& path, const std::string& problem) {
   throw ConfigError("invalid safetensors file '" + path + "': " + problem);
 }
 
@@ -54,7 +54,7 @@ void save_safetensors(const std::string& path,
     TORCH_CHECK(tensor.defined(), "save_safetensors('", path, "'): tensor '", name,
                 "' is undefined");
     const SafetensorsType* type = nullptr;
-    for (const auto& candidate : kTypes) {
+    for (const auto& candidate : kSafetensorsTypes) {
       if (candidate.dtype == tensor.scalar_type()) {
         type = &candidate;
       }
@@ -89,24 +89,25 @@ void save_safetensors(const std::string& path,
 std::map<std::string, torch::Tensor> load_safetensors(const std::string& path) {
   const std::string bytes = read_file(path);
   if (bytes.size() < 8) {
-    fail(path, "shorter than the 8-byte header length");
+    safetensors_fail(path, "shorter than the 8-byte header length");
   }
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) {
     header_len |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   }
   if (header_len > kMaxHeaderLen || header_len > bytes.size() - 8) {
-    fail(path, "header length " + std::to_string(header_len) + " does not fit in the file of " +
-                   std::to_string(bytes.size()) + " bytes");
+    safetensors_fail(path, "header length " + std::to_string(header_len) +
+                               " does not fit in the file of " + std::to_string(bytes.size()) +
+                               " bytes");
   }
   Json header;
   try {
     header = Json::parse(bytes.substr(8, header_len));
   } catch (const Json::exception&) {
-    fail(path, "header is not valid JSON");
+    safetensors_fail(path, "header is not valid JSON");
   }
   if (!header.is_object()) {
-    fail(path, "header is not a JSON object");
+    safetensors_fail(path, "header is not a JSON object");
   }
   const char* data = bytes.data() + 8 + header_len;
   const uint64_t data_len = bytes.size() - 8 - header_len;
@@ -119,18 +120,18 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path) {
     const std::string where = "tensor '" + name + "': ";
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets")) {
-      fail(path, where + "entry needs 'dtype', 'shape' and 'data_offsets'");
+      safetensors_fail(path, where + "entry needs 'dtype', 'shape' and 'data_offsets'");
     }
     const Json& dtype = entry["dtype"];
     const SafetensorsType* type = nullptr;
-    for (const auto& candidate : kTypes) {
+    for (const auto& candidate : kSafetensorsTypes) {
       if (dtype.is_string() && dtype.get<std::string>() == candidate.name) {
         type = &candidate;
       }
     }
     if (type == nullptr) {
-      fail(path, where + "unsupported dtype " + dtype.dump() +
-                     " (accepted: F32, F64, F16, BF16, I64, I32, U8, BOOL)");
+      safetensors_fail(path, where + "unsupported dtype " + dtype.dump() +
+                                 " (accepted: F32, F64, F16, BF16, I64, I32, U8, BOOL)");
     }
     const Json& shape_json = entry["shape"];
     std::vector<int64_t> shape;
@@ -140,18 +141,19 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path) {
       shape.push_back(shape_ok ? dim.get<int64_t>() : 0);
     }
     if (!shape_ok) {
-      fail(path, where + "shape " + shape_json.dump() + " is not a list of non-negative integers");
+      safetensors_fail(
+          path, where + "shape " + shape_json.dump() + " is not a list of non-negative integers");
     }
     const Json& offsets = entry["data_offsets"];
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
         !offsets[1].is_number_unsigned()) {
-      fail(path, where + "data_offsets " + offsets.dump() + " is not [begin, end]");
+      safetensors_fail(path, where + "data_offsets " + offsets.dump() + " is not [begin, end]");
     }
     const uint64_t begin = offsets[0].get<uint64_t>();
     const uint64_t end = offsets[1].get<uint64_t>();
     if (begin > end || end > data_len) {
-      fail(path, where + "data_offsets " + offsets.dump() + " lie outside the " +
-                     std::to_string(data_len) + " bytes of data");
+      safetensors_fail(path, where + "data_offsets " + offsets.dump() + " lie outside the " +
+                                 std::to_string(data_len) + " bytes of data");
     }
     // Size the tensor from the header before allocating, so a corrupt shape cannot ask for
     // terabytes.
@@ -162,9 +164,10 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path) {
                                                                              : data_len + 1;
     }
     if (end - begin != nbytes) {
-      fail(path, where + "data_offsets " + offsets.dump() + " span " + std::to_string(end - begin) +
-                     " bytes but dtype and shape " + shape_json.dump() + " need " +
-                     (nbytes > data_len ? "more" : std::to_string(nbytes)));
+      safetensors_fail(path, where + "data_offsets " + offsets.dump() + " span " +
+                                 std::to_string(end - begin) + " bytes but dtype and shape " +
+                                 shape_json.dump() + " need " +
+                                 (nbytes > data_len ? "more" : std::to_string(nbytes)));
     }
     torch::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(type->dtype));
     if (nbytes > 0) {

@@ -30,7 +30,7 @@ double kernel_sum(const torch::Tensor& x, const torch::Tensor& y, const Kernel& 
   return total.item<double>();
 }
 
-torch::Tensor as_f64(const torch::Tensor& x) {
+torch::Tensor as_double(const torch::Tensor& x) {
   return x.to(torch::kFloat64);
 }
 
@@ -75,8 +75,8 @@ double mmd2_unbiased(const torch::Tensor& x, const torch::Tensor& y, const Kerne
       throw ConfigError("kernel bandwidths must be finite and > 0, got " + std::to_string(s));
     }
   }
-  auto a = as_f64(x);
-  auto b = as_f64(y);
+  auto a = as_double(x);
+  auto b = as_double(y);
   const double xx = kernel_sum(a, a, kernel, true) / (static_cast<double>(n) * (n - 1));
   const double yy = kernel_sum(b, b, kernel, true) / (static_cast<double>(m) * (m - 1));
   const double xy = kernel_sum(a, b, kernel, false) / (static_cast<double>(n) * m);
@@ -87,7 +87,7 @@ double median_distance(const torch::Tensor& x, const torch::Tensor& y, int64_t m
   const int64_t half = std::max<int64_t>(max_points / 2, 1);
   auto strided = [half](const torch::Tensor& t) {
     const int64_t stride = std::max<int64_t>((t.size(0) + half - 1) / half, 1);
-    return as_f64(t).slice(0, 0, t.size(0), stride);
+    return as_double(t).slice(0, 0, t.size(0), stride);
   };
   auto pooled = torch::cat({strided(x), strided(y)});
   const int64_t k = pooled.size(0);

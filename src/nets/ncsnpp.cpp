@@ -11,10 +11,10 @@
 namespace uotflow {
 namespace {
 
-const double kInvSqrt2 = 1.0 / std::sqrt(2.0);
+const double kSkipScale = 1.0 / std::sqrt(2.0);
 
 torch::Tensor skip_sum(const torch::Tensor& a, const torch::Tensor& b, bool rescale) {
-  return rescale ? (a + b) * kInvSqrt2 : a + b;
+  return rescale ? (a + b) * kSkipScale : a + b;
 }
 
 enum class Resample { kNone, kUp, kDown };

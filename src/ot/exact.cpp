@@ -290,7 +290,7 @@ int cost_bits(int64_t nodes) {
 // relative epsilon). Integer potentials are exact, so LEMON's anti-cycling tree rules hold. The
 // plan is optimal for the gridded costs and its cost is then summed with the double costs, so
 // the result is within one grid step (range * 2^-bits, see cost_bits) of the optimum.
-struct Problem {
+struct SimplexProblem {
   int64_t n = 0;                 // sources (rows of cost)
   int64_t m = 0;                 // targets (columns of cost)
   std::vector<int64_t> a_units;  // [n] what each source ships
@@ -316,7 +316,7 @@ template <typename Graph>
 struct SupplyMap {
   using Key = typename Graph::Node;
   using Value = int64_t;
-  const Problem& problem;
+  const SimplexProblem& problem;
   int64_t operator[](const Key& v) const {
     const int64_t id = Graph::id(v);
     return id < problem.n ? problem.a_units[id] : -problem.b_units[id - problem.n];
@@ -340,7 +340,7 @@ void require_optimal(typename Simplex<Graph>::ProblemType status, const char* wh
 struct CompleteCostMap {
   using Key = BipartiteDigraph::Arc;
   using Value = int64_t;
-  const Problem& problem;
+  const SimplexProblem& problem;
   int64_t operator[](const Key& a) const {
     return problem.grid_cost(BipartiteDigraph::id(a));
   }
@@ -358,7 +358,7 @@ struct FlowCollector {
   }
 };
 
-Flows solve_complete(const Problem& problem, const char* who) {
+Flows solve_complete(const SimplexProblem& problem, const char* who) {
   const BipartiteDigraph graph(static_cast<int>(problem.n), static_cast<int>(problem.m));
   // Pivot rule and arc order picked by measurement (bench_exact_ot BM_ExactOtSolve, 2-D
   // Gaussians, 1 thread, medians in ms at n = 500 / 2000 / 5000): block search in the graph's own
@@ -399,7 +399,7 @@ constexpr int kMaxPricingRounds = 10;
 struct ListCostMap {
   using Key = lemon::StaticDigraph::Arc;
   using Value = int64_t;
-  const Problem& problem;
+  const SimplexProblem& problem;
   const std::vector<int64_t>& arcs;
   int64_t operator[](const Key& a) const {
     return problem.grid_cost(arcs[lemon::StaticDigraph::index(a)]);
@@ -412,7 +412,7 @@ struct SparseSolution {
 };
 
 // Solves on the given arcs (k = i * m + j, ascending). The arc set must admit a feasible flow.
-SparseSolution solve_on_arcs(const Problem& problem, const std::vector<int64_t>& arcs,
+SparseSolution solve_on_arcs(const SimplexProblem& problem, const std::vector<int64_t>& arcs,
                              const char* who) {
   std::vector<std::pair<int, int>> ends;
   ends.reserve(arcs.size());
@@ -472,7 +472,7 @@ std::vector<int64_t> nearest_representative(const torch::Tensor& points, int64_t
 // spaced representatives, the problem between the groups (summed masses, costs between the
 // representatives) is solved on its complete graph, and each source gets arcs to every member of
 // every group its group ships to. Feasible, since a coarse plan splits over complete blocks.
-std::vector<uint8_t> coarse_arcs(const Problem& problem, const torch::Tensor& x,
+std::vector<uint8_t> coarse_arcs(const SimplexProblem& problem, const torch::Tensor& x,
                                  const torch::Tensor& y, const char* who) {
   // R = min(N, M) / 5 (at most 1000) measured best at 2000 and 5000 points (400 vs 100 or 200).
   const int64_t groups = std::clamp<int64_t>(std::min(problem.n, problem.m) / 5, 1, 1000);
@@ -480,7 +480,7 @@ std::vector<uint8_t> coarse_arcs(const Problem& problem, const torch::Tensor& x,
   std::vector<int64_t> y_reps;
   const auto x_group = nearest_representative(x, groups, x_reps);
   const auto y_group = nearest_representative(y, groups, y_reps);
-  Problem coarse;
+  SimplexProblem coarse;
   coarse.n = groups;
   coarse.m = groups;
   coarse.a_units.assign(groups, 0);
@@ -521,7 +521,7 @@ std::vector<uint8_t> coarse_arcs(const Problem& problem, const torch::Tensor& x,
 
 // Marks up to kArcsAddedPerRow arcs per source with the most negative reduced costs
 // c_ij + pi_i - pi_j; returns how many it marked (0: the solution is optimal on all arcs).
-int64_t add_priced_arcs(const Problem& problem, const std::vector<int64_t>& potentials,
+int64_t add_priced_arcs(const SimplexProblem& problem, const std::vector<int64_t>& potentials,
                         std::vector<uint8_t>& in) {
   const int64_t* target_pi = potentials.data() + problem.n;
   std::vector<std::pair<int64_t, int64_t>> negative;  // (reduced cost, j)
@@ -549,7 +549,7 @@ int64_t add_priced_arcs(const Problem& problem, const std::vector<int64_t>& pote
 
 // The optimal flows through pricing rounds, or nothing when the rounds do not settle (then the
 // complete graph is the cheaper way). x: [N, D], y: [M, D] contiguous CPU float64.
-std::optional<Flows> solve_multiscale(const Problem& problem, const torch::Tensor& x,
+std::optional<Flows> solve_multiscale(const SimplexProblem& problem, const torch::Tensor& x,
                                       const torch::Tensor& y, const char* who) {
   auto in = coarse_arcs(problem, x, y, who);
   std::vector<int64_t> arcs;
@@ -613,7 +613,7 @@ ExactOtResult solve(const torch::Tensor& a_in, const torch::Tensor& b_in,
   const auto b_all = mass_units(b, /*round_up=*/true);
   const auto rows = support_of(a_all);
   const auto cols = support_of(b_all);
-  Problem problem;
+  SimplexProblem problem;
   problem.n = static_cast<int64_t>(rows.size());
   problem.m = static_cast<int64_t>(cols.size());
   problem.a_units = gather(a_all, rows);

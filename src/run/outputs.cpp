@@ -33,14 +33,14 @@ namespace {
 constexpr int64_t kGridImages = 64;   // images in a snapshot grid (8 x 8)
 constexpr int64_t kStripColumns = 8;  // images per phase in samples/phases.png
 constexpr int64_t kSnapshotPoints = 2000;
-constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 
 // KL(Gaussian fit of the samples || exact), or NaN when the fit is singular (collapsed samples).
 double fitted_kl(const torch::Tensor& samples, const GaussianFit& exact) {
   try {
     return gaussian_kl(fit_gaussian(samples), exact);
   } catch (const ConfigError&) {
-    return kNan;
+    return kMissing;
   }
 }
 
@@ -175,7 +175,7 @@ void RunOutputs::add_class_preservation(
     return;
   }
   if (!kept) {
-    write_row("class_preservation", kNan, Json::object());
+    write_row("class_preservation", kMissing, Json::object());
     return;
   }
   write_row("class_preservation", kept->rate,
@@ -232,7 +232,7 @@ RunOutputs::Evaluation RunOutputs::evaluate(int64_t step, int64_t phase, bool re
     const auto& reference = reference_samples(n);
     const auto context = metric_context(seed);
     for (const auto& name : metrics_) {
-      write_row(name, finite ? compute_metric(name, samples, reference, context) : kNan,
+      write_row(name, finite ? compute_metric(name, samples, reference, context) : kMissing,
                 Json::object());
     }
   }
@@ -244,18 +244,18 @@ RunOutputs::Evaluation RunOutputs::evaluate(int64_t step, int64_t phase, bool re
   }
   if (target.mean.defined()) {
     const GaussianFit exact{target.mean, target.covariance};
-    write_row("target_kl", finite ? fitted_kl(samples, exact) : kNan, Json::object());
-    const double time = phase >= 0 ? phases_[phase].flow_time : kNan;
+    write_row("target_kl", finite ? fitted_kl(samples, exact) : kMissing, Json::object());
+    const double time = phase >= 0 ? phases_[phase].flow_time : kMissing;
     const GaussianFlowCheck check(problem_);
     if (std::isfinite(time) && check.defined()) {
-      write_row("ou_kl", finite ? check.fitted_kl(samples, time) : kNan, Json{{"time", time}});
+      write_row("ou_kl", finite ? check.fitted_kl(samples, time) : kMissing, Json{{"time", time}});
     }
   }
   if (inputs.defined()) {
     // A translation: the map's cost and, between mixtures with paired components, its classes.
     const auto x = inputs.to(torch::kFloat64);
     const auto y = samples.to(torch::kFloat64);
-    write_row("transport_cost", finite ? (y - x).square().sum(1).mean().item<double>() : kNan,
+    write_row("transport_cost", finite ? (y - x).square().sum(1).mean().item<double>() : kMissing,
               Json::object());
     if (problem_.target) {
       add_class_preservation(drawn, finite, write_row);

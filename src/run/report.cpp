@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNoValue = std::numeric_limits<double>::quiet_NaN();
 
 std::string base64(const std::string& bytes) {
   static constexpr char kDigits[] =
@@ -98,7 +98,7 @@ std::vector<Json> read_rows(const fs::path& path) {
 }
 
 double number(const Json& row, const char* key) {
-  return row.contains(key) && row[key].is_number() ? row[key].get<double>() : kNan;
+  return row.contains(key) && row[key].is_number() ? row[key].get<double>() : kNoValue;
 }
 
 using run_detail::Curve;

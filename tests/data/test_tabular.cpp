@@ -24,7 +24,7 @@ using testing::expect_config_error;
 const std::string kRealDir = std::string(UOTFLOW_SOURCE_DIR) + "/data/tabular";
 
 // A per-test file in GoogleTest's temp dir, so that tests run in parallel do not collide.
-std::string write_file(const std::string& suffix, const std::string& contents) {
+std::string write_table_file(const std::string& suffix, const std::string& contents) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   const std::string path =
       ::testing::TempDir() + "uotflow_" + info->test_suite_name() + "_" + info->name() + suffix;
@@ -56,7 +56,7 @@ const std::string kArff =
     "  +0.25 , \"x,y\" , 5e0 , 'yes'  % comment\n";
 
 TEST(TabularArff, ReadsNominalQuotedAndNumericAttributes) {
-  const auto data = read_arff(write_file(".arff", kArff));
+  const auto data = read_arff(write_table_file(".arff", kArff));
   EXPECT_TRUE(torch::equal(data.features, doubles({1.5, 1, 0, 0, 3,  //
                                                    -2, 0, 1, 0, 4,   //
                                                    0.25, 0, 0, 1, 5},
@@ -69,7 +69,7 @@ TEST(TabularArff, ReadsNominalQuotedAndNumericAttributes) {
 }
 
 TEST(TabularArff, LabelAndPositiveClassAreChosenByName) {
-  const auto path = write_file(".arff", kArff);
+  const auto path = write_table_file(".arff", kArff);
   const auto by_colour = read_arff(path, "colour", "red");
   EXPECT_TRUE(torch::equal(by_colour.labels, longs({1, 0, 0}))) << by_colour.labels;
   EXPECT_EQ(by_colour.feature_names,
@@ -86,10 +86,10 @@ TEST(TabularArff, LabelAndPositiveClassAreChosenByName) {
 
 // An ARFF with the given data rows (line 6 onwards) under a fixed header.
 std::string arff_with_rows(const std::string& rows) {
-  return write_file(".arff",
-                    "@relation r\n@attribute a numeric\n@attribute b {u, v}\n"
-                    "@attribute class {no, yes}\n@data\n" +
-                        rows);
+  return write_table_file(".arff",
+                          "@relation r\n@attribute a numeric\n@attribute b {u, v}\n"
+                          "@attribute class {no, yes}\n@data\n" +
+                              rows);
 }
 
 // The start of the message for a problem at `line` of `path` (0: the file as a whole).
@@ -123,15 +123,15 @@ TEST(TabularArff, MalformedRowsNameFileLineAndProblem) {
 }
 
 TEST(TabularArff, MalformedHeadersAndArgumentsAreConfigErrors) {
-  const auto no_data = write_file(".arff", "@relation r\n@attribute a numeric\n% end\n");
+  const auto no_data = write_table_file(".arff", "@relation r\n@attribute a numeric\n% end\n");
   expect_config_error([&] { read_arff(no_data); }, "no @data",
                       at_line(no_data, 3) + "the file ends without a @data section");
-  const auto text = write_file(".arff", "@relation r\n@attribute s string\n@data\n");
+  const auto text = write_table_file(".arff", "@relation r\n@attribute s string\n@data\n");
   expect_config_error([&] { read_arff(text); }, "string attribute",
                       at_line(text, 2) + "attribute 's' has the unsupported type 'string'");
-  const auto unclosed = write_file(".arff", "@relation r\n@attribute c {a, b\n@data\n");
+  const auto unclosed = write_table_file(".arff", "@relation r\n@attribute c {a, b\n@data\n");
   expect_config_error([&] { read_arff(unclosed); }, "unclosed nominal list", "lack a closing '}'");
-  const auto stray = write_file(".arff", "@relation r\nhello\n");
+  const auto stray = write_table_file(".arff", "@relation r\nhello\n");
   expect_config_error([&] { read_arff(stray); }, "stray line",
                       at_line(stray, 2) + "expected @relation, @attribute or @data");
 
@@ -147,7 +147,7 @@ TEST(TabularArff, MalformedHeadersAndArgumentsAreConfigErrors) {
 
 TEST(TabularCsv, ReadsSklearnLayout) {
   const auto data =
-      read_sklearn_csv(write_file(".csv", "3,2,neg,pos\n1,2,0\n3.5,-4,1\n5,6e-1,1\n"));
+      read_sklearn_csv(write_table_file(".csv", "3,2,neg,pos\n1,2,0\n3.5,-4,1\n5,6e-1,1\n"));
   EXPECT_TRUE(torch::equal(data.features, doubles({1, 2, 3.5, -4, 5, 0.6}, 3))) << data.features;
   EXPECT_TRUE(torch::equal(data.labels, longs({0, 1, 1})));
   EXPECT_EQ(data.feature_names, (std::vector<std::string>{"feature_0", "feature_1"}));
@@ -171,7 +171,7 @@ TEST(TabularCsv, MalformedFilesNameFileLineAndProblem) {
       {"", 0, "the file is empty"},
   };
   for (const auto& c : cases) {
-    const auto path = write_file(".csv", c.contents);
+    const auto path = write_table_file(".csv", c.contents);
     expect_config_error([&] { read_sklearn_csv(path); }, c.contents,
                         at_line(path, c.line) + c.problem);
   }

@@ -47,7 +47,7 @@ double value_at(const std::map<int64_t, Json>& rows, int64_t step) {
 // The Fokker-Planck check: log10 of the symmetric KL to the closed form at the dilated W-time,
 // averaged over the JKO steps, must be below `bound`; the closed form at the undilated SW-time
 // must fit worse (the time scale is the dilated one).
-void expect_tracks_fokker_planck(const std::string& run_dir, int64_t steps, double bound) {
+void expect_sw_flow_tracks_fokker_planck(const std::string& run_dir, int64_t steps, double bound) {
   auto rows = eval_rows(run_dir);
   ASSERT_TRUE(rows.count("sym_kl_w_time"));
   double mean_log10 = 0.0, mean_log10_sw = 0.0;
@@ -67,7 +67,7 @@ void expect_tracks_fokker_planck(const std::string& run_dir, int64_t steps, doub
 TEST(SwgfRun, RealNvpTracksTheOrnsteinUhlenbeckClosedFormInTwoDimensions) {
   // 5 steps of tau = 0.05: SW-time 0.25, W-time 0.5.
   auto dir = run_in_fresh_dir(flow_config("swgf_ou_d2.json", {"swjko.n_phases=5", "eval.n=10000"}));
-  expect_tracks_fokker_planck(dir, 5, -1.5);
+  expect_sw_flow_tracks_fokker_planck(dir, 5, -1.5);
   EXPECT_TRUE(fs::exists(dir + "/target.json"));
   for (const char* file : {"samples/phase-0004.npy", "samples/phase-0004.png", "samples/phases.png",
                            "plots/sym_kl_w_time.png", "final/model.safetensors", "metrics.jsonl",
@@ -79,8 +79,8 @@ TEST(SwgfRun, RealNvpTracksTheOrnsteinUhlenbeckClosedFormInTwoDimensions) {
 
 TEST(SwgfRun, RealNvpTracksTheOrnsteinUhlenbeckClosedFormInTenDimensions_Slow) {
   auto dir = run_in_fresh_dir(flow_config("swgf_ou_d10.json"));
-  expect_tracks_fokker_planck(dir, get<int64_t>(flow_config("swgf_ou_d10.json"), "swjko.n_phases"),
-                              -0.5);
+  expect_sw_flow_tracks_fokker_planck(
+      dir, get<int64_t>(flow_config("swgf_ou_d10.json"), "swjko.n_phases"), -0.5);
 }
 
 TEST(SwgfRun, GridFlowTracksTheOrnsteinUhlenbeckClosedForm) {

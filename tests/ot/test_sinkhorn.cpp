@@ -19,7 +19,7 @@ using uotflow::testing::relative_error;
 
 namespace {
 
-const auto kF64 = torch::dtype(torch::kFloat64);
+const auto kDouble64 = torch::dtype(torch::kFloat64);
 
 class SinkhornTest : public ::testing::Test {
  protected:
@@ -32,7 +32,7 @@ double item(const torch::Tensor& t) {
   return t.item<double>();
 }
 
-double max_abs(const torch::Tensor& t) {
+double largest_abs(const torch::Tensor& t) {
   return item(t.abs().max());
 }
 
@@ -64,20 +64,20 @@ double primal(const torch::Tensor& plan, const torch::Tensor& cost, const torch:
   return value;
 }
 
-struct Instance {
+struct SinkhornInstance {
   torch::Tensor x, y, a, b;  // x: [N, D], y: [M, D], a: [N], b: [M]
   torch::Tensor cost;        // [N, M]
   double eps = 0.0;
 };
 
 // Random weights of total mass a_mass and b_mass; epsilon relative to the mean cost.
-Instance random_instance(int64_t n, int64_t m, int64_t d, double relative_eps, double a_mass = 1.0,
-                         double b_mass = 1.0) {
-  Instance s;
-  s.x = torch::randn({n, d}, kF64);
-  s.y = torch::randn({m, d}, kF64) * 1.5 + 0.5;
-  s.a = torch::rand({n}, kF64) + 0.1;
-  s.b = torch::rand({m}, kF64) + 0.1;
+SinkhornInstance random_instance(int64_t n, int64_t m, int64_t d, double relative_eps,
+                                 double a_mass = 1.0, double b_mass = 1.0) {
+  SinkhornInstance s;
+  s.x = torch::randn({n, d}, kDouble64);
+  s.y = torch::randn({m, d}, kDouble64) * 1.5 + 0.5;
+  s.a = torch::rand({n}, kDouble64) + 0.1;
+  s.b = torch::rand({m}, kDouble64) + 0.1;
   s.a *= a_mass / s.a.sum();
   s.b *= b_mass / s.b.sum();
   s.cost = squared_euclidean_cost(s.x, s.y);
@@ -85,20 +85,20 @@ Instance random_instance(int64_t n, int64_t m, int64_t d, double relative_eps, d
   return s;
 }
 
-std::string describe(const Instance& s) {
+std::string describe(const SinkhornInstance& s) {
   return "N = " + std::to_string(s.x.size(0)) + ", M = " + std::to_string(s.y.size(0)) +
          ", D = " + std::to_string(s.x.size(1)) + ", eps = " + std::to_string(s.eps);
 }
 
 void put_instances(const uotflow::testing::PythonOracle& py,
-                   const std::vector<Instance>& instances) {
+                   const std::vector<SinkhornInstance>& instances) {
   for (size_t k = 0; k < instances.size(); ++k) {
     const auto key = std::to_string(k);
     const auto& s = instances[k];
     py.put("a" + key, s.a);
     py.put("b" + key, s.b);
     py.put("C" + key, s.cost);
-    py.put("eps" + key, torch::full({1}, s.eps, kF64));
+    py.put("eps" + key, torch::full({1}, s.eps, kDouble64));
   }
 }
 
@@ -109,12 +109,13 @@ void put_instances(const uotflow::testing::PythonOracle& py,
 TEST_F(SinkhornTest, CostMatchesTheDifferences) {
   for (int64_t d : {1, 2, 16, 17, 300}) {
     for (double offset : {0.0, 1e3}) {
-      const auto x = torch::randn({3, 37, d}, kF64) + offset;
-      const auto y = torch::randn({3, 29, d}, kF64) * 2.0 + offset;
+      const auto x = torch::randn({3, 37, d}, kDouble64) + offset;
+      const auto y = torch::randn({3, 29, d}, kDouble64) * 2.0 + offset;
       const auto ref = (x.unsqueeze(2) - y.unsqueeze(1)).square().sum(-1);
       const auto c = squared_euclidean_cost(x, y);
-      EXPECT_LT(max_abs(c - ref) / max_abs(ref), 1e-12) << "d " << d << ", offset " << offset;
-      EXPECT_LT(max_abs(squared_euclidean_cost(x[1], y[1]) - ref[1]) / max_abs(ref), 1e-12);
+      EXPECT_LT(largest_abs(c - ref) / largest_abs(ref), 1e-12)
+          << "d " << d << ", offset " << offset;
+      EXPECT_LT(largest_abs(squared_euclidean_cost(x[1], y[1]) - ref[1]) / largest_abs(ref), 1e-12);
       // float32: against the differences of the rounded points.
       const auto x32 = x.to(torch::kFloat32);
       const auto y32 = y.to(torch::kFloat32);
@@ -123,7 +124,8 @@ TEST_F(SinkhornTest, CostMatchesTheDifferences) {
               .square()
               .sum(-1);
       const auto c32 = squared_euclidean_cost(x32, y32).to(torch::kFloat64);
-      EXPECT_LT(max_abs(c32 - ref32) / max_abs(ref32), 1e-5) << "d " << d << ", offset " << offset;
+      EXPECT_LT(largest_abs(c32 - ref32) / largest_abs(ref32), 1e-5)
+          << "d " << d << ", offset " << offset;
       EXPECT_GE(item(squared_euclidean_cost(x, x).min()), 0.0);
     }
   }
@@ -132,7 +134,7 @@ TEST_F(SinkhornTest, CostMatchesTheDifferences) {
 // POT's log-domain Sinkhorn run to its rounding floor: same plan, same <P, C>; our dual value
 // equals the primal objective of POT's plan. n != m, random weights, d from 1 to 1000.
 TEST_F(SinkhornTest, BalancedMatchesPot) {
-  std::vector<Instance> instances = {
+  std::vector<SinkhornInstance> instances = {
       random_instance(30, 45, 3, 0.1), random_instance(64, 20, 2, 0.02),
       random_instance(25, 33, 1, 0.05), random_instance(20, 24, 1000, 0.1)};
   uotflow::testing::PythonOracle py;
@@ -153,19 +155,19 @@ TEST_F(SinkhornTest, BalancedMatchesPot) {
     const double pot_cost = item(py.get("w" + key)[0]);
     const auto r = sinkhorn(s.cost, s.a, s.b, tight(s.eps));
     EXPECT_LT(relative_error(item(r.transport_cost), pot_cost), 1e-6) << describe(s);
-    EXPECT_LT(max_abs(r.plan - pot_plan) / max_abs(pot_plan), 1e-6) << describe(s);
+    EXPECT_LT(largest_abs(r.plan - pot_plan) / largest_abs(pot_plan), 1e-6) << describe(s);
     const double pot_primal = primal(pot_plan, s.cost, s.a, s.b, s.eps, -1.0);
     EXPECT_LT(relative_error(item(r.value), pot_primal), 1e-6) << describe(s);
     EXPECT_LT(relative_error(item(r.value), primal(r.plan, s.cost, s.a, s.b, s.eps, -1.0)), 1e-9)
         << describe(s);
     EXPECT_GE(item(r.value), 0.0);
-    EXPECT_LT(max_abs(r.plan.sum(1) - s.a), 1e-10) << describe(s);
-    EXPECT_LT(max_abs(r.plan.sum(0) - s.b), 1e-10) << describe(s);
+    EXPECT_LT(largest_abs(r.plan.sum(1) - s.a), 1e-10) << describe(s);
+    EXPECT_LT(largest_abs(r.plan.sum(0) - s.b), 1e-10) << describe(s);
     EXPECT_LT(r.marginal_error, 1e-12);
     // The plan is the Gibbs form of the returned potentials.
     const auto gibbs = s.a.unsqueeze(1) * s.b.unsqueeze(0) *
                        ((r.f.unsqueeze(1) + r.g.unsqueeze(0) - s.cost) / s.eps).exp();
-    EXPECT_LT(max_abs(gibbs - r.plan) / max_abs(r.plan), 1e-9) << describe(s);
+    EXPECT_LT(largest_abs(gibbs - r.plan) / largest_abs(r.plan), 1e-9) << describe(s);
   }
 }
 
@@ -173,12 +175,12 @@ TEST_F(SinkhornTest, BalancedMatchesPot) {
 // C - eps (log a_i + log b_j) it solves our problem, so the plans agree and sinkhorn_unbalanced2
 // returns <P, C - eps (log a + log b)>. Masses differ (1.4 vs 0.6) and are kept.
 TEST_F(SinkhornTest, UnbalancedMatchesPot) {
-  std::vector<Instance> instances = {random_instance(30, 45, 3, 0.1, 1.4, 0.6),
-                                     random_instance(40, 25, 2, 0.05, 0.5, 2.0)};
+  std::vector<SinkhornInstance> instances = {random_instance(30, 45, 3, 0.1, 1.4, 0.6),
+                                             random_instance(40, 25, 2, 0.05, 0.5, 2.0)};
   const std::vector<double> relative_rho = {0.3, 3.0};
   uotflow::testing::PythonOracle py;
   put_instances(py, instances);
-  py.put("rho", torch::tensor(relative_rho, kF64));
+  py.put("rho", torch::tensor(relative_rho, kDouble64));
   py.run(
       "import ot\n"
       "rho = load('rho')\n"
@@ -203,7 +205,7 @@ TEST_F(SinkhornTest, UnbalancedMatchesPot) {
       const auto pot = py.get("w" + key);
       const auto r = sinkhorn(s.cost, s.a, s.b, tight(s.eps, rho));
       const std::string what = describe(s) + ", rho = " + std::to_string(rho);
-      EXPECT_LT(max_abs(r.plan - pot_plan) / max_abs(pot_plan), 1e-7) << what;
+      EXPECT_LT(largest_abs(r.plan - pot_plan) / largest_abs(pot_plan), 1e-7) << what;
       EXPECT_LT(relative_error(item(r.transport_cost), item(pot[0])), 1e-7) << what;
       const auto shifted = s.cost - s.eps * (s.a.log().unsqueeze(1) + s.b.log().unsqueeze(0));
       EXPECT_LT(relative_error(item((r.plan * shifted).sum()), item(pot[1])), 1e-7) << what;
@@ -212,8 +214,8 @@ TEST_F(SinkhornTest, UnbalancedMatchesPot) {
           << what;
       EXPECT_GT(item(r.value), 0.0) << what;
       // First-order conditions: P 1 = a exp(-f / rho), P^T 1 = b exp(-g / rho).
-      EXPECT_LT(max_abs(r.plan.sum(1) - s.a * (-r.f / rho).exp()), 1e-10) << what;
-      EXPECT_LT(max_abs(r.plan.sum(0) - s.b * (-r.g / rho).exp()), 1e-10) << what;
+      EXPECT_LT(largest_abs(r.plan.sum(1) - s.a * (-r.f / rho).exp()), 1e-10) << what;
+      EXPECT_LT(largest_abs(r.plan.sum(0) - s.b * (-r.g / rho).exp()), 1e-10) << what;
     }
   }
 }
@@ -224,7 +226,7 @@ TEST_F(SinkhornTest, LargeRhoApproachesBalanced) {
   double previous = INFINITY;
   for (double rho : {1e1, 1e3, 1e5}) {
     const auto r = sinkhorn(s.cost, s.a, s.b, tight(s.eps, rho));
-    const double gap = max_abs(r.plan - balanced.plan);
+    const double gap = largest_abs(r.plan - balanced.plan);
     EXPECT_LT(gap, previous) << "rho = " << rho;
     previous = gap;
   }
@@ -236,12 +238,12 @@ TEST_F(SinkhornTest, LargeRhoApproachesBalanced) {
 // epsilon = 1e-3 x mean cost (costs up to 1e4 epsilon): finite everywhere, close to exact OT;
 // also without annealing, in float32, unbalanced, and with clouds of very different scales.
 TEST_F(SinkhornTest, SmallEpsilonIsStableAndApproachesExactOt) {
-  std::vector<Instance> instances = {random_instance(150, 120, 2, 1e-3)};
-  Instance far;  // tiny cloud against a wide one 1e3 away: costs ~1e6, epsilon 1e-2
-  far.x = torch::randn({60, 2}, kF64) * 1e-3;
-  far.y = torch::randn({50, 2}, kF64) * 10.0 + 1e3;
-  far.a = torch::full({60}, 1.0 / 60, kF64);
-  far.b = torch::full({50}, 1.0 / 50, kF64);
+  std::vector<SinkhornInstance> instances = {random_instance(150, 120, 2, 1e-3)};
+  SinkhornInstance far;  // tiny cloud against a wide one 1e3 away: costs ~1e6, epsilon 1e-2
+  far.x = torch::randn({60, 2}, kDouble64) * 1e-3;
+  far.y = torch::randn({50, 2}, kDouble64) * 10.0 + 1e3;
+  far.a = torch::full({60}, 1.0 / 60, kDouble64);
+  far.b = torch::full({50}, 1.0 / 50, kDouble64);
   far.cost = squared_euclidean_cost(far.x, far.y);
   far.eps = 1e-2;
   instances.push_back(far);
@@ -272,7 +274,7 @@ TEST_F(SinkhornTest, SmallEpsilonIsStableAndApproachesExactOt) {
     // The entropic bias of <P, C> is O(eps log(N M)) at most.
     EXPECT_LT(std::abs(item(r.transport_cost) - exact), 10 * s.eps) << describe(s);
     EXPECT_LT(r.marginal_error, 1e-9) << describe(s);
-    EXPECT_LT(max_abs(r.plan.sum(0) - s.b), 1e-12) << describe(s);
+    EXPECT_LT(largest_abs(r.plan.sum(0) - s.b), 1e-12) << describe(s);
 
     auto cold = options;  // no annealing: thousands of iterations, must stay finite
     cold.epsilon_scaling = 0.0;
@@ -297,12 +299,12 @@ TEST_F(SinkhornTest, SmallEpsilonIsStableAndApproachesExactOt) {
 // kernel column underflows. Unbalanced, the optimum sends it no mass; the answer must still be
 // finite and optimal, certified by a zero duality gap (dual value = primal objective of the plan).
 TEST_F(SinkhornTest, UnderflowingRowsAndColumnsStayExact) {
-  const auto x = torch::randn({50, 2}, kF64);
-  auto y = torch::randn({40, 2}, kF64);
+  const auto x = torch::randn({50, 2}, kDouble64);
+  auto y = torch::randn({40, 2}, kDouble64);
   y[0][0] = 30.0;
   const auto cost = squared_euclidean_cost(x, y);
-  const auto a = torch::full({50}, 1.0 / 50, kF64);
-  const auto b = torch::full({40}, 1.0 / 40, kF64);
+  const auto a = torch::full({50}, 1.0 / 50, kDouble64);
+  const auto b = torch::full({40}, 1.0 / 40, kDouble64);
   const double mean = item(cost.mean());
   for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
     const double tol = dtype == torch::kFloat64 ? 1e-9 : 2e-4;
@@ -337,10 +339,10 @@ TEST_F(SinkhornTest, UnderflowingRowsAndColumnsStayExact) {
 
 TEST_F(SinkhornTest, BatchEqualsOneCallPerElement) {
   const int64_t batch = 3;
-  const auto x = torch::randn({batch, 20, 2}, kF64);
-  const auto y = torch::randn({batch, 30, 2}, kF64) + 0.5;
-  const auto a = torch::rand({batch, 20}, kF64) + 0.1;
-  const auto b = torch::rand({batch, 30}, kF64) + 0.1;
+  const auto x = torch::randn({batch, 20, 2}, kDouble64);
+  const auto y = torch::randn({batch, 30, 2}, kDouble64) + 0.5;
+  const auto a = torch::rand({batch, 20}, kDouble64) + 0.1;
+  const auto b = torch::rand({batch, 30}, kDouble64) + 0.1;
   for (double rho : {-1.0, 2.0}) {
     for (bool fused : {true, false}) {
       auto options = tight(0.2, rho);
@@ -354,9 +356,9 @@ TEST_F(SinkhornTest, BatchEqualsOneCallPerElement) {
                                  ", element " + std::to_string(k);
         EXPECT_NEAR(item(r.transport_cost[k]), item(one.transport_cost), 1e-10) << what;
         EXPECT_NEAR(item(r.value[k]), item(one.value), 1e-10) << what;
-        EXPECT_LT(max_abs(r.plan[k] - one.plan), 1e-10) << what;
-        EXPECT_LT(max_abs(r.f[k] - one.f), 1e-8) << what;
-        EXPECT_LT(max_abs(r.g[k] - one.g), 1e-8) << what;
+        EXPECT_LT(largest_abs(r.plan[k] - one.plan), 1e-10) << what;
+        EXPECT_LT(largest_abs(r.f[k] - one.f), 1e-8) << what;
+        EXPECT_LT(largest_abs(r.g[k] - one.g), 1e-8) << what;
       }
       // Weights shared by the batch: [N] and [M].
       const auto shared = sinkhorn_points(x, y, options, a[0], b[0]);
@@ -369,7 +371,7 @@ TEST_F(SinkhornTest, BatchEqualsOneCallPerElement) {
   generic.fused_cpu_pass = false;
   const auto r1 = sinkhorn_points(x, y, tight(0.2), a, b);
   const auto r2 = sinkhorn_points(x, y, generic, a, b);
-  EXPECT_LT(max_abs(r1.plan - r2.plan), 1e-12);
+  EXPECT_LT(largest_abs(r1.plan - r2.plan), 1e-12);
 }
 
 // Above 2^18 kernel entries the fused CPU pass splits the rows over threads.
@@ -384,7 +386,7 @@ TEST_F(SinkhornTest, ThreadedPassMatchesTheGenericPath) {
     const auto fused = sinkhorn(s.cost, s.a, s.b, options);
     options.fused_cpu_pass = false;
     const auto generic = sinkhorn(s.cost, s.a, s.b, options);
-    EXPECT_LT(max_abs(fused.plan - generic.plan) / max_abs(generic.plan), 1e-12) << rho;
+    EXPECT_LT(largest_abs(fused.plan - generic.plan) / largest_abs(generic.plan), 1e-12) << rho;
     EXPECT_LT(relative_error(item(fused.value), item(generic.value)), 1e-12) << rho;
   }
   torch::set_num_threads(threads);
@@ -407,8 +409,8 @@ TEST_F(SinkhornTest, Float32AgreesWithFloat64) {
 }
 
 TEST_F(SinkhornTest, DivergenceIsZeroForIdenticalSetsAndPositiveOtherwise) {
-  const auto x = torch::randn({40, 2}, kF64);
-  const auto a = torch::rand({40}, kF64) + 0.1;
+  const auto x = torch::randn({40, 2}, kDouble64);
+  const auto a = torch::rand({40}, kDouble64) + 0.1;
   SinkhornOptions options;
   options.epsilon = 0.1;
   for (double rho : {-1.0, 1.0}) {
@@ -421,8 +423,8 @@ TEST_F(SinkhornTest, DivergenceIsZeroForIdenticalSetsAndPositiveOtherwise) {
     const auto perm = torch::randperm(40);
     EXPECT_NEAR(item(sinkhorn_divergence(x, x.index_select(0, perm), options)), 0.0, 1e-10);
     for (int trial = 0; trial < 4; ++trial) {
-      const auto y = torch::randn({30, 2}, kF64) * (0.5 + trial) + 0.1 * trial;
-      const auto b = torch::rand({30}, kF64) * (trial + 1);
+      const auto y = torch::randn({30, 2}, kDouble64) * (0.5 + trial) + 0.1 * trial;
+      const auto b = torch::rand({30}, kDouble64) * (trial + 1);
       const double s_xy = item(sinkhorn_divergence(x, y, options, a, b));
       const double s_yx = item(sinkhorn_divergence(y, x, options, b, a));
       EXPECT_GT(s_xy, 0.0) << "rho " << rho << ", trial " << trial;
@@ -435,17 +437,17 @@ TEST_F(SinkhornTest, DivergenceIsZeroForIdenticalSetsAndPositiveOtherwise) {
   // Balanced, squared Euclidean: a translation by t only shifts the potentials, so
   // S(x, x + t) = |t|^2 exactly, whatever epsilon.
   options.rho = -1.0;
-  const auto t = torch::tensor({0.3, -0.2}, kF64);
+  const auto t = torch::tensor({0.3, -0.2}, kDouble64);
   for (double eps : {0.01, 1.0}) {
     options.epsilon = eps;
     EXPECT_NEAR(item(sinkhorn_divergence(x, x + t, options, a, a)), 0.13, 1e-9) << eps;
   }
   // Batched: [B] values, identical pairs exactly 0.
-  const auto xs = torch::randn({2, 10, 3}, kF64);
-  auto ys = torch::randn({2, 12, 3}, kF64);
+  const auto xs = torch::randn({2, 10, 3}, kDouble64);
+  auto ys = torch::randn({2, 12, 3}, kDouble64);
   const auto batched = sinkhorn_divergence(xs, xs, options);
   EXPECT_EQ(batched.sizes(), torch::IntArrayRef({2}));
-  EXPECT_EQ(max_abs(batched), 0.0);
+  EXPECT_EQ(largest_abs(batched), 0.0);
   const auto apart = sinkhorn_divergence(xs, ys, options);
   EXPECT_NEAR(item(apart[1]), item(sinkhorn_divergence(xs[1], ys[1], options)), 1e-10);
 }
@@ -453,8 +455,8 @@ TEST_F(SinkhornTest, DivergenceIsZeroForIdenticalSetsAndPositiveOtherwise) {
 // Unbalanced, different masses: the mass term eps (m(a) - m(b))^2 / 2 keeps S >= 0 and S is zero
 // only for the same measure.
 TEST_F(SinkhornTest, UnbalancedDivergenceAccountsForMass) {
-  const auto x = torch::randn({25, 2}, kF64);
-  const auto a = torch::full({25}, 1.0 / 25, kF64);
+  const auto x = torch::randn({25, 2}, kDouble64);
+  const auto a = torch::full({25}, 1.0 / 25, kDouble64);
   SinkhornOptions options;
   options.epsilon = 0.1;
   options.rho = 1.0;
@@ -469,9 +471,9 @@ TEST_F(SinkhornTest, UnbalancedDivergenceAccountsForMass) {
 TEST_F(SinkhornTest, OnePointAndDuplicatedPoints) {
   // One point against many: the only plan is a x b, so <P, C> = sum_j b_j |x - y_j|^2 and the
   // entropy term is zero.
-  const auto x = torch::randn({1, 3}, kF64);
-  const auto y = torch::randn({7, 3}, kF64);
-  const auto b = torch::rand({7}, kF64) + 0.1;
+  const auto x = torch::randn({1, 3}, kDouble64);
+  const auto y = torch::randn({7, 3}, kDouble64);
+  const auto b = torch::rand({7}, kDouble64) + 0.1;
   const auto bn = b / b.sum();
   const double expected = item((bn * (y - x).square().sum(1)).sum());
   for (const auto& [p, q, wp, wq] :
@@ -485,9 +487,9 @@ TEST_F(SinkhornTest, OnePointAndDuplicatedPoints) {
   EXPECT_NEAR(item(single.value), 3.0, 1e-12);
 
   // A point given twice with its weight split is the same measure.
-  const auto xs = torch::randn({10, 2}, kF64);
-  const auto ys = torch::randn({12, 2}, kF64);
-  const auto a = torch::rand({10}, kF64) + 0.1;
+  const auto xs = torch::randn({10, 2}, kDouble64);
+  const auto ys = torch::randn({12, 2}, kDouble64);
+  const auto a = torch::rand({10}, kDouble64) + 0.1;
   const auto doubled = torch::cat({xs, xs.narrow(0, 0, 3)});
   const auto split =
       torch::cat({a.narrow(0, 0, 3) * 0.3, a.narrow(0, 3, 7), a.narrow(0, 0, 3) * 0.7});
@@ -525,7 +527,7 @@ TEST_F(SinkhornTest, AnnealingAndCheckIntervalDoNotChangeTheAnswer) {
   cold.epsilon_scaling = 0.0;
   cold.check_every = 1;
   const auto r = sinkhorn(s.cost, s.a, s.b, cold);
-  EXPECT_LT(max_abs(r.plan - ref.plan), 1e-12);
+  EXPECT_LT(largest_abs(r.plan - ref.plan), 1e-12);
   EXPECT_NEAR(item(r.value), item(ref.value), 1e-12);
   // Fixed work: tolerance 0 runs exactly max_iter iterations.
   auto fixed = tight(s.eps);
@@ -535,9 +537,9 @@ TEST_F(SinkhornTest, AnnealingAndCheckIntervalDoNotChangeTheAnswer) {
 }
 
 TEST_F(SinkhornTest, ZeroWeightPointsCarryNoMass) {
-  const auto x = torch::randn({8, 2}, kF64);
-  const auto y = torch::randn({6, 2}, kF64);
-  auto a = torch::rand({8}, kF64) + 0.1;
+  const auto x = torch::randn({8, 2}, kDouble64);
+  const auto y = torch::randn({6, 2}, kDouble64);
+  auto a = torch::rand({8}, kDouble64) + 0.1;
   a[2] = 0.0;
   a[5] = 0.0;
   const auto keep = torch::tensor({0, 1, 3, 4, 6, 7});
@@ -559,16 +561,16 @@ TEST_F(SinkhornTest, RunsOnCuda) {
     const auto gpu = sinkhorn(s.cost.cuda(), s.a.cuda(), s.b.cuda(), tight(s.eps, rho));
     EXPECT_TRUE(gpu.plan.is_cuda());
     EXPECT_LT(relative_error(item(gpu.transport_cost.cpu()), item(cpu.transport_cost)), 1e-9);
-    EXPECT_LT(max_abs(gpu.plan.cpu() - cpu.plan), 1e-12);
+    EXPECT_LT(largest_abs(gpu.plan.cpu() - cpu.plan), 1e-12);
   }
   SinkhornOptions options;
   EXPECT_EQ(item(sinkhorn_divergence(s.x.cuda(), s.x.cuda(), options).cpu()), 0.0);
 }
 
 TEST_F(SinkhornTest, BadInputsRaiseOneLineConfigErrors) {
-  const auto cost = torch::rand({3, 4}, kF64);
-  const auto a = torch::ones({3}, kF64);
-  const auto b = torch::ones({4}, kF64);
+  const auto cost = torch::rand({3, 4}, kDouble64);
+  const auto a = torch::ones({3}, kDouble64);
+  const auto b = torch::ones({4}, kDouble64);
   auto with = [](torch::Tensor t, int64_t i, double value) {
     t = t.clone();
     t.view(-1)[i] = value;
@@ -602,10 +604,10 @@ TEST_F(SinkhornTest, BadInputsRaiseOneLineConfigErrors) {
   expect_config_error([&] { sinkhorn(cost, with(a, 1, -0.5), b); }, "negative weight");
   expect_config_error([&] { sinkhorn(cost, a, with(b, 2, NAN)); }, "NaN weight");
   expect_config_error([&] { sinkhorn(cost, torch::zeros({3}), b); }, "all-zero weights");
-  const auto x = torch::randn({3, 2}, kF64);
-  const auto y = torch::randn({4, 2}, kF64);
-  expect_config_error([&] { sinkhorn_points(x, torch::randn({4, 3}, kF64)); }, "D mismatch");
-  expect_config_error([&] { sinkhorn_points(x, torch::randn({4}, kF64)); }, "1-D y");
+  const auto x = torch::randn({3, 2}, kDouble64);
+  const auto y = torch::randn({4, 2}, kDouble64);
+  expect_config_error([&] { sinkhorn_points(x, torch::randn({4, 3}, kDouble64)); }, "D mismatch");
+  expect_config_error([&] { sinkhorn_points(x, torch::randn({4}, kDouble64)); }, "1-D y");
   expect_config_error(
       [&] {
         sinkhorn_points(x.unsqueeze(0), y.expand({2, 4, 2}));
@@ -622,10 +624,10 @@ TEST_F(SinkhornTest, BadInputsRaiseOneLineConfigErrors) {
 // values and transport costs, balanced and unbalanced, with weights, ragged tiles, with and without
 // annealing, in float64 and float32.
 TEST_F(SinkhornTest, OnlineSolverEqualsTheDenseOne) {
-  auto x = torch::randn({300, 3}, kF64) + 2.0;  // off the origin: the centring matters
-  auto y = torch::randn({250, 3}, kF64) * 1.5;
-  auto a = torch::rand({300}, kF64) + 0.1;
-  auto b = torch::rand({250}, kF64) + 0.1;
+  auto x = torch::randn({300, 3}, kDouble64) + 2.0;  // off the origin: the centring matters
+  auto y = torch::randn({250, 3}, kDouble64) * 1.5;
+  auto a = torch::rand({300}, kDouble64) + 0.1;
+  auto b = torch::rand({250}, kDouble64) + 0.1;
   for (double rho : {-1.0, 2.0}) {
     for (double scaling : {0.5, 0.0}) {
       SCOPED_TRACE("rho " + std::to_string(rho) + ", epsilon_scaling " + std::to_string(scaling));
@@ -641,8 +643,8 @@ TEST_F(SinkhornTest, OnlineSolverEqualsTheDenseOne) {
       EXPECT_NEAR(item(online.value), item(dense.value), 1e-9 * std::abs(item(dense.value)));
       EXPECT_NEAR(item(online.transport_cost), item(dense.transport_cost),
                   1e-8 * item(dense.transport_cost));
-      EXPECT_LT(max_abs(online.f - dense.f), 1e-8);
-      EXPECT_LT(max_abs(online.g - dense.g), 1e-8);
+      EXPECT_LT(largest_abs(online.f - dense.f), 1e-8);
+      EXPECT_LT(largest_abs(online.g - dense.g), 1e-8);
     }
   }
   // float32: the same answer to float32 accuracy.
@@ -655,7 +657,7 @@ TEST_F(SinkhornTest, OnlineSolverEqualsTheDenseOne) {
 }
 
 TEST_F(SinkhornTest, OnlineSolverRejectsWhatItCannotDo) {
-  auto x = torch::randn({10, 2}, kF64);
+  auto x = torch::randn({10, 2}, kDouble64);
   SinkhornOptions with_plan;
   with_plan.return_plan = true;
   expect_config_error([&] { sinkhorn_points_online(x, x, with_plan); }, "online plan",

@@ -16,6 +16,9 @@
 
 namespace uotflow {
 
+/// log(2 pi), of Gaussian log-densities.
+constexpr double kLog2Pi = 1.8378770664093453;
+
 /// What a functional sees of the current measure rho: a weighted sample and, where the
 /// parametrization can estimate it, E_rho log rho.
 struct FlowBatch {
