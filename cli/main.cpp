@@ -19,8 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "launch.h"
 #include "uotflow/core/blas.h"
 #include "uotflow/core/device.h"
+#include "uotflow/core/distributed.h"
 #include "uotflow/core/error.h"
 #include "uotflow/features/fid_reference.h"
 #include "uotflow/io/npy.h"
@@ -85,6 +87,8 @@ struct TrainArgs {
   std::string name;
   bool dry_run = false;
   bool from_last_good = false;
+  int64_t nproc = 1;
+  std::string dist_backend = "gloo";
   CLI::Option* out_option = nullptr;
 };
 
@@ -112,10 +116,35 @@ CLI::App* add_train_command(CLI::App& app, const std::string& verb, const std::s
               "newest that passes")
       ->needs(resume);
   c->add_flag("--dry-run", a.dry_run, "print the resolved config and exit");
+  c->add_option("--nproc", a.nproc,
+                "train data parallel in N processes on this machine (rank 0 keeps the run "
+                "directory); under torchrun or srun, leave it out: RANK and WORLD_SIZE say it")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  c->add_option("--dist-backend", a.dist_backend, "c10d backend of data-parallel runs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"gloo", "nccl"}));
   return c;
 }
 
-int run_train(TrainArgs& a, const std::string& steps_key, const std::string& command_line) {
+// argv without "--nproc N" / "--nproc=N": what each process of a --nproc run is started with.
+std::vector<std::string> without_nproc(int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (arg.rfind("--nproc=", 0) == 0) {
+      continue;
+    }
+    out.push_back(arg);
+  }
+  return out;
+}
+
+int run_train(TrainArgs& a, const std::string& steps_key, int argc, char** argv) {
+  const std::string command_line = join_args(argc, argv);
   auto& flags = a.request.flags;
   if (a.seed)
     flags.emplace_back("seed", *a.seed);
@@ -126,10 +155,35 @@ int run_train(TrainArgs& a, const std::string& steps_key, const std::string& com
   if (a.device)
     flags.emplace_back("device", *a.device);
   a.request.names_output = a.out_option->count() > 0 || !a.name.empty();
-  const auto config = uotflow::resolve_run_request(a.request);
+  auto dist = uotflow::DistOptions::from_env();
+  if (dist && a.nproc > 1) {
+    throw uotflow::ConfigError(
+        "--nproc starts the processes itself; under a launcher that sets WORLD_SIZE, leave it out");
+  }
+  std::shared_ptr<uotflow::Collective> collective;
+  if (dist && dist->world_size > 1) {
+    dist->backend = a.dist_backend;
+    collective = uotflow::Collective::connect(*dist);
+  }
+  // Rank 0 resolves the config (a new seed, a resumed run's config.json) and every other process
+  // takes it from rank 0.
+  uotflow::Json config;
+  if (!collective || collective->is_root()) {
+    config = uotflow::resolve_run_request(a.request);
+  }
+  if (collective) {
+    config = uotflow::Json::parse(collective->broadcast(config.dump()));
+  }
   if (a.dry_run) {
-    std::cout << config.dump(2) << std::endl;
+    if (!collective || collective->is_root()) {
+      std::cout << config.dump(2) << std::endl;
+    }
     return 0;
+  }
+  if (a.nproc > 1) {
+    // The config was checked above, before any process starts.
+    return uotflow_cli::launch_local_processes(static_cast<int>(a.nproc), without_nproc(argc, argv),
+                                               uotflow::DistOptions().timeout_seconds);
   }
   torch::set_num_threads(uotflow::checked_threads(uotflow::get<int64_t>(config, "threads")));
   std::signal(SIGINT, on_stop_signal);
@@ -143,6 +197,13 @@ int run_train(TrainArgs& a, const std::string& steps_key, const std::string& com
   options.stop = &g_stop;
   options.progress = &std::cerr;
   options.progress_is_terminal = isatty(STDERR_FILENO) != 0;
+  if (collective) {
+    options.collective = collective;
+    if (!collective->is_root()) {
+      uotflow::train(config, options);  // rank 0 reports
+      return 0;
+    }
+  }
   const auto result = uotflow::train(config, options);
   if (result.interrupted) {
     std::cerr << "interrupted at step " << result.step
@@ -421,9 +482,9 @@ int main(int argc, char** argv) {
   try {
     torch::set_num_threads(1);
     if (*train)
-      return run_train(train_args, "train.steps", join_args(argc, argv));
+      return run_train(train_args, "train.steps", argc, argv);
     if (*flow)
-      return run_train(flow_args, uotflow::kJkoStepsFlag, join_args(argc, argv));
+      return run_train(flow_args, uotflow::kJkoStepsFlag, argc, argv);
     if (*sample)
       return sample_args.run_command();
     if (*data)

@@ -11,6 +11,8 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libcli11-dev nlohmann-json3-dev libstb-dev liblemon-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+  # data-parallel training: the Gloo headers c10d's ProcessGroupGloo includes
+  libgloo-dev
   # text in plots (DejaVu Sans, drawn with stb_truetype)
   fonts-dejavu-core
   # data: Fashion-MNIST in /usr/share/datasets/fashion-mnist

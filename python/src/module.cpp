@@ -151,10 +151,20 @@ std::unique_ptr<PyTrainer> make_trainer(
     const std::string& config_json, const OptTensor& data, const std::string& out,
     const std::string& name, bool progress, const std::string& command_line,
     const std::string& resume_dir, const std::vector<std::pair<std::string, std::string>>& flags,
-    const OptTensor& source) {
+    const OptTensor& source, bool distributed) {
   auto pending = std::make_shared<bool>(false);
   auto error = std::make_shared<std::optional<py::error_already_set>>();
   auto options = PyTrainer::options(out, name, progress, command_line, pending, error);
+  if (distributed) {
+    const auto dist = DistOptions::from_env();
+    if (!dist) {
+      throw ConfigError(
+          "distributed=True joins the processes the environment names: set WORLD_SIZE, RANK, "
+          "MASTER_ADDR and MASTER_PORT (torchrun does)");
+    }
+    py::gil_scoped_release release;
+    options.collective = Collective::connect(*dist);
+  }
   auto in_memory = [](const OptTensor& t) -> std::shared_ptr<const Dataset> {
     return t.has_value() ? std::make_shared<TensorDataset>(*t) : nullptr;
   };
@@ -458,7 +468,7 @@ v_real: [M] = v(real), real: [M, ...] with requires_grad -> [].)");
            py::arg("out") = "", py::arg("name") = "", py::arg("progress") = false,
            py::arg("command_line") = "", py::arg("resume_dir") = "",
            py::arg("flags") = std::vector<std::pair<std::string, std::string>>{},
-           py::arg("source") = py::none())
+           py::arg("source") = py::none(), py::arg("distributed") = false)
       .def("step", &PyTrainer::step, py::arg("n") = 1)
       .def(
           "checkpoint", [](PyTrainer& t) { t.trainer().checkpoint(); }, nogil)

@@ -209,7 +209,7 @@ def _command_line():
 
 
 def train(config=None, data=None, *, source=None, out="runs", name=None, sets=(), steps=None,
-          seed=None, device=None, method="uotm", progress=True, run=True):
+          seed=None, device=None, method="uotm", progress=True, run=True, distributed=False):
     """Trains a run and returns its Run.
 
     config: dict, path of a JSON config, or None (built-in defaults of `method`).
@@ -222,13 +222,16 @@ def train(config=None, data=None, *, source=None, out="runs", name=None, sets=()
         keep the run in memory only (no files, no checkpoints).
     sets: "key.path=value" overrides; steps, seed, device: as the CLI's flags.
     progress: tick lines on stderr. run: False returns the Run before its first step.
+    distributed: train data parallel with the processes the environment names (WORLD_SIZE, RANK,
+        MASTER_ADDR, MASTER_PORT, as torchrun sets them; docs/distributed.md). Every process calls
+        train() with the same config and seed; rank 0 keeps the run directory.
     Config errors raise ValueError with the library's one-line message, before anything is written.
     """
     resolved = resolve_config(config, sets, method=method, steps=steps, seed=seed, device=device)
     trainer = _uotflow.Trainer(_json.dumps(resolved), _as_tensor(data),
                                out="" if out is None else str(out), name=name or "",
                                progress=bool(progress), command_line=_command_line(),
-                               source=_as_tensor(source))
+                               source=_as_tensor(source), distributed=bool(distributed))
     result = Run(trainer)
     return result.run() if run else result
 

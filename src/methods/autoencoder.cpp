@@ -40,9 +40,11 @@ class Autoencoder : public Method {
   explicit Autoencoder(const MethodContext& ctx)
       : options_(AutoencoderOptions::from_json(ctx.config)),
         target_(ctx.problem.target),
+        parallel_(ctx.parallel),
         device_(ctx.device),
         encoder_(options_.nets(image_shape_of(ctx.problem))),
         decoder_(options_.nets(image_shape_of(ctx.problem))) {
+    parallel_.shard_batch(options_.batch_size(), "autoencoder.batch_size");  // or fails now
     encoder_->to(device_);
     decoder_->to(device_);
     OptimizerSettings settings;
@@ -55,16 +57,24 @@ class Autoencoder : public Method {
   }
 
   std::map<std::string, double> step(int64_t /*step*/, RandomStreams& streams) override {
-    const auto x = target_->sample(options_.batch_size(), streams["data"]).to(device_);
-    auto loss = (reconstruct(x) - x).square().mean();
+    const int64_t batch = parallel_.shard_batch(options_.batch_size(), "autoencoder.batch_size");
+    optimizer_->zero_grad();
+    auto loss = parallel_.accumulate(streams, [&](RandomStreams& shard) {
+      const auto x = target_->sample(batch, shard["data"]).to(device_);
+      return (reconstruct(x) - x).square().mean();
+    });
+    auto params = optimizer_->param_groups()[0].params();
+    parallel_.average_gradients(params);
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       return {{"reconstruction_mse", value}};  // the run stops here, before any update
     }
-    optimizer_->zero_grad();
-    loss.backward();
     optimizer_->step();
     return {{"reconstruction_mse", value}};
+  }
+
+  bool data_parallel() const override {
+    return true;
   }
 
   // Reconstructions of n data draws.
@@ -129,6 +139,7 @@ class Autoencoder : public Method {
 
   AutoencoderOptions options_;
   std::shared_ptr<const Dataset> target_;
+  DataParallel parallel_;
   torch::Device device_;
   DcganEncoder encoder_;
   DcganDecoder decoder_;

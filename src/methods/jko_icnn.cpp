@@ -34,6 +34,7 @@ class JkoIcnn : public Method {
         net_options_(IcnnOptions::from_json(at_path(ctx.config, "icnn"))),
         functional_(ctx.problem.functional),
         source_(ctx.problem.source),
+        parallel_(ctx.parallel),
         device_(ctx.device),
         dim_(ctx.problem.dim),
         clock_{JkoDistance::kW2, ctx.problem.dim},
@@ -53,6 +54,7 @@ class JkoIcnn : public Method {
                          sizeof(float) * 4.0 * options_.batch_size() * (dim_ + 1) *
                              static_cast<double>(net_options_.width()) * net_options_.depth());
     optimizer_registry().at(options_.optimizer());
+    parallel_.shard_batch(options_.batch_size(), "jko_icnn.batch_size");  // or fails now
   }
 
   std::vector<Phase> phases() const override {
@@ -65,31 +67,43 @@ class JkoIcnn : public Method {
     if (k != phase_) {
       begin_phase(k, streams["init"]);
     }
-    auto& gen = streams["flow"];
-    // rho_k: rho_0 through every earlier map (no graph: they are frozen).
-    auto x = push(source_->sample(options_.batch_size(), gen).to(device_), maps_.size()).first;
-    x.requires_grad_(true);
-    auto y = psi_->gradient(x, /*create_graph=*/true);
-    FlowBatch batch{y};
-    batch.gen = &gen;
-    if (functional_->needs_entropy()) {
-      batch.neg_entropy = -log_det(y, x, gen).mean();  // + E log rho_k(x), constant in psi_k
-    }
-    auto proximal = w2_proximal_term(x, y, options_.jko_step_size());
-    auto f = functional_->value(batch);
-    auto loss = proximal + f;
+    const int64_t n = parallel_.shard_batch(options_.batch_size(), "jko_icnn.batch_size");
+    ShardMeans logged(parallel_);
+    optimizer_->zero_grad();
+    auto loss = parallel_.accumulate(streams, [&](RandomStreams& shard) {
+      auto& gen = shard["flow"];
+      // rho_k: rho_0 through every earlier map (no graph: they are frozen).
+      auto x = push(source_->sample(n, gen).to(device_), maps_.size()).first;
+      x.requires_grad_(true);
+      auto y = psi_->gradient(x, /*create_graph=*/true);
+      FlowBatch batch{y};
+      batch.gen = &gen;
+      if (functional_->needs_entropy()) {
+        batch.neg_entropy = -log_det(y, x, gen).mean();  // + E log rho_k(x), constant in psi_k
+      }
+      auto proximal = w2_proximal_term(x, y, options_.jko_step_size());
+      auto f = functional_->value(batch);
+      logged.add("w2_previous", proximal);  // scaled below
+      logged.add("functional", f);
+      return proximal + f;
+    });
+    parallel_.average_gradients(psi_->parameters());
     const double value = loss.item<double>();
     steps_done_ = step + 1;
     if (!std::isfinite(value)) {
       return {{"objective", value}};  // the run stops here, before any update
     }
-    optimizer_->zero_grad();
-    loss.backward();
     optimizer_->step();
     psi_->project();
-    return {{"objective", value},
-            {"w2_previous", 2.0 * options_.jko_step_size() * proximal.item<double>()},
-            {"functional", f.item<double>()}};
+    auto values = logged.values();
+    values["objective"] = value;
+    // The squared W2 the step moves: E |x - grad psi(x)|^2 = 2 h * the proximal term.
+    values["w2_previous"] *= 2.0 * options_.jko_step_size();
+    return values;
+  }
+
+  bool data_parallel() const override {
+    return true;
   }
 
   torch::Tensor sample(int64_t n, at::Generator& gen, bool ema) override {
@@ -291,6 +305,7 @@ class JkoIcnn : public Method {
   IcnnOptions net_options_;
   std::shared_ptr<Functional> functional_;
   std::shared_ptr<const Dataset> source_;
+  DataParallel parallel_;
   torch::Device device_;
   int64_t dim_;
   FlowClock clock_;

@@ -70,6 +70,18 @@ torch::Tensor Problem::inputs(const torch::Tensor& x) const {
   return points;
 }
 
+RandomStreams::RandomStreams(uint64_t seed, int64_t shards) : seed_(seed) {
+  if (shards < 1) {
+    throw ConfigError("a run needs at least one shard, got " + std::to_string(shards));
+  }
+  if (shards > 1) {
+    for (int64_t k = 0; k < shards; ++k) {
+      shards_.push_back(
+          std::make_unique<RandomStreams>(derive_seed(seed, "shard", static_cast<uint64_t>(k))));
+    }
+  }
+}
+
 at::Generator& RandomStreams::operator[](const std::string& name) {
   auto it = streams_.find(name);
   if (it == streams_.end()) {
@@ -78,17 +90,109 @@ at::Generator& RandomStreams::operator[](const std::string& name) {
   return it->second;
 }
 
-void RandomStreams::save(torch::serialize::OutputArchive& archive) {
+RandomStreams& RandomStreams::shard(int64_t k) {
+  TORCH_CHECK(k >= 0 && k < shards(), "shard ", k, " of ", shards());
+  return shards_.empty() ? *this : *shards_[static_cast<size_t>(k)];
+}
+
+void RandomStreams::save_own(torch::serialize::OutputArchive& archive, const std::string& prefix) {
   for (auto& [name, gen] : streams_) {
-    save_generator_state(archive, "rng/" + name, gen);
+    save_generator_state(archive, prefix + name, gen);
+  }
+}
+
+void RandomStreams::save(torch::serialize::OutputArchive& archive) {
+  save_own(archive, "rng/");
+  save_shards(archive, 0, shards_.size());
+}
+
+void RandomStreams::save_shards(torch::serialize::OutputArchive& archive, int64_t first,
+                                int64_t count) {
+  for (int64_t k = first; k < first + count && k < static_cast<int64_t>(shards_.size()); ++k) {
+    shards_[static_cast<size_t>(k)]->save_own(archive, "rng/shard-" + std::to_string(k) + "/");
   }
 }
 
 void RandomStreams::load(torch::serialize::InputArchive& archive) {
   for (const auto& key : archive.keys()) {
-    if (key.rfind("rng/", 0) == 0) {
+    if (key.rfind("rng/", 0) == 0 && key.rfind("rng/shard-", 0) != 0) {
       load_generator_state(archive, key, (*this)[key.substr(4)]);
     }
+  }
+  load_shards(archive);
+}
+
+void RandomStreams::load_shards(torch::serialize::InputArchive& archive) {
+  const std::string prefix = "rng/shard-";
+  for (const auto& key : archive.keys()) {
+    if (key.rfind(prefix, 0) != 0) {
+      continue;
+    }
+    const auto slash = key.find('/', prefix.size());
+    const auto k = std::stoll(key.substr(prefix.size(), slash - prefix.size()));
+    if (!shards_.empty() && k < static_cast<int64_t>(shards_.size())) {
+      load_generator_state(archive, key, (*shards_[static_cast<size_t>(k)])[key.substr(slash + 1)]);
+    }
+  }
+}
+
+DataParallel::DataParallel(std::shared_ptr<const Collective> collective, int64_t shards)
+    : collective_(std::move(collective)) {
+  const int64_t world = collective_ ? collective_->world_size() : 1;
+  const int64_t rank = collective_ ? collective_->rank() : 0;
+  shards_ = shards == 0 ? world : shards;
+  if (shards_ < 1 || shards_ % world != 0) {
+    throw ConfigError("train.shards must be 0 (one per process) or a positive multiple of the " +
+                      std::to_string(world) + " processes, got " + std::to_string(shards));
+  }
+  local_ = shards_ / world;
+  first_ = rank * local_;
+}
+
+int64_t DataParallel::shard_batch(int64_t batch, const std::string& key) const {
+  if (batch % shards_ != 0) {
+    throw ConfigError(key + " " + std::to_string(batch) + " does not split into " +
+                      std::to_string(shards_) + " equal shards (train.shards, or one per " +
+                      "process); make it a multiple of " + std::to_string(shards_));
+  }
+  return batch / shards_;
+}
+
+torch::Tensor DataParallel::accumulate(
+    RandomStreams& streams, const std::function<torch::Tensor(RandomStreams&)>& objective) const {
+  if (local_ == 1) {
+    auto loss = objective(streams.shard(first_));
+    loss.backward();
+    return loss.detach();
+  }
+  torch::Tensor sum;
+  for (int64_t k = first_; k < first_ + local_; ++k) {
+    auto loss = objective(streams.shard(k));
+    (loss / static_cast<double>(local_)).backward();
+    sum = sum.defined() ? sum + loss.detach() : loss.detach();
+  }
+  return sum / static_cast<double>(local_);
+}
+
+void ShardMeans::add(const std::string& name, const torch::Tensor& value) {
+  auto v = value.detach() * weight_;
+  auto [it, fresh] = sums_.emplace(name, v);
+  if (!fresh) {
+    it->second = it->second + v;
+  }
+}
+
+std::map<std::string, double> ShardMeans::values() const {
+  std::map<std::string, double> out;
+  for (const auto& [name, sum] : sums_) {
+    out[name] = sum.item<double>();
+  }
+  return out;
+}
+
+void DataParallel::average_gradients(const std::vector<torch::Tensor>& parameters) const {
+  if (collective_) {
+    collective_->average_gradients(parameters);
   }
 }
 

@@ -181,6 +181,7 @@ SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
       options_(SemiDualOptions::from_json(ctx.config)),
       source_(ctx.problem.source),
       target_(ctx.problem.target),
+      parallel_(ctx.parallel),
       device_(ctx.device),
       dim_(ctx.problem.dim) {
   const auto& o = options_;
@@ -188,6 +189,7 @@ SemiDualMethod::SemiDualMethod(const MethodContext& ctx, int64_t lr_horizon)
   // A lower bound (source, target, generated points and their gradients): what cannot fit, fails.
   check_fits_in_memory("train.batch_size", 4.0 * o.batch_size() * dim_ * sizeof(float));
   lr_horizon_ = o.lr_horizon() > 0 ? o.lr_horizon() : lr_horizon;
+  parallel_.shard_batch(o.batch_size(), "train.batch_size");  // splits evenly, or fails now
   if (o.autocast() == "bf16" && !device_.is_cuda()) {
     // LibTorch's CPU autocast does not cover every op the image nets use (mixed-dtype cat).
     throw ConfigError(
@@ -225,59 +227,66 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
   AutocastScope autocast(o.autocast() == "bf16", device_);
   set_adam_lr(*opt_g_, scheduled_lr(o.lr_schedule(), o.lr_g(), o.lr_min(), step, lr_horizon_));
   set_adam_lr(*opt_d_, scheduled_lr(o.lr_schedule(), o.lr_d(), o.lr_min(), step, lr_horizon_));
-  auto& data_stream = streams["data"];
-  auto& noise_stream = streams["noise"];
+  const int64_t batch = parallel_.shard_batch(o.batch_size(), "train.batch_size");
+  ShardMeans logged(parallel_);  // what the logs show
 
-  torch::Tensor loss_v;
-  torch::Tensor penalty;
-  torch::Tensor source_penalty;
   // The explicit passes of a chain potential (float32 only: not under autocast).
   const ChainPlan* chain = o.fused() && o.autocast() == "none" ? potential_->chain() : nullptr;
   set_requires_grad(*potential_, true);
   // Frozen while the potential trains: the source-side penalty runs through the generator.
   set_requires_grad(*generator_, false);
   for (int64_t k = 0; k < o.d_steps(); ++k) {
-    auto real = target_->sample(o.batch_size(), data_stream);  // [B, D] (CPU)
-    if (instance_noise_ > 0) {
-      real = real + instance_noise_ * torch::randn(real.sizes(), data_stream);
-    }
-    real = real.to(device_);
-    auto [x, z] = draw_source(o.batch_size(), noise_stream);
-    torch::Tensor fake;
-    {
-      // The source-side penalty differentiates v(T(x, z)) with respect to x through the generator
-      // (whose own weights need no gradients here); without it the generator runs without a graph.
-      torch::AutoGradMode graph(o.source_gp() > 0);
-      x.requires_grad_(o.source_gp() > 0);
-      fake = as_float(generator_->forward(x, z));  // [B, D]
-    }
-    torch::Tensor v_real;  // [B]
-    if (chain) {
-      std::tie(v_real, penalty) = chain_value_and_penalty(*chain, real, o.r1_gamma() > 0);
-    } else {
-      real.requires_grad_(o.r1_gamma() > 0);
-      v_real = as_float(potential_->forward(real));
-      if (o.r1_gamma() > 0) {
-        penalty = gradient_penalty(v_real, real);
-      }
-    }
-    // The source-side penalty differentiates v(T(x, z)) twice: the generic graph then.
-    auto v_fake = chain && o.source_gp() == 0 ? chain_value_and_penalty(*chain, fake, false).first
-                                              : as_float(potential_->forward(fake));  // [B]
-    // With a linear phi1 the cost term is constant in v: it is left out of the potential loss.
-    auto cost_fake = loss_.phi1.is_linear() ? torch::zeros({x.size(0)}, v_fake.options())
-                                            : (*cost_)(x.detach(), fake.detach());
-    loss_v = loss_.potential(v_fake, cost_fake, v_real);
-    auto total = loss_v;
-    if (penalty.defined()) {
-      total = total + 0.5 * o.r1_gamma() * penalty;
-    }
-    if (o.source_gp() > 0) {
-      source_penalty = gradient_penalty(v_fake, x);
-      total = total + o.source_gp() * source_penalty;
-    }
+    logged.clear();
     opt_d_->zero_grad();
-    total.backward();
+    parallel_.accumulate(streams, [&](RandomStreams& shard) {
+      auto& data_stream = shard["data"];
+      auto real = target_->sample(batch, data_stream);  // [b, D] (CPU)
+      if (instance_noise_ > 0) {
+        real = real + instance_noise_ * torch::randn(real.sizes(), data_stream);
+      }
+      real = real.to(device_);
+      auto [x, z] = draw_source(batch, shard["noise"]);
+      torch::Tensor fake;
+      {
+        // The source-side penalty differentiates v(T(x, z)) with respect to x through the
+        // generator (whose own weights need no gradients here); without it the generator runs
+        // without a graph.
+        torch::AutoGradMode graph(o.source_gp() > 0);
+        x.requires_grad_(o.source_gp() > 0);
+        fake = as_float(generator_->forward(x, z));  // [b, D]
+      }
+      torch::Tensor v_real;  // [b]
+      torch::Tensor penalty;
+      if (chain) {
+        std::tie(v_real, penalty) = chain_value_and_penalty(*chain, real, o.r1_gamma() > 0);
+      } else {
+        real.requires_grad_(o.r1_gamma() > 0);
+        v_real = as_float(potential_->forward(real));
+        if (o.r1_gamma() > 0) {
+          penalty = gradient_penalty(v_real, real);
+        }
+      }
+      // The source-side penalty differentiates v(T(x, z)) twice: the generic graph then.
+      auto v_fake = chain && o.source_gp() == 0 ? chain_value_and_penalty(*chain, fake, false).first
+                                                : as_float(potential_->forward(fake));  // [b]
+      // With a linear phi1 the cost term is constant in v: it is left out of the potential loss.
+      auto cost_fake = loss_.phi1.is_linear() ? torch::zeros({x.size(0)}, v_fake.options())
+                                              : (*cost_)(x.detach(), fake.detach());
+      auto loss_v = loss_.potential(v_fake, cost_fake, v_real);
+      logged.add("loss_v", loss_v);
+      auto total = loss_v;
+      if (penalty.defined()) {
+        logged.add("r1", penalty);
+        total = total + 0.5 * o.r1_gamma() * penalty;
+      }
+      if (o.source_gp() > 0) {
+        auto source_penalty = gradient_penalty(v_fake, x);
+        logged.add("source_gp", source_penalty);
+        total = total + o.source_gp() * source_penalty;
+      }
+      return total;
+    });
+    parallel_.average_gradients(potential_->parameters());
     clip(*potential_);
     opt_d_->step();
   }
@@ -285,31 +294,28 @@ std::map<std::string, double> SemiDualMethod::step(int64_t step, RandomStreams& 
   // Generator step: the potential is fixed, so its weights need no gradients.
   set_requires_grad(*potential_, false);
   set_requires_grad(*generator_, true);
-  auto [x, z] = draw_source(o.batch_size(), noise_stream);
-  const auto reference = cost_reference(x, z, noise_stream);  // [B, D]
-  auto fake = as_float(generator_->forward(x, z));
-  const auto cost_g = (*cost_)(reference, fake);  // [B]
-  auto v_fake = chain ? chain_value_and_penalty(*chain, fake, false).first
-                      : as_float(potential_->forward(fake));
-  auto loss_g = loss_.generator(v_fake, cost_g);
   opt_g_->zero_grad();
-  loss_g.backward();
+  parallel_.accumulate(streams, [&](RandomStreams& shard) {
+    auto& noise_stream = shard["noise"];
+    auto [x, z] = draw_source(batch, noise_stream);
+    const auto reference = cost_reference(x, z, noise_stream);  // [b, D]
+    auto fake = as_float(generator_->forward(x, z));
+    const auto cost_g = (*cost_)(reference, fake);  // [b]
+    auto v_fake = chain ? chain_value_and_penalty(*chain, fake, false).first
+                        : as_float(potential_->forward(fake));
+    auto loss_g = loss_.generator(v_fake, cost_g);
+    logged.add("loss_g", loss_g);
+    logged.add("transport_cost", cost_g.mean());
+    return loss_g;
+  });
+  parallel_.average_gradients(generator_->parameters());
   clip(*generator_);
   opt_g_->step();
   if (o.ema_decay() > 0) {
     ema_update(*generator_ema_, *generator_, o.ema_decay());
   }
 
-  std::map<std::string, double> out{{"loss_v", loss_v.item<double>()},
-                                    {"loss_g", loss_g.item<double>()},
-                                    {"transport_cost", cost_g.mean().item<double>()}};
-  if (penalty.defined()) {
-    out["r1"] = penalty.item<double>();
-  }
-  if (source_penalty.defined()) {
-    out["source_gp"] = source_penalty.item<double>();
-  }
-  return out;
+  return logged.values();
 }
 
 torch::Tensor SemiDualMethod::sample(int64_t n, at::Generator& gen, bool ema) {

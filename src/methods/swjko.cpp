@@ -36,6 +36,7 @@ class Swjko : public Method {
   explicit Swjko(const MethodContext& ctx)
       : options_(SwjkoOptions::from_json(ctx.config)),
         functional_(ctx.problem.functional),
+        parallel_(ctx.parallel),
         device_(ctx.device),
         dim_(ctx.problem.dim),
         clock_{JkoDistance::kSW2, ctx.problem.dim},
@@ -53,6 +54,14 @@ class Swjko : public Method {
     check_fits_in_memory(
         "swjko.batch_size and swjko.n_projections",
         sizeof(float) * (2 * batch * dim_ + 2 * batch * projections + projections * dim_));
+    const auto name = get<std::string>(ctx.config, "parametrization.name");
+    if (parallel_.active() && (name == "particles" || name == "grid")) {
+      throw ConfigError("parametrization '" + name +
+                        "' holds the whole measure, in every process alike: it has no batches to "
+                        "split into shards (train.shards 1 and one process, or a generator, "
+                        "conv_generator or realnvp)");
+    }
+    parallel_.shard_batch(options_.batch_size(), "swjko.batch_size");  // or fails now
     optimizer_name_ =
         options_.optimizer() == "default" ? rho_->default_optimizer() : options_.optimizer();
     optimizer_registry().at(optimizer_name_);  // unknown names fail before anything is written
@@ -68,22 +77,28 @@ class Swjko : public Method {
     if (k != phase_) {
       begin_phase(k);
     }
-    auto& gen = streams["flow"];
     const bool entropy = functional_->needs_entropy();
-    FlowBatch now = rho_->draw(options_.batch_size(), gen, entropy);
-    now.gen = &gen;
-    FlowBatch before = rho_->draw_previous(options_.batch_size(), gen);
-    auto theta = random_directions(dim_, options_.n_projections(), gen, now.x.options());
-    auto sw = sliced_wasserstein_pp(now.x, before.x, theta, 2.0, now.weights, before.weights);
-    auto f = functional_->value(now);
-    auto loss = sw / (2.0 * options_.jko_step_size()) + f;
+    const int64_t batch = parallel_.shard_batch(options_.batch_size(), "swjko.batch_size");
+    ShardMeans logged(parallel_);
+    optimizer_->zero_grad();
+    auto loss = parallel_.accumulate(streams, [&](RandomStreams& shard) {
+      auto& gen = shard["flow"];
+      FlowBatch now = rho_->draw(batch, gen, entropy);
+      now.gen = &gen;
+      FlowBatch before = rho_->draw_previous(batch, gen);
+      auto theta = random_directions(dim_, options_.n_projections(), gen, now.x.options());
+      auto sw = sliced_wasserstein_pp(now.x, before.x, theta, 2.0, now.weights, before.weights);
+      auto f = functional_->value(now);
+      logged.add("sw2_previous", sw);
+      logged.add("functional", f);
+      return sw / (2.0 * options_.jko_step_size()) + f;
+    });
+    parallel_.average_gradients(rho_->parameters());
     const double value = loss.item<double>();
     steps_done_ = step + 1;
     if (!std::isfinite(value)) {
       return {{"objective", value}};  // the run stops here, before any update
     }
-    optimizer_->zero_grad();
-    loss.backward();
     const double scale = rho_->gradient_scale();
     if (scale != 1.0) {
       torch::NoGradGuard no_grad;
@@ -93,10 +108,10 @@ class Swjko : public Method {
     }
     optimizer_->step();
     rho_->project();
-    rho_->diffuse(lr_of(k), gen);
-    return {{"objective", value},
-            {"sw2_previous", sw.item<double>()},
-            {"functional", f.item<double>()}};
+    rho_->diffuse(lr_of(k), streams["flow"]);
+    auto values = logged.values();
+    values["objective"] = value;
+    return values;
   }
 
   torch::Tensor sample(int64_t n, at::Generator& gen, bool /*ema*/) override {
@@ -186,6 +201,10 @@ class Swjko : public Method {
     return {{"lr", lr_of(std::max<int64_t>(phase_, 0))}};
   }
 
+  bool data_parallel() const override {
+    return true;
+  }
+
  private:
   double lr_of(int64_t phase) const {
     return phase == 0 ? options_.init_lr() : options_.lr();
@@ -207,6 +226,7 @@ class Swjko : public Method {
 
   SwjkoOptions options_;
   std::shared_ptr<Functional> functional_;
+  DataParallel parallel_;
   torch::Device device_;
   int64_t dim_;
   FlowClock clock_;  // SW-time, and the W-time it stands for

@@ -10,8 +10,8 @@ namespace uotflow {
 namespace {
 
 constexpr const char* kScheduleKeys[] = {
-    "steps",     "log_every",          "eval_every", "snapshot_every", "checkpoint_every",
-    "keep_last", "phase_weights_every"};
+    "steps",     "log_every",           "eval_every", "snapshot_every", "checkpoint_every",
+    "keep_last", "phase_weights_every", "shards"};
 
 int64_t non_negative(const Json& config, const std::string& key) {
   const auto v = get<int64_t>(config, key);
@@ -49,7 +49,8 @@ ScheduleOptions ScheduleOptions::from_json(const Json& c) {
       .snapshot_every(non_negative(c, "train.snapshot_every"))
       .checkpoint_every(non_negative(c, "train.checkpoint_every"))
       .keep_last(non_negative(c, "train.keep_last"))
-      .phase_weights_every(non_negative(c, "train.phase_weights_every"));
+      .phase_weights_every(non_negative(c, "train.phase_weights_every"))
+      .shards(non_negative(c, "train.shards"));
 }
 
 Json ScheduleOptions::to_json() const {
@@ -60,7 +61,8 @@ Json ScheduleOptions::to_json() const {
                 {"snapshot_every", snapshot_every()},
                 {"checkpoint_every", checkpoint_every()},
                 {"keep_last", keep_last()},
-                {"phase_weights_every", phase_weights_every()}}}};
+                {"phase_weights_every", phase_weights_every()},
+                {"shards", shards()}}}};
 }
 
 Json EvalOptions::default_features() {

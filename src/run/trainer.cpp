@@ -36,11 +36,30 @@ std::string format_duration(double seconds) {
 // The method of a config, its weights initialised from the run's "init" stream (LibTorch modules
 // draw their initial weights from the global generator, whose state is put back afterwards).
 std::unique_ptr<Method> make_method(const Json& config, const Problem& problem,
-                                    torch::Device device) {
+                                    torch::Device device, const DataParallel& parallel) {
   GlobalSeedScope init(derive_seed(get<uint64_t>(config, "seed"), "init"));
-  return method_registry()
-      .create(get<std::string>(config, "method"))
-      .create(MethodContext{config, problem, device});
+  auto method = method_registry()
+                    .create(get<std::string>(config, "method"))
+                    .create(MethodContext{config, problem, device, parallel});
+  if (parallel.active() && !method->data_parallel()) {
+    throw ConfigError("method '" + get<std::string>(config, "method") +
+                      "' does not train data parallel: run it in one process with train.shards 1");
+  }
+  return method;
+}
+
+// An archive as bytes (what a collective sends), and back.
+std::string archive_bytes(torch::serialize::OutputArchive& archive) {
+  std::string bytes;
+  archive.save_to([&](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  return bytes;
+}
+
+void load_archive_bytes(torch::serialize::InputArchive& archive, const std::string& bytes) {
+  archive.load_from(bytes.data(), bytes.size());
 }
 
 // Data sets passed in memory are named so in the run's config (a resume must pass them again).
@@ -66,11 +85,20 @@ struct Trainer::Impl {
         seed_(get<uint64_t>(config, "seed")),
         device_(parse_device(get<std::string>(config, "device"))),
         schedule_(ScheduleOptions::from_json(config)),
+        collective_(options_.collective ? options_.collective : std::make_shared<Collective>()),
+        parallel_(collective_, schedule_.shards()),
         problem_(make_problem(config, std::move(data), nullptr, std::move(source))),
-        method_(make_method(config_, problem_, device_)),
+        method_(make_method(config_, problem_, device_, parallel_)),
         phases_(method_->phases()),
-        streams_(seed_),
+        streams_(seed_, parallel_.shards()),
         outputs_(config_, problem_, *method_, phases_) {
+    if (!collective_->is_root()) {
+      // Rank 0 keeps the run directory, logs, evaluates and writes; the others only train.
+      options_.out_root.clear();
+      options_.resume_dir.clear();
+      options_.progress = nullptr;
+      options_.on_progress = nullptr;
+    }
     if (problem_.latent) {
       // The autoencoder run this one uses, by absolute path and with its weights' checksum:
       // checked again on resume and when sampling.
@@ -93,7 +121,8 @@ struct Trainer::Impl {
     }
     EvalOptions::from_json(config);  // eval.n and eval.n_projections >= 0
     const bool in_memory = options_.out_root.empty() && options_.resume_dir.empty();
-    if (in_memory && !get<std::vector<std::string>>(config, "eval.features.metrics").empty()) {
+    if (in_memory && collective_->is_root() &&
+        !get<std::vector<std::string>>(config, "eval.features.metrics").empty()) {
       throw ConfigError(
           "eval.features.metrics need a run directory (the extractor is kept there); give the "
           "run an output folder or leave them empty");
@@ -101,6 +130,47 @@ struct Trainer::Impl {
     if (!in_memory) {
       open_run_dir();
     }
+    if (collective_->world_size() > 1) {
+      start_together();
+    }
+  }
+
+  // Every process starts from rank 0's step, weights, optimiser states and random streams (of a
+  // new run or of the checkpoint it resumed from).
+  void start_together() {
+    logged([&] {
+      // The same run on every process: a config that differs (a seed drawn per process) would
+      // train N different models that average their gradients.
+      const auto root_config = collective_->broadcast(config_.dump());
+      if (root_config != config_.dump()) {
+        const auto diff = Json::diff(Json::parse(root_config), config_);
+        throw ConfigError("data parallel: the config of rank " +
+                          std::to_string(collective_->rank()) + " differs from rank 0's at '" +
+                          (diff.empty() ? std::string("?") : diff[0].value("path", "?")) +
+                          "'; give every process the same config and seed");
+      }
+      std::string bytes;
+      if (collective_->is_root()) {
+        torch::serialize::OutputArchive archive;
+        archive.write("step", torch::tensor(step_, torch::kInt64));
+        streams_.save(archive);
+        method_->save(archive);
+        bytes = archive_bytes(archive);
+      }
+      bytes = collective_->broadcast(bytes);
+      if (!collective_->is_root()) {
+        torch::serialize::InputArchive archive;
+        load_archive_bytes(archive, bytes);
+        torch::Tensor step;
+        archive.read("step", step);
+        step_ = step.item<int64_t>();
+        streams_.load(archive);
+        method_->load(archive);
+      }
+    });
+    log("data parallel: " + std::to_string(collective_->world_size()) + " processes (" +
+        collective_->backend() + "), " + std::to_string(parallel_.shards()) +
+        " shards, started from rank 0's state at step " + std::to_string(step_));
   }
 
   // The shape of the run's samples as its files hold them (in the data space), for config.json.
@@ -155,17 +225,32 @@ struct Trainer::Impl {
     if (!started_) {
       started_ = true;
       time_ = TimeMeter(step_);
-      if (step_ == 0 && get<bool>(config_, "eval.at_start") && !has_eval_rows(0)) {
+      if (step_ == 0 && get<bool>(config_, "eval.at_start") && !has_eval_rows(0) &&
+          collective_->is_root()) {
         evaluate(-1);  // the untrained model: the baseline later evaluations improve on
         refresh_report();
       }
     }
+    const bool together = collective_->world_size() > 1;
     for (int64_t i = 0; i < n && step_ < total_steps_; ++i) {
-      if (stop_requested()) {
+      if (!together && stop_requested()) {
         interrupted_ = true;
         break;
       }
       auto values = method_->step(step_, streams_);
+      if (together) {
+        // Every process learns whether any stopped or went non-finite, and they stop together.
+        const auto agreed =
+            collective_->average({all_finite(values) ? 0.0 : 1.0, stop_requested() ? 1.0 : 0.0});
+        if (agreed[0] > 0) {
+          check_finite(values);
+          throw RuntimeError("a non-finite loss on another process at step " +
+                             std::to_string(step_ + 1) + "; every process stops");
+        }
+        if (agreed[1] > 0) {
+          interrupted_ = true;  // after this step, which every process took
+        }
+      }
       check_finite(values);
       ++step_;
       losses_.add(values);
@@ -173,8 +258,9 @@ struct Trainer::Impl {
       const int64_t phase = phase_ending_at(step_);
       const bool last = step_ == total_steps_;
       if (due(schedule_.log_every()) || last || phase >= 0) {
-        write_metrics(losses_.means(), time_.tick(step_), time_.elapsed());
-        report_progress(losses_.means());
+        const auto means = averaged_over_processes(losses_.means());
+        write_metrics(means, time_.tick(step_), time_.elapsed());
+        report_progress(means);
         losses_.reset();
         steps_averaged_ = 0;
       }
@@ -182,6 +268,9 @@ struct Trainer::Impl {
         save_checkpoint();
       }
       step_outputs(phase, last, false);
+      if (interrupted_) {
+        break;
+      }
     }
     if (interrupted_ || step_ == total_steps_) {
       finish();
@@ -220,8 +309,11 @@ struct Trainer::Impl {
                        [step](const Json& r) { return r.value("step", int64_t{-1}) == step; });
   }
 
-  // Evaluation, snapshot and phase outputs due after step_ steps, then the report.
+  // Evaluation, snapshot and phase outputs due after step_ steps, then the report (rank 0).
   void step_outputs(int64_t phase, bool last, bool evaluated) {
+    if (!collective_->is_root()) {
+      return;
+    }
     const bool evaluate_now = (due(schedule_.eval_every()) || last || phase >= 0) && !evaluated;
     const bool snapshot_now = keeper_ && (due(schedule_.snapshot_every()) || last);
     if (evaluate_now) {
@@ -274,6 +366,28 @@ struct Trainer::Impl {
     return it != phases_.end() && it->end_step == step ? it - phases_.begin() : -1;
   }
 
+  static bool all_finite(const std::map<std::string, double>& values) {
+    return std::all_of(values.begin(), values.end(),
+                       [](const auto& kv) { return std::isfinite(kv.second); });
+  }
+
+  // The means of every process (the same names on each: every process ran the same method).
+  std::map<std::string, double> averaged_over_processes(std::map<std::string, double> means) const {
+    if (collective_->world_size() == 1) {
+      return means;
+    }
+    std::vector<double> values;
+    for (const auto& [k, v] : means) {
+      values.push_back(v);
+    }
+    values = collective_->average(values);
+    size_t i = 0;
+    for (auto& [k, v] : means) {
+      v = values[i++];
+    }
+    return means;
+  }
+
   void check_finite(const std::map<std::string, double>& values) {
     for (const auto& [k, v] : values) {
       if (!std::isfinite(v)) {
@@ -291,6 +405,19 @@ struct Trainer::Impl {
   }
 
   void save_checkpoint() {
+    if (collective_->world_size() > 1) {
+      // Rank 0's checkpoint holds every process's shard streams.
+      torch::serialize::OutputArchive mine;
+      streams_.save_shards(mine, parallel_.first_shard(), parallel_.local_shards());
+      const auto all = collective_->all_gather(archive_bytes(mine));
+      if (collective_->is_root()) {
+        for (size_t r = 1; r < all.size(); ++r) {
+          torch::serialize::InputArchive theirs;
+          load_archive_bytes(theirs, all[r]);
+          streams_.load_shards(theirs);
+        }
+      }
+    }
     if (keeper_) {
       keeper_->save_checkpoint(step_, streams_, *method_, get<std::string>(config_, "method"),
                                schedule_.keep_last());
@@ -308,6 +435,13 @@ struct Trainer::Impl {
     }
     for (const auto& [k, v] : method_->learning_rates()) {
       row[k] = v;
+    }
+    if (collective_->world_size() > 1 && steps_averaged_ > 0) {
+      // Rank 0's seconds in collectives per step since the last row (waiting for the slowest
+      // process included).
+      const double communicating = collective_->seconds_communicating();
+      row["comm_sec_per_step"] = (communicating - communicated_) / steps_averaged_;
+      communicated_ = communicating;
     }
     if (keeper_) {
       keeper_->append_metrics(row);
@@ -373,6 +507,8 @@ struct Trainer::Impl {
   uint64_t seed_;
   torch::Device device_;
   ScheduleOptions schedule_;
+  std::shared_ptr<const Collective> collective_;
+  DataParallel parallel_;
   Problem problem_;
   std::unique_ptr<Method> method_;
   std::vector<Phase> phases_;
@@ -387,6 +523,7 @@ struct Trainer::Impl {
   TimeMeter time_;
   AverageMeter losses_;
   int64_t steps_averaged_ = 0;  // steps in losses_
+  double communicated_ = 0.0;   // collective_->seconds_communicating() at the last metrics row
   std::vector<Json> metric_rows_;
   std::vector<Json> eval_rows_;
 };

@@ -155,3 +155,39 @@ def test_translation_from_a_source_in_memory_maps_given_rows(tmp_path, cli):
     assert torch.equal(y, torch.from_numpy(np.load(tmp_path / "y.npy")))
     with pytest.raises(ValueError, match="shape"):
         uotflow.map_run(run_dir, torch.zeros(4, 3))
+
+
+def test_two_python_processes_train_data_parallel_as_one_of_two_shards(tmp_path, cli):
+    # Two interpreters joined as torchrun joins them (the environment), each calling train() with
+    # the same config: the weights of one CLI process of two shards, bit for bit.
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(json.dumps(tiny_config(20)))
+    shards = cli("train", "--config", cfg_path, "--set", "train.shards=2", "--out",
+                 tmp_path / "a").stdout.split()[-1]
+    script = ("import sys, uotflow\n"
+              "run = uotflow.train(sys.argv[1], out=sys.argv[2], progress=False, distributed=True)\n"
+              "print(run.dir)\n")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port), UOTFLOW_DIST_TIMEOUT="60")
+        procs.append(subprocess.Popen([sys.executable, "-c", script, str(cfg_path),
+                                       str(tmp_path / "b")], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=env))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    run_dir = outputs[0][0].split()[-1]
+    assert outputs[1][0].strip() == "None", "only rank 0 keeps a run directory"
+    assert final_bytes(run_dir) == final_bytes(shards)
+
+
+def test_distributed_without_the_environment_is_a_value_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(ValueError, match="set WORLD_SIZE"):
+        uotflow.train(tiny_config(5), out=tmp_path, distributed=True)
+    assert not any(tmp_path.iterdir())

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "uotflow/core/config.h"
+#include "uotflow/core/distributed.h"
 #include "uotflow/core/registry.h"
 #include "uotflow/data/dataset.h"
 #include "uotflow/flow/functional.h"
@@ -68,16 +69,86 @@ struct Problem {
 /// The random streams of a run by name ("data", "noise", "flow", ...), each derived from the run's
 /// seed on first use, so that a method adding a stream does not shift another. Every stream's
 /// state is part of each checkpoint.
+///
+/// A run's batches may be split into shards (data parallel: train.shards, each process drawing
+/// its own): shard k draws from streams of its own, derived from (seed, k). With one shard, the
+/// shard's streams are the run's streams themselves, so a run of one shard draws as it always did.
 class RandomStreams {
  public:
-  explicit RandomStreams(uint64_t seed) : seed_(seed) {}
+  explicit RandomStreams(uint64_t seed, int64_t shards = 1);
+  /// The run's stream `name`: the same on every process (initial weights, a particle flow's noise).
   at::Generator& operator[](const std::string& name);
+  /// The streams of shard k (< shards()): what shard k's part of a batch is drawn from.
+  RandomStreams& shard(int64_t k);
+  int64_t shards() const {
+    return shards_.empty() ? 1 : static_cast<int64_t>(shards_.size());
+  }
+  /// Every stream (with shards: "rng/NAME" and "rng/shard-K/NAME"); load() reads what the archive
+  /// holds, and leaves a stream it does not hold (a shard a run of fewer shards had no stream of)
+  /// at its seed's start.
   void save(torch::serialize::OutputArchive& archive);
   void load(torch::serialize::InputArchive& archive);
+  /// The streams of shards [first, first + count) alone (what one process of a data-parallel run
+  /// holds that the others do not), and back.
+  void save_shards(torch::serialize::OutputArchive& archive, int64_t first, int64_t count);
+  void load_shards(torch::serialize::InputArchive& archive);
 
  private:
+  void save_own(torch::serialize::OutputArchive& archive, const std::string& prefix);
   uint64_t seed_;
   std::map<std::string, at::Generator> streams_;
+  std::vector<std::unique_ptr<RandomStreams>> shards_;  ///< empty with one shard
+};
+
+/// How a method's steps are spread over shards and processes (data parallel). The global batch of
+/// the config is split into shards() equal parts; this process computes the parts of its own
+/// shards [first_shard(), first_shard() + local_shards()), each from that shard's streams, and
+/// the gradients are averaged over all of them: over a process's shards by accumulation, over
+/// processes by an all-reduce (Collective). So N processes of one shard each, and one process of
+/// N shards, take the same steps (up to the order of float sums).
+///
+///   optimizer->zero_grad();
+///   auto loss = parallel_.accumulate(streams, [&](RandomStreams& shard) {
+///     auto x = data->sample(parallel_.shard_batch(batch), shard["data"]);
+///     return objective(x);  // a scalar
+///   });
+///   parallel_.average_gradients(parameters);
+///   optimizer->step();
+class DataParallel {
+ public:
+  DataParallel() = default;  ///< one process, one shard
+  /// `shards` (0: one per process) must be a multiple of the number of processes.
+  DataParallel(std::shared_ptr<const Collective> collective, int64_t shards);
+
+  int64_t shards() const {
+    return shards_;
+  }
+  int64_t local_shards() const {
+    return local_;
+  }
+  int64_t first_shard() const {
+    return first_;
+  }
+  /// More than one shard: the run is data parallel (a method must support it).
+  bool active() const {
+    return shards_ > 1;
+  }
+  /// One shard's part of a global batch; a batch that does not split evenly is a ConfigError
+  /// naming `key`.
+  int64_t shard_batch(int64_t batch, const std::string& key = "the batch size") const;
+  /// For each local shard: loss = objective(its streams), and the gradients of loss /
+  /// local_shards() added up (one backward per shard). Returns the mean loss (detached).
+  torch::Tensor accumulate(RandomStreams& streams,
+                           const std::function<torch::Tensor(RandomStreams&)>& objective) const;
+  /// The gradients averaged over the processes (a no-op in one process). Every process calls it
+  /// at the same points of a step, even when its own loss is not finite.
+  void average_gradients(const std::vector<torch::Tensor>& parameters) const;
+
+ private:
+  std::shared_ptr<const Collective> collective_;
+  int64_t shards_ = 1;
+  int64_t local_ = 1;
+  int64_t first_ = 0;
 };
 
 /// Named groups of named tensors, e.g. {"generator": {"trunk.input.weight": ...}}: what final/
@@ -97,6 +168,26 @@ struct EvalRow {
   std::string metric;
   double value = 0.0;
   Json extra = Json::object();  ///< more fields of the row (e.g. {"time": t})
+};
+
+/// The means over a process's shards of what a step logs (one shard: the values themselves).
+///
+///   ShardMeans logged(parallel_);
+///   ... inside the objective of each shard: logged.add("sw2", sw);
+///   return logged.values();  // {"sw2": mean over the shards}
+class ShardMeans {
+ public:
+  explicit ShardMeans(const DataParallel& parallel)
+      : weight_(1.0 / static_cast<double>(parallel.local_shards())) {}
+  void add(const std::string& name, const torch::Tensor& value);
+  void clear() {
+    sums_.clear();
+  }
+  std::map<std::string, double> values() const;
+
+ private:
+  double weight_;
+  std::map<std::string, torch::Tensor> sums_;
 };
 
 /// A method: it owns its networks (or particles), optimisers and EMA, and does one optimisation
@@ -165,6 +256,13 @@ class Method {
   virtual std::map<std::string, double> learning_rates() const {
     return {};
   }
+
+  /// True when the method spreads its steps as MethodContext::parallel says (draws each shard's
+  /// part of a batch from the shard's streams and averages gradients through it); a run of
+  /// several shards or processes refuses a method that does not.
+  virtual bool data_parallel() const {
+    return false;
+  }
 };
 
 /// What a method is built from.
@@ -172,6 +270,7 @@ struct MethodContext {
   const Json& config;  ///< the fully resolved config
   const Problem& problem;
   torch::Device device;
+  DataParallel parallel{};  ///< the shards and processes of the run (default: one of each)
 };
 
 /// A registered method: a factory, the config sections it adds to (or changes in) the run's

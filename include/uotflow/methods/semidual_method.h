@@ -94,6 +94,9 @@ class SemiDualMethod : public Method {
   void import_weights(const WeightGroups& weights) override;
   WeightGroups phase_weights() override;
   std::map<std::string, double> learning_rates() const override;
+  bool data_parallel() const override {
+    return true;
+  }
 
  protected:
   /// Called at the start of every step, before anything is drawn (S-JKO changes phase here).
@@ -138,6 +141,7 @@ class SemiDualMethod : public Method {
   std::unique_ptr<Cost> cost_;
   std::shared_ptr<const Dataset> source_;
   std::shared_ptr<const Dataset> target_;
+  DataParallel parallel_;
   torch::Device device_;
   int64_t dim_;
   int64_t lr_horizon_ = 0;

@@ -28,6 +28,10 @@ struct ScheduleOptions {
   TORCH_ARG(int64_t, checkpoint_every) = 1000;
   TORCH_ARG(int64_t, keep_last) = 3;            ///< checkpoints kept (0 = all)
   TORCH_ARG(int64_t, phase_weights_every) = 1;  ///< phases/phase-K/ every this many phases
+  /// Parts of each batch, each drawn from streams of its own and its gradients averaged with the
+  /// others' (data parallel; 0 = one per process). A multiple of the number of processes; one
+  /// process of N shards takes the steps N processes take (docs/distributed.md).
+  TORCH_ARG(int64_t, shards) = 0;
 
  public:
   /// train.* of a resolved config; each count must be >= 0 (ConfigError naming the key).

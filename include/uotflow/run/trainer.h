@@ -45,6 +45,10 @@ struct TrainOptions {
   std::ostream* progress = nullptr;   ///< progress line / tick lines (nullptr: silent)
   bool progress_is_terminal = false;  ///< redraw one line instead of printing ticks
   std::function<void(const TrainProgress&)> on_progress;  ///< called at each log tick
+  /// The processes that train this run together (data parallel; null: this one alone). Rank 0
+  /// keeps the run directory (out_root, resume_dir), logs, evaluates and writes; the others train
+  /// in memory and follow it. Each process builds its Trainer with the same config.
+  std::shared_ptr<const Collective> collective;
 
   /// A run kept in memory only.
   static TrainOptions in_memory() {
