@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ int launch_local_processes(int nproc, const std::vector<std::string>& args, doub
   std::signal(SIGINT, remember_signal);
   std::signal(SIGTERM, remember_signal);
   std::vector<pid_t> children;
+  const pid_t launcher = getpid();
   for (int rank = 0; rank < nproc; ++rank) {
     const pid_t pid = fork();
     if (pid < 0) {
@@ -63,6 +65,14 @@ int launch_local_processes(int nproc, const std::vector<std::string>& args, doub
       return 1;
     }
     if (pid == 0) {
+      // A process group of its own: Ctrl-C at a terminal reaches the launcher alone, which passes
+      // it on once (a second SIGINT would end a process before its checkpoint). And a copy ends
+      // with the launcher, even when the launcher is killed.
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != launcher) {
+        _exit(1);  // the launcher died before prctl took effect
+      }
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
       setenv("RANK", std::to_string(rank).c_str(), 1);
