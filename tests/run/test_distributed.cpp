@@ -22,6 +22,7 @@
 #include "uotflow/io/files.h"
 #include "uotflow/io/safetensors.h"
 #include "uotflow/methods/method.h"
+#include "uotflow/run/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -292,6 +293,68 @@ TEST(Distributed, ParticlesAndUnsupportedShardCountsAreRefusedBeforeAnythingStar
   EXPECT_NE(bad_env.output.find("RANK='5' must be an integer in [0, 1]"), std::string::npos)
       << bad_env.output;
   EXPECT_TRUE(fs::is_empty(dir)) << "nothing is written for a refused run";
+}
+
+// Logs a finite loss, except at step 3 on the process that holds shard 1: a process whose own
+// batch went non-finite while the others' did not.
+class NanOnShardOne : public Method {
+ public:
+  explicit NanOnShardOne(const MethodContext& ctx) : parallel_(ctx.parallel) {}
+  std::map<std::string, double> step(int64_t step, RandomStreams& /*streams*/) override {
+    const bool holds_shard_one =
+        parallel_.first_shard() <= 1 && 1 < parallel_.first_shard() + parallel_.local_shards();
+    return {{"loss", holds_shard_one && step == 2 ? std::nan("") : 1.0}};
+  }
+  torch::Tensor sample(int64_t n, at::Generator& /*gen*/, bool /*ema*/) override {
+    return torch::zeros({n, 2});
+  }
+  void save(torch::serialize::OutputArchive& /*archive*/) override {}
+  void load(torch::serialize::InputArchive& /*archive*/) override {}
+  WeightGroups export_weights() override {
+    return {{"model", {{"w", torch::zeros({1})}}}};
+  }
+  void import_weights(const WeightGroups& /*weights*/) override {}
+  bool data_parallel() const override {
+    return true;
+  }
+
+ private:
+  DataParallel parallel_;
+};
+
+TEST(Distributed, ANonFiniteLossOnOneProcessStopsEveryProcessAtTheSameStep) {
+  if (!method_registry().contains("nan_on_shard_one")) {
+    method_registry().add("nan_on_shard_one", "test: a non-finite loss on shard 1 at step 3", [] {
+      return MethodEntry{[](const MethodContext& ctx) -> std::unique_ptr<Method> {
+                           return std::make_unique<NanOnShardOne>(ctx);
+                         },
+                         [] {
+                           return Json{{"train", {{"steps", 10}}}};
+                         }};
+    });
+  }
+  const auto config = resolve_config(
+      Json{{"method", "nan_on_shard_one"}, {"seed", 1}, {"eval", {{"n", 0}}}}, {}, {});
+  std::vector<std::string> errors(2);
+  std::vector<int64_t> steps(2, -1);
+  on_two_ranks(
+      [&](const Collective& c) {
+        auto options = TrainOptions::in_memory();
+        options.collective = std::shared_ptr<const Collective>(&c, [](const Collective*) {});
+        Trainer trainer(config, nullptr, options);
+        try {
+          trainer.step(10);
+        } catch (const RuntimeError& e) {
+          errors[c.rank()] = e.what();
+        }
+        steps[c.rank()] = trainer.current_step();
+      },
+      1);
+  EXPECT_NE(errors[1].find("non-finite loss (nan) at step 3"), std::string::npos) << errors[1];
+  EXPECT_NE(errors[0].find("a non-finite loss on another process at step 3"), std::string::npos)
+      << errors[0];
+  EXPECT_EQ(steps[0], 2);
+  EXPECT_EQ(steps[1], 2);
 }
 
 // The pid of the child of `parent` whose environment says RANK=rank, or -1.

@@ -47,7 +47,8 @@ struct TrainOptions {
   std::function<void(const TrainProgress&)> on_progress;  ///< called at each log tick
   /// The processes that train this run together (data parallel; null: this one alone). Rank 0
   /// keeps the run directory (out_root, resume_dir), logs, evaluates and writes; the others train
-  /// in memory and follow it. Each process builds its Trainer with the same config.
+  /// in memory and follow it. Each process builds its Trainer with the same config and calls
+  /// step(), run() and checkpoint() alike: they are collective (docs/distributed.md).
   std::shared_ptr<const Collective> collective;
 
   /// A run kept in memory only.
