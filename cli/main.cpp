@@ -13,9 +13,11 @@
 #include <charconv>
 #include <csignal>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 #include <limits>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -434,7 +436,8 @@ std::string in_cli_terms(std::string message) {
       {"resume_from_last_good", "--resume-from-last-good"},
       {"(centres and mode_std, or a data set with known modes)",
        "(--centres FILE --mode-std S, or --data NAME of a data set with known modes)"},
-      {"(outliers and outlier_radius)", "(--outliers FILE --radius R)"}};
+      {"(outliers and outlier_radius)", "(--outliers FILE --radius R)"},
+      {"sample: n ", "--n "}};
   for (const auto& [api, flag] : kFlags) {
     for (auto at = message.find(api); at != std::string::npos; at = message.find(api, at)) {
       message.replace(at, api.size(), flag);
@@ -442,6 +445,22 @@ std::string in_cli_terms(std::string message) {
     }
   }
   return message;
+}
+
+// LibTorch's allocator failure ("[enforce fail at alloc_cpu.cpp:75] ... you tried to allocate N
+// bytes. Error code 12") as one line that says what failed and what to change; "" for other errors.
+std::string out_of_memory_message(const std::string& what) {
+  const auto at = what.find("you tried to allocate ");
+  if (what.find("can't allocate memory") == std::string::npos || at == std::string::npos) {
+    return "";
+  }
+  const double bytes = std::strtod(what.c_str() + at + 22, nullptr);
+  const auto memory = uotflow::available_memory();
+  std::ostringstream msg;
+  msg << std::setprecision(3) << "out of memory: an allocation of " << bytes / (1 << 30)
+      << " GiB failed (" << memory.bytes / (1 << 30) << " GiB " << memory.source
+      << "); lower the sizes of the run (batch_size, width, eval.n, --n)";
+  return msg.str();
 }
 
 }  // namespace
@@ -501,7 +520,14 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
-    std::cerr << "uotflow: error: " << what.substr(0, what.find('\n')) << std::endl;
+    const auto memory = out_of_memory_message(what);
+    std::cerr << "uotflow: error: " << (memory.empty() ? what.substr(0, what.find('\n')) : memory)
+              << std::endl;
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "uotflow: error: out of memory (an allocation failed); lower the sizes of the run "
+                 "(batch_size, width, eval.n, --n)"
+              << std::endl;
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "uotflow: error: " << in_cli_terms(e.what()) << std::endl;

@@ -2,10 +2,12 @@
 #include "uotflow/core/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -297,6 +299,35 @@ void apply_overrides(Json& config, const Json& file_config, const std::vector<st
   for (const auto& [key, value] : flags) {
     merge_impl(config, set_patch(key + "=" + value.dump()), "", open);
   }
+}
+
+namespace {
+
+void check_floats_impl(const Json& node, const std::string& key) {
+  if (node.is_number_float()) {
+    const double v = node.get<double>();
+    if (!(std::abs(v) <= std::numeric_limits<float>::max())) {
+      std::ostringstream msg;
+      msg << "config key '" << key << "' is " << v
+          << ", beyond what float32 (the precision of training) holds: |v| <= "
+          << std::numeric_limits<float>::max();
+      throw ConfigError(msg.str());
+    }
+  } else if (node.is_object()) {
+    for (const auto& [name, child] : node.items()) {
+      check_floats_impl(child, key.empty() ? name : key + "." + name);
+    }
+  } else if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      check_floats_impl(node[i], key + "[" + std::to_string(i) + "]");
+    }
+  }
+}
+
+}  // namespace
+
+void check_floats_fit_float32(const Json& config) {
+  check_floats_impl(config, "");
 }
 
 int64_t positive_int(const Json& config, const std::string& key) {

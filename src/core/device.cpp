@@ -1,10 +1,12 @@
 // Device names from configs and flags.
 #include "uotflow/core/device.h"
 
+#include <sys/resource.h>
 #include <torch/cuda.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iomanip>
 #include <sstream>
 #include <thread>
@@ -43,12 +45,39 @@ int64_t physical_memory_bytes() {
   return pages > 0 && size > 0 ? static_cast<int64_t>(pages) * size : 0;
 }
 
+MemoryLimit available_memory() {
+  MemoryLimit limit{static_cast<double>(physical_memory_bytes()), "memory of this machine"};
+  const auto lower = [&](double bytes, const char* source) {
+    if (bytes > 0 && (limit.bytes <= 0 || bytes < limit.bytes)) {
+      limit = {bytes, source};
+    }
+  };
+  struct rlimit address_space {};
+  if (::getrlimit(RLIMIT_AS, &address_space) == 0 && address_space.rlim_cur != RLIM_INFINITY) {
+    lower(static_cast<double>(address_space.rlim_cur), "address-space limit (ulimit -v)");
+  }
+  // cgroup v2 ("max" when unlimited), then v1.
+  for (const char* path :
+       {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(path);
+    double bytes = 0;
+    if (in >> bytes && bytes < 1e18) {
+      lower(bytes, "memory limit of this cgroup");
+      break;
+    }
+  }
+  if (limit.bytes <= 0) {
+    limit.source.clear();
+  }
+  return limit;
+}
+
 void check_fits_in_memory(const std::string& key, double bytes) {
-  const auto memory = static_cast<double>(physical_memory_bytes());
-  if (memory > 0 && bytes > memory) {
+  const auto memory = available_memory();
+  if (memory.bytes > 0 && bytes > memory.bytes) {
     std::ostringstream msg;
     msg << std::setprecision(3) << key << " needs about " << bytes / (1 << 30)
-        << " GiB, more than the " << memory / (1 << 30) << " GiB of memory of this machine";
+        << " GiB, more than the " << memory.bytes / (1 << 30) << " GiB " << memory.source;
     throw ConfigError(msg.str());
   }
 }

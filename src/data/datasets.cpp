@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "data/builtin.h"
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/data/dataset.h"
 #include "uotflow/data/tensor_dataset.h"
@@ -207,6 +208,10 @@ std::unique_ptr<Dataset> make_gaussian(const Json& params) {
   } else if (const Json* matrix = cov_node != nullptr ? cov_node : precision_node) {
     dim = matrix->is_array() ? static_cast<int64_t>(matrix->size()) : 0;
   }
+  // The D x D covariance (and, with a seed, the draws that make it) before any of it is allocated.
+  check_fits_in_memory("data set 'gaussian': parameter dim = " + std::to_string(dim) +
+                           " (a covariance of dim x dim numbers)",
+                       4.0 * static_cast<double>(dim) * static_cast<double>(dim) * sizeof(double));
   auto mean = torch::zeros({dim}, torch::kDouble);
   if (mean_node != nullptr) {
     mean =
@@ -360,18 +365,27 @@ Json default_data_section() {
               {"outlier_std", 0.1}};
 }
 
-std::unique_ptr<Dataset> make_dataset(const Json& section) {
+std::unique_ptr<Dataset> make_dataset(const Json& section, const std::string& key) {
+  const std::string dot = key.empty() ? "" : key + ".";
   Json overrides = section;
   if (overrides.is_object() && overrides.contains("params") && overrides["params"].is_null()) {
     overrides.erase("params");  // null params mean "none", as check_params agrees
   }
   Json config = default_data_section();
-  merge_checked(config, overrides, "data");
+  merge_checked(config, overrides, key);
 
-  auto base = dataset_registry().create(config["name"].get<std::string>(), config["params"]);
+  std::unique_ptr<Dataset> base;
+  try {
+    base = dataset_registry().create(config["name"].get<std::string>(), config["params"]);
+  } catch (const ConfigError& e) {
+    if (key.empty()) {
+      throw;
+    }
+    throw ConfigError(key + ": " + e.what());  // which section: data, source, a functional's data
+  }
   const double fraction = config["outlier_fraction"].get<double>();
   if (!(fraction >= 0.0 && fraction < 1.0)) {
-    throw ConfigError("data.outlier_fraction must be in [0, 1), got " +
+    throw ConfigError(dot + "outlier_fraction must be in [0, 1), got " +
                       config["outlier_fraction"].dump());
   }
   if (fraction == 0.0) {
@@ -381,7 +395,7 @@ std::unique_ptr<Dataset> make_dataset(const Json& section) {
   const std::string expected_loc = "a number or a list of " + std::to_string(dim) + " numbers";
   const Json& loc = config["outlier_loc"];
   if (loc.is_null()) {
-    throw ConfigError("data.outlier_loc is required when data.outlier_fraction > 0 (" +
+    throw ConfigError(dot + "outlier_loc is required when " + dot + "outlier_fraction > 0 (" +
                       expected_loc + ")");
   }
   const bool loc_ok =
@@ -389,11 +403,11 @@ std::unique_ptr<Dataset> make_dataset(const Json& section) {
       (loc.is_array() && static_cast<int64_t>(loc.size()) == dim &&
        std::all_of(loc.begin(), loc.end(), [](const Json& v) { return v.is_number(); }));
   if (!loc_ok) {
-    throw ConfigError("data.outlier_loc must be " + expected_loc + ", got " + loc.dump());
+    throw ConfigError(dot + "outlier_loc must be " + expected_loc + ", got " + loc.dump());
   }
   const double outlier_std = config["outlier_std"].get<double>();
   if (!(outlier_std >= 0.0)) {
-    throw ConfigError("data.outlier_std must be >= 0, got " + config["outlier_std"].dump());
+    throw ConfigError(dot + "outlier_std must be >= 0, got " + config["outlier_std"].dump());
   }
   auto loc_tensor = loc.is_number() ? torch::full({dim}, loc.get<double>())
                                     : to_tensor(loc.get<std::vector<double>>());
@@ -405,7 +419,7 @@ std::unique_ptr<Dataset> make_dataset(const std::string& name, const Json& param
   Json section = default_data_section();
   section["name"] = name;
   section["params"] = params;
-  return make_dataset(section);
+  return make_dataset(section, "");
 }
 
 }  // namespace uotflow

@@ -500,8 +500,8 @@ std::unique_ptr<Dataset> make_image_mix(const Json& params) {
     p.fail("fraction", "a number in [0, 1)", Json(fraction));
   }
   const int64_t seed = p.integer("seed", 0, 0);
-  const auto base_set = make_dataset(p.section("base"));
-  const auto outlier_set = make_dataset(p.section("outliers"));
+  const auto base_set = make_dataset(p.section("base"), "params.base");
+  const auto outlier_set = make_dataset(p.section("outliers"), "params.outliers");
   const ImageSet& base = as_image_set(*base_set, "base", p.section("base"));
   const ImageSet& outliers = as_image_set(*outlier_set, "outliers", p.section("outliers"));
 

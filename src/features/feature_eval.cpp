@@ -48,7 +48,7 @@ std::unique_ptr<Dataset> classifier_data(const Json& config) {
   }
   Json full = default_data_section();
   merge_checked(full, section, "eval.features.classifier.data");
-  return make_dataset(full);
+  return make_dataset(full, "eval.features.classifier.data");
 }
 
 ClassifierOptions classifier_options(const Json& config, uint64_t seed) {

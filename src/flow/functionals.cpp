@@ -254,7 +254,7 @@ class SlicedToData : public Functional {
     } else {
       Json section = default_data_section();
       merge_checked(section, params["data"], "functional.params.data");
-      data_ = make_dataset(section);
+      data_ = make_dataset(section, "functional.params.data");
     }
     n_projections_ = functional_param<int64_t>(params, "sw_data", "n_projections", 200);
     if (n_projections_ < 1) {

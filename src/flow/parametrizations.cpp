@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/io/archive.h"
 #include "uotflow/nets/image_nets.h"
@@ -70,6 +71,9 @@ class Particles : public Parametrization {
  public:
   Particles(const Json& section, const Dataset& source, torch::Device device) : dim_(source.dim()) {
     const int64_t n = positive(section, "particles.n");
+    // A lower bound: positions, the previous ones, gradients and the optimizer's state.
+    check_fits_in_memory("parametrization.particles.n",
+                         6.0 * static_cast<double>(n) * dim_ * sizeof(float));
     bandwidth_ = get<double>(section, "particles.kde_bandwidth");
     if (bandwidth_ < 0) {
       throw ConfigError("parametrization.particles.kde_bandwidth must be >= 0 (0 = Scott's rule)");
@@ -170,6 +174,9 @@ class Grid : public Parametrization {
     }
     const Start start = read_start(source, "grid");
     const int64_t g = positive(section, "grid.size");
+    // A lower bound: the g x g cell centres, the weights, their gradients and optimizer state.
+    check_fits_in_memory("parametrization.grid.size",
+                         6.0 * static_cast<double>(g) * static_cast<double>(g) * sizeof(float));
     const double radius = get<double>(section, "grid.radius");
     if (!(radius > 0)) {
       throw ConfigError("parametrization.grid.radius must be > 0");

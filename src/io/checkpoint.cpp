@@ -1,7 +1,9 @@
 // Self-verifying checkpoint files.
 #include "uotflow/io/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "uotflow/io/files.h"
@@ -52,17 +54,12 @@ int64_t checkpoint_step_from_name(const std::string& path) {
   return std::regex_match(name, m, kName) ? std::stoll(m[1].str()) : -1;
 }
 
-Checkpoint read_checkpoint(const std::string& path) {
-  const auto fail = [&](const std::string& why) {
-    throw CheckpointError("checkpoint '" + path + "' failed verification: " + why);
-  };
-  std::string bytes;
-  try {
-    bytes = read_file(path);
-  } catch (const ConfigError&) {
-    fail("cannot read the file");
-  }
-  size_t pos = 0;
+namespace {
+
+// The magic line, the manifest and its SHA-256 at the start of `bytes`, verified (pos moves past
+// them); `fail` throws.
+template <typename Fail>
+CheckpointManifest parse_head(const std::string& bytes, size_t& pos, const Fail& fail) {
   std::string magic, line, digest;
   if (!next_line(bytes, pos, magic, 64) ||
       magic.rfind(std::string(kCheckpointMagic) + " ", 0) != 0) {
@@ -80,10 +77,9 @@ Checkpoint read_checkpoint(const std::string& path) {
   if (sha256_hex(line) != digest) {
     fail("the manifest does not match its SHA-256");
   }
-  Checkpoint out;
+  CheckpointManifest man;
   try {
     const Json m = Json::parse(line);
-    auto& man = out.manifest;
     man.format = m.at("format").get<int64_t>();
     man.step = m.at("step").get<int64_t>();
     man.method = m.at("method").get<std::string>();
@@ -94,13 +90,55 @@ Checkpoint read_checkpoint(const std::string& path) {
   } catch (const Json::exception& e) {
     fail(std::string("unreadable manifest (") + e.what() + ")");
   }
-  const auto& man = out.manifest;
   if (man.format != kCheckpointFormat) {
     fail("the manifest's format is " + std::to_string(man.format));
   }
   if (config_digest(man.config) != man.config_sha256) {
     fail("the manifest's config does not match its digest");
   }
+  return man;
+}
+
+[[noreturn]] void checkpoint_fail(const std::string& path, const std::string& why) {
+  throw CheckpointError("checkpoint '" + path + "' failed verification: " + why);
+}
+
+}  // namespace
+
+CheckpointManifest read_checkpoint_manifest(const std::string& path) {
+  const auto fail = [&](const std::string& why) { checkpoint_fail(path, why); };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    fail("cannot read the file");
+  }
+  // The three lines of the head, not the payload: read in growing chunks until the third newline
+  // (a manifest holds a config, at most 64 MiB).
+  constexpr size_t kMaxHead = (64u << 20) + 4096;
+  std::string head;
+  size_t newlines = 0;
+  for (size_t chunk = 1 << 16; newlines < 3 && head.size() < kMaxHead && in; chunk *= 2) {
+    const size_t before = head.size();
+    head.resize(before + chunk);
+    in.read(head.data() + before, static_cast<std::streamsize>(chunk));
+    head.resize(before + static_cast<size_t>(in.gcount()));
+    newlines += std::count(head.begin() + static_cast<std::ptrdiff_t>(before), head.end(), '\n');
+  }
+  size_t pos = 0;
+  return parse_head(head, pos, fail);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  const auto fail = [&](const std::string& why) { checkpoint_fail(path, why); };
+  std::string bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const ConfigError&) {
+    fail("cannot read the file");
+  }
+  size_t pos = 0;
+  Checkpoint out;
+  out.manifest = parse_head(bytes, pos, fail);
+  const auto& man = out.manifest;
   const auto size = static_cast<int64_t>(bytes.size() - pos);
   if (size != man.payload_bytes) {
     fail("payload is " + std::to_string(size) + " bytes, the manifest says " +

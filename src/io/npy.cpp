@@ -81,6 +81,10 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
       break;
     }
     size_t end = inner.find_first_not_of("0123456789", pos);
+    if (end == pos && inner[pos] == '-') {
+      npy_fail(path,
+               "'shape' has a negative size in " + text.substr(0, close + 1) + " (sizes are >= 0)");
+    }
     if (end == pos) {
       npy_fail(path, "'shape' has a non-integer entry in " + text.substr(0, close + 1));
     }

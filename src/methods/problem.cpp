@@ -2,6 +2,7 @@
 // run's named random streams.
 #include <torch/torch.h>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/core/rng.h"
 #include "uotflow/data/tensor_dataset.h"
@@ -35,6 +36,17 @@ Problem Problem::data_space() const {
 
 torch::Tensor Problem::to_data_space(const torch::Tensor& x) const {
   return latent ? latent->decode(x) : x;
+}
+
+void Problem::check_sample_count(int64_t n, const std::string& what) const {
+  if (n < 1) {
+    throw ConfigError(what + " must be > 0, got " + std::to_string(n));
+  }
+  const auto data_dim = latent ? latent->data_dim() : dim;
+  // A lower bound: the samples, and their copy in the data space.
+  check_fits_in_memory(
+      what + " = " + std::to_string(n) + " samples of dimension " + std::to_string(data_dim),
+      2.0 * static_cast<double>(n) * static_cast<double>(dim + data_dim) * sizeof(float));
 }
 
 torch::Tensor Problem::inputs(const torch::Tensor& x) const {
@@ -300,7 +312,7 @@ Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target,
   if (source) {
     problem.source = std::move(source);
   } else if (shape == nullptr || shape->with_source) {
-    problem.source = make_dataset(source_section(config, problem.dim));
+    problem.source = make_dataset(source_section(config, problem.dim), "source");
   }
   if (problem.source && problem.source->dim() != problem.dim) {
     throw ConfigError("the source ('" + get<std::string>(config, "source.name") + "') has dim " +

@@ -55,6 +55,13 @@ class Swjko : public Method {
         "swjko.batch_size and swjko.n_projections",
         sizeof(float) * (2 * batch * dim_ + 2 * batch * projections + projections * dim_));
     const auto name = get<std::string>(ctx.config, "parametrization.name");
+    if (name == "particles" && functional_->needs_entropy()) {
+      // The KDE entropy compares every pair of particles (differences, distances, kernels).
+      const double n = get<int64_t>(ctx.config, "parametrization.particles.n");
+      check_fits_in_memory(
+          "parametrization.particles.n with an entropy term (a KDE over all pairs)",
+          sizeof(float) * n * n * (dim_ + 4.0));
+    }
     if (parallel_.active() && (name == "particles" || name == "grid")) {
       throw ConfigError("parametrization '" + name +
                         "' holds the whole measure, in every process alike: it has no batches to "

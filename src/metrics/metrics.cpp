@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
+#include <sstream>
 
 #include "uotflow/core/error.h"
 #include "uotflow/ot/exact.h"
@@ -150,7 +151,9 @@ void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
     fail("needs n_projections >= 1, got " + std::to_string(c.n_projections));
   }
   if (name == "sinkhorn" && !(c.epsilon > 0 && std::isfinite(c.epsilon))) {
-    fail("needs epsilon > 0");
+    std::ostringstream got;
+    got << c.epsilon;
+    fail("needs a finite epsilon > 0, got " + got.str());
   }
   const bool pairwise =
       is_one_of(name, {"mmd_gaussian", "mmd_laplacian", "energy", "energy_sliced", "kid"});

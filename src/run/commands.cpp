@@ -231,6 +231,9 @@ torch::Tensor draw_dataset(const std::string& name, const Json& params, int64_t 
     throw ConfigError("--n must be > 0");
   }
   auto set = make_dataset(name, params);
+  check_fits_in_memory(
+      "--n = " + std::to_string(n) + " samples of dimension " + std::to_string(set->dim()),
+      2.0 * static_cast<double>(n) * static_cast<double>(set->dim()) * sizeof(float));
   auto gen = make_stream(seed, "data");
   return set->sample(n, gen);
 }
@@ -245,8 +248,10 @@ nlohmann::ordered_json evaluate_sample_files(const EvalRequest& r) {
   if (r.context.n_projections <= 0) {
     throw ConfigError("--projections must be > 0");
   }
-  if (!(r.context.epsilon > 0)) {
-    throw ConfigError("--epsilon must be > 0");
+  if (!(r.context.epsilon > 0 && std::isfinite(r.context.epsilon))) {
+    std::ostringstream got;
+    got << r.context.epsilon;
+    throw ConfigError("--epsilon must be a finite number > 0, got " + got.str());
   }
   const auto device = parse_device(r.device);
   MetricContext context = r.context;

@@ -2,6 +2,8 @@
 // legacy key names, and the --resume rules.
 #include "uotflow/run/config.h"
 
+#include "run_keeper.h"
+
 #include "uotflow/core/error.h"
 #include "uotflow/data/dataset.h"
 #include "uotflow/io/run_dir.h"
@@ -232,6 +234,7 @@ Json resolve_config(const Json& file_config, const std::vector<std::string>& set
   Json config = default_config(method);
   select_nets(config, file, migrated_sets);
   apply_overrides(config, file, migrated_sets, method_flags(flags, method, ""));
+  check_floats_fit_float32(config);
   resolve_seed(config);
   return config;
 }
@@ -257,6 +260,7 @@ Json resolve_run_request(const RunRequest& r) {
         "--resume continues a run in its own directory with its own config: --config, --set, "
         "--seed, --out and --name are not allowed");
   }
+  run_detail::check_config_unedited(r.resume_dir);
   Json config = load_run_config(r.resume_dir);
   const auto method = get<std::string>(config, "method");
   for (const auto& [key, value] : method_flags(r.flags, method, r.resume_dir)) {

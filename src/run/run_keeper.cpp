@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "uotflow/core/error.h"
+#include "uotflow/io/archive.h"
 #include "uotflow/io/files.h"
 #include "uotflow/io/run_dir.h"
 
@@ -76,17 +77,10 @@ std::vector<Json> RunKeeper::read_rows(const std::string& file) const {
 
 void RunKeeper::save_checkpoint(int64_t step, RandomStreams& streams, Method& method,
                                 const std::string& method_name, int64_t keep_last) const {
-  torch::serialize::OutputArchive archive;
-  archive.write("step", torch::tensor(step, torch::kInt64));
-  streams.save(archive);
-  torch::serialize::OutputArchive method_archive;
-  method.save(method_archive);
-  archive.write("method", method_archive);
-  std::ostringstream bytes;
-  archive.save_to(bytes);
   const auto dir = fs::path(dir_) / "checkpoints";
-  write_file_atomic((dir / ("step-" + zero_pad(step, 8) + ".ckpt")).string(),
-                    encode_checkpoint(step, method_name, stored_config_, bytes.str()));
+  write_file_atomic(
+      (dir / ("step-" + zero_pad(step, 8) + ".ckpt")).string(),
+      encode_checkpoint(step, method_name, stored_config_, run_state_bytes(step, streams, method)));
   prune_checkpoints(dir_, keep_last);
 }
 
@@ -153,16 +147,7 @@ int64_t RunKeeper::resume(RandomStreams& streams, Method& method, const Json& co
   check_matches_run(checkpoint.manifest, path, method_name);
   int64_t step = 0;
   try {
-    std::istringstream payload(checkpoint.payload);
-    torch::serialize::InputArchive archive;
-    archive.load_from(payload);
-    torch::Tensor step_tensor;
-    archive.read("step", step_tensor);
-    step = step_tensor.item<int64_t>();
-    streams.load(archive);
-    torch::serialize::InputArchive method_archive;
-    archive.read("method", method_archive);
-    method.load(method_archive);
+    step = load_run_state(checkpoint.payload, streams, method);
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     throw CheckpointError("checkpoint '" + path + "' verifies but does not fit method '" +
@@ -177,22 +162,72 @@ int64_t RunKeeper::resume(RandomStreams& streams, Method& method, const Json& co
   return step;
 }
 
-// The checkpoint must come from this run as it is configured now: same method, same config.
-void RunKeeper::check_matches_run(const CheckpointManifest& manifest, const std::string& path,
-                                  const std::string& method) const {
+namespace {
+
+// A ConfigError unless the checkpoint `path` was written by `method` with the config `stored`.
+void check_written_with(const CheckpointManifest& manifest, const std::string& path,
+                        const std::string& dir, const std::string& method, const Json& stored) {
   if (manifest.method != method) {
-    throw ConfigError("checkpoint '" + path + "' is of method '" + manifest.method + "' but run '" +
-                      dir_ + "' is configured for '" + method + "'");
+    throw ConfigError("config.json of run '" + dir + "' names method '" + method +
+                      "', but its checkpoint '" + path + "' was written by method '" +
+                      manifest.method + "'; restore \"method\": \"" + manifest.method +
+                      "\", or start a new run");
   }
-  if (manifest.config_sha256 != config_digest(stored_config_)) {
+  if (manifest.config_sha256 != config_digest(stored)) {
     std::string keys;
-    for (const auto& key : changed_keys(manifest.config, stored_config_)) {
+    for (const auto& key : changed_keys(manifest.config, stored)) {
       keys += (keys.empty() ? "" : ", ") + key;
     }
-    throw ConfigError("config.json of run '" + dir_ + "' differs from the config of " +
+    throw ConfigError("config.json of run '" + dir + "' differs from the config of " +
                       "checkpoint '" + path + "' in: " + (keys.empty() ? "(formatting)" : keys) +
                       "; restore those keys, or start a new run with the new config");
   }
+}
+
+}  // namespace
+
+std::string run_state_bytes(int64_t step, RandomStreams& streams, Method& method) {
+  torch::serialize::OutputArchive archive;
+  archive.write("step", torch::tensor(step, torch::kInt64));
+  streams.save(archive);
+  write_state(archive, "method", method);
+  return archive_bytes(archive);
+}
+
+int64_t load_run_state(const std::string& bytes, RandomStreams& streams, Method& method) {
+  torch::serialize::InputArchive archive;
+  load_archive_bytes(archive, bytes);
+  torch::Tensor step;
+  archive.read("step", step);
+  streams.load(archive);
+  read_state(archive, "method", method);
+  return step.item<int64_t>();
+}
+
+void check_config_unedited(const std::string& run_dir) {
+  const auto found = list_checkpoints(run_dir);
+  if (found.empty()) {
+    return;
+  }
+  CheckpointManifest manifest;
+  try {
+    manifest = read_checkpoint_manifest(found.back().string());
+  } catch (const CheckpointError&) {
+    return;  // named, or set aside, by RunKeeper::resume
+  }
+  const Json stored = read_run_config(run_dir);
+  const Json* method =
+      stored.is_object() && stored.contains("method") ? &stored["method"] : nullptr;
+  check_written_with(manifest, found.back().string(), run_dir,
+                     method != nullptr && method->is_string() ? method->get<std::string>()
+                                                              : manifest.method,  // keys say it
+                     stored);
+}
+
+// The checkpoint must come from this run as it is configured now: same method, same config.
+void RunKeeper::check_matches_run(const CheckpointManifest& manifest, const std::string& path,
+                                  const std::string& method) const {
+  check_written_with(manifest, path, dir_, method, stored_config_);
 }
 
 // Rows of metrics.jsonl and eval.jsonl past the resumed step are from training that the

@@ -16,6 +16,19 @@
 
 namespace uotflow::run_detail {
 
+/// The state a run resumes from (its step, every random stream, the method's state nested under
+/// "method") as the bytes of a LibTorch archive: a checkpoint's payload, and what rank 0 sends the
+/// other processes of a data-parallel run.
+std::string run_state_bytes(int64_t step, RandomStreams& streams, Method& method);
+/// Loads bytes of run_state_bytes into streams and method and returns the step; c10::Error when
+/// they do not fit the method.
+int64_t load_run_state(const std::string& bytes, RandomStreams& streams, Method& method);
+
+/// Before a resume builds anything from config.json: it must be the config the run's newest
+/// checkpoint was written with (an edited "method" named as such, other edits by key). No
+/// checkpoint, or one whose manifest fails verification, is left to RunKeeper::resume to name.
+void check_config_unedited(const std::string& run_dir);
+
 class RunKeeper {
  public:
   /// A new directory out_root/NNNNN-name, locked, with config.json (config + meta).

@@ -93,6 +93,7 @@ torch::Tensor sample_run(const std::string& run_dir, int64_t n, uint64_t seed, b
     throw ConfigError("sample: n must be > 0, got " + std::to_string(n));
   }
   auto run = load_trained_run(run_dir, phase);
+  run.problem.check_sample_count(n, "sample: n");
   auto gen = make_stream(seed, "sample");
   return run.problem.to_data_space(run.method->sample(n, gen, ema).cpu());
 }

@@ -17,6 +17,7 @@
 #include "uotflow/core/error.h"
 #include "uotflow/core/meters.h"
 #include "uotflow/core/rng.h"
+#include "uotflow/io/archive.h"
 #include "uotflow/io/run_dir.h"
 #include "uotflow/methods/autoencoder.h"
 #include "uotflow/run/config.h"
@@ -49,19 +50,6 @@ std::unique_ptr<Method> make_method(const Json& config, const Problem& problem,
 }
 
 // An archive as bytes (what a collective sends), and back.
-std::string archive_bytes(torch::serialize::OutputArchive& archive) {
-  std::string bytes;
-  archive.save_to([&](const void* data, size_t n) {
-    bytes.append(static_cast<const char*>(data), n);
-    return n;
-  });
-  return bytes;
-}
-
-void load_archive_bytes(torch::serialize::InputArchive& archive, const std::string& bytes) {
-  archive.load_from(bytes.data(), bytes.size());
-}
-
 // Data sets passed in memory are named so in the run's config (a resume must pass them again).
 Json with_data_names(Json config, bool data_in_memory, bool source_in_memory) {
   for (const auto& [section, in_memory] :
@@ -86,6 +74,7 @@ struct Trainer::Impl {
         device_(parse_device(get<std::string>(config, "device"))),
         schedule_(ScheduleOptions::from_json(config)),
         collective_(options_.collective ? options_.collective : std::make_shared<Collective>()),
+        together_(collective_->world_size() > 1),
         parallel_(collective_, schedule_.shards()),
         problem_(make_problem(config, std::move(data), nullptr, std::move(source))),
         method_(make_method(config_, problem_, device_, parallel_)),
@@ -130,7 +119,7 @@ struct Trainer::Impl {
     if (!in_memory) {
       open_run_dir();
     }
-    if (collective_->world_size() > 1) {
+    if (together_) {
       start_together();
     }
   }
@@ -149,23 +138,10 @@ struct Trainer::Impl {
                           (diff.empty() ? std::string("?") : diff[0].value("path", "?")) +
                           "'; give every process the same config and seed");
       }
-      std::string bytes;
-      if (collective_->is_root()) {
-        torch::serialize::OutputArchive archive;
-        archive.write("step", torch::tensor(step_, torch::kInt64));
-        streams_.save(archive);
-        method_->save(archive);
-        bytes = archive_bytes(archive);
-      }
-      bytes = collective_->broadcast(bytes);
+      const auto state = collective_->broadcast(
+          collective_->is_root() ? run_detail::run_state_bytes(step_, streams_, *method_) : "");
       if (!collective_->is_root()) {
-        torch::serialize::InputArchive archive;
-        load_archive_bytes(archive, bytes);
-        torch::Tensor step;
-        archive.read("step", step);
-        step_ = step.item<int64_t>();
-        streams_.load(archive);
-        method_->load(archive);
+        step_ = run_detail::load_run_state(state, streams_, *method_);
       }
     });
     log("data parallel: " + std::to_string(collective_->world_size()) + " processes (" +
@@ -231,14 +207,13 @@ struct Trainer::Impl {
         refresh_report();
       }
     }
-    const bool together = collective_->world_size() > 1;
     for (int64_t i = 0; i < n && step_ < total_steps_; ++i) {
-      if (!together && stop_requested()) {
+      if (!together_ && stop_requested()) {
         interrupted_ = true;
         break;
       }
       auto values = method_->step(step_, streams_);
-      if (together) {
+      if (together_) {
         // Every process learns whether any stopped or went non-finite, and they stop together.
         const auto agreed =
             collective_->average({all_finite(values) ? 0.0 : 1.0, stop_requested() ? 1.0 : 0.0});
@@ -373,7 +348,7 @@ struct Trainer::Impl {
 
   // The means of every process (the same names on each: every process ran the same method).
   std::map<std::string, double> averaged_over_processes(std::map<std::string, double> means) const {
-    if (collective_->world_size() == 1) {
+    if (!together_) {
       return means;
     }
     std::vector<double> values;
@@ -405,7 +380,7 @@ struct Trainer::Impl {
   }
 
   void save_checkpoint() {
-    if (collective_->world_size() > 1) {
+    if (together_) {
       // Rank 0's checkpoint holds every process's shard streams.
       torch::serialize::OutputArchive mine;
       streams_.save_shards(mine, parallel_.first_shard(), parallel_.local_shards());
@@ -436,7 +411,7 @@ struct Trainer::Impl {
     for (const auto& [k, v] : method_->learning_rates()) {
       row[k] = v;
     }
-    if (collective_->world_size() > 1 && steps_averaged_ > 0) {
+    if (together_ && steps_averaged_ > 0) {
       // Rank 0's seconds in collectives per step since the last row (waiting for the slowest
       // process included).
       const double communicating = collective_->seconds_communicating();
@@ -508,6 +483,7 @@ struct Trainer::Impl {
   torch::Device device_;
   ScheduleOptions schedule_;
   std::shared_ptr<const Collective> collective_;
+  bool together_;  ///< more than one process: every step and checkpoint is collective
   DataParallel parallel_;
   Problem problem_;
   std::unique_ptr<Method> method_;
@@ -578,9 +554,7 @@ void Trainer::checkpoint() {
 }
 
 torch::Tensor Trainer::sample(int64_t n, uint64_t seed, bool ema) {
-  if (n <= 0) {
-    throw ConfigError("sample: n must be > 0, got " + std::to_string(n));
-  }
+  impl_->problem_.check_sample_count(n, "sample: n");
   auto gen = make_stream(seed, "sample");
   return impl_->problem_.to_data_space(impl_->method_->sample(n, gen, ema).cpu());
 }

@@ -37,7 +37,11 @@ const std::map<std::string, Reader>& readers() {
       {"npy", [](const std::string& p) { load_npy(p); }},
       {"npz", [](const std::string& p) { load_npz(p); }},
       {"safetensors", [](const std::string& p) { load_safetensors(p); }},
-      {"ckpt", [](const std::string& p) { read_checkpoint(p); }},
+      {"ckpt",
+       [](const std::string& p) {
+         read_checkpoint_manifest(p);  // the cheap check a resume makes first
+         read_checkpoint(p);
+       }},
       {"idx", [](const std::string& p) { read_idx(p); }},
       {"csv", [](const std::string& p) { load_points(p); }},
       {"sklearn", [](const std::string& p) { read_sklearn_csv(p); }},
@@ -135,6 +139,31 @@ TEST(Fuzz, CorpusFilesLoadOrGiveConfigErrors) {
     ++files;
   }
   EXPECT_GE(files, 25);
+}
+
+// The corpus files that once gave a raw or misleading message (or none): the message names the
+// cause. Each file is refused by its reader.
+TEST(Fuzz, CorpusErrorsNameTheirCause) {
+  const fs::path corpus = fs::path(UOTFLOW_SOURCE_DIR) / "tests" / "fuzz" / "corpus";
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"config-float32-overflow.json", "config key 'train.lr_g' is 1e+300, beyond what float32"},
+      {"config-float-in-list.json", "config key 'data.params.mean[0]' is 1e+39"},
+      {"config-overflow.json", "at key 'train.steps'"},
+      {"npy-negative-dim.npy", "'shape' has a negative size in (-3, 2)"},
+      {"npy-negative-second-dim.npy", "'shape' has a negative size in (3, -2)"},
+      {"ckpt-no-newline.ckpt", "failed verification: truncated manifest"},
+      {"ckpt-bad-digest.ckpt", "the manifest does not match its SHA-256"},
+  };
+  for (const auto& [name, expect] : expected) {
+    const auto path = (corpus / name).string();
+    std::string what = "(loaded)";
+    try {
+      readers().at(name.substr(0, name.find('-')))(path);
+    } catch (const ConfigError& e) {
+      what = e.what();
+    }
+    EXPECT_NE(what.find(expect), std::string::npos) << name << ": " << what;
+  }
 }
 
 TEST(Fuzz, MutantsOfValidFilesLoadOrGiveConfigErrors) {

@@ -388,6 +388,61 @@ TEST_F(HardeningTest, InputsThatLostDataSilentlyAreRefused) {
   EXPECT_FALSE(fs::exists(dir + "/null-runs"));
 }
 
+// Inputs that ended in a raw library message (LibTorch's float overflow or allocator text) or
+// named the wrong cause: each is exit 2 with one line naming the key, flag or file and what is
+// accepted, and no run directory is made.
+TEST_F(HardeningTest, InputsThatGaveRawOrMisleadingMessagesNameTheirCause) {
+  const auto dir = root_.string();
+  const auto run = train(tiny_config(10), options_).run_dir;
+  save_npy(dir + "/a.npy", torch::randn({50, 2}));
+  // An .npy header with a negative size (numpy writes none; a hand-made or damaged file).
+  auto npy = read_file(dir + "/a.npy");
+  npy.replace(npy.find("(50, 2)"), 7, "(-1, 2)");
+  write_file_atomic(dir + "/negative.npy", npy);
+  // An edited method: the checkpoints were written by uotm.
+  const auto edited = dir + "/edited";
+  fs::copy(run, edited, fs::copy_options::recursive);
+  auto stored = read_json_file(edited + "/config.json");
+  stored["method"] = "sjko";
+  write_file_atomic(edited + "/config.json", stored.dump(2));
+  const std::string train = "train --steps 2 --out " + dir + "/cli-runs ";
+  const std::string flow = train +
+                           "--set method=swjko --set 'functional.params={\"target\": {\"name\": "
+                           "\"quadratic\", \"params\": {}}}' --set parametrization.name=";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {train + "--set train.lr_g=1e300",
+       "config key 'train.lr_g' is 1e+300, beyond what float32 (the precision of training) holds"},
+      {train + "--set 'data.params.mean=[1e39, 0]'", "config key 'data.params.mean[0]' is 1e+39"},
+      {train + "--set generator.width=4294967297", "network 'resnet_fc': width and depth needs"},
+      {train + "--set data.name=gaussian --set data.params.dim=100000000",
+       "data: data set 'gaussian': parameter dim = 100000000 (a covariance of dim x dim numbers) "
+       "needs about"},
+      {flow + "particles --set parametrization.particles.n=100000000000",
+       "parametrization.particles.n needs about"},
+      {flow + "particles --set parametrization.particles.n=1000000",
+       "parametrization.particles.n with an entropy term (a KDE over all pairs) needs about"},
+      {flow + "grid --set parametrization.grid.size=10000000", "parametrization.grid.size needs"},
+      {"sample --run " + run + " --n 1000000000000 --out " + dir + "/s.npy",
+       "--n = 1000000000000 samples of dimension 2 needs about"},
+      {"data --dataset 8gaussians --n 1000000000000 --out " + dir + "/d.npy",
+       "--n = 1000000000000 samples of dimension 2 needs about"},
+      {"eval --metrics sw2 --samples " + dir + "/negative.npy --reference " + dir + "/a.npy",
+       "'shape' has a negative size in (-1, 2)"},
+      {"eval --metrics sinkhorn --epsilon inf --samples " + dir + "/a.npy --reference " + dir +
+           "/a.npy",
+       "--epsilon must be a finite number > 0, got inf"},
+      // The source section's errors name the source, not data.*.
+      {train + "--set source.outlier_fraction=2", "source.outlier_fraction must be in [0, 1)"},
+      {train + "--set source.params.bogus=1", "source: unknown parameter 'bogus'"},
+      {"train --resume " + edited + " --steps 20",
+       "names method 'sjko', but its checkpoint '" + edited +
+           "/checkpoints/step-00000010.ckpt' was written by method 'uotm'"},
+  };
+  expect_refused_within_a_minute(cases);
+  EXPECT_FALSE(fs::exists(dir + "/cli-runs"));
+  EXPECT_FALSE(fs::exists(dir + "/s.npy") || fs::exists(dir + "/d.npy"));
+}
+
 // Acceptance 3: kill -9 at random moments of a run with frequent checkpoints, each followed by a
 // resume: the final weights equal an unbroken run's bit for bit and no temp file remains.
 // `steps` is long enough that every kill lands before the run is done.

@@ -62,6 +62,11 @@ T get(const Json& config, const std::string& key) {
   }
 }
 
+/// Every number with a fraction or an exponent in `config` (nested objects and lists too) is finite
+/// and within what float32, the precision runs compute in, holds (|v| <= 3.4e38): otherwise a
+/// ConfigError naming the key (train.lr_g = 1e300 fails here, not in an optimizer step).
+void check_floats_fit_float32(const Json& config);
+
 /// get() of a number that must be > 0 (a ConfigError naming the key and the value otherwise).
 int64_t positive_int(const Json& config, const std::string& key);
 double positive_number(const Json& config, const std::string& key);

@@ -21,7 +21,15 @@ int checked_threads(int64_t threads);
 /// Bytes of physical memory of this machine (0 when unknown).
 int64_t physical_memory_bytes();
 
-/// A ConfigError naming `key` when a buffer of `bytes` cannot fit in this machine's memory.
+/// What this process may hold: the least of the machine's memory, the address-space limit
+/// (ulimit -v) and the cgroup's memory.max, with the limit's name ("" when unknown).
+struct MemoryLimit {
+  double bytes = 0;
+  std::string source;  ///< "memory of this machine", "address-space limit (ulimit -v)", ...
+};
+MemoryLimit available_memory();
+
+/// A ConfigError naming `key` when a buffer of `bytes` cannot fit in available_memory().
 void check_fits_in_memory(const std::string& key, double bytes);
 
 }  // namespace uotflow

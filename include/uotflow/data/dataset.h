@@ -77,8 +77,9 @@ DatasetRegistry& dataset_registry();
 
 /// Builds the data set a config section describes, wrapping it with outlier contamination when
 /// outlier_fraction > 0: each sample is replaced, with that probability, by a draw from
-/// N(outlier_loc, outlier_std^2 I).
-std::unique_ptr<Dataset> make_dataset(const Json& section);
+/// N(outlier_loc, outlier_std^2 I). `key` is the section's place in the run's config ("data",
+/// "source", "functional.params.data"): errors name it; "" names none.
+std::unique_ptr<Dataset> make_dataset(const Json& section, const std::string& key = "data");
 /// The same for a name and its params (no outliers).
 std::unique_ptr<Dataset> make_dataset(const std::string& name, const Json& params);
 

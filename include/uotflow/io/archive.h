@@ -37,4 +37,9 @@ bool try_read_state(torch::serialize::InputArchive& archive, const std::string& 
   return true;
 }
 
+/// The bytes of an archive (what save_to writes to a file), and an archive read back from them:
+/// archives sent between processes or wrapped in a checkpoint's payload.
+std::string archive_bytes(torch::serialize::OutputArchive& archive);
+void load_archive_bytes(torch::serialize::InputArchive& archive, const std::string& bytes);
+
 }  // namespace uotflow

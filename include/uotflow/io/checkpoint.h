@@ -52,6 +52,10 @@ std::string encode_checkpoint(int64_t step, const std::string& method, const Jso
 /// CheckpointError naming the file and the check that failed; nothing of a failed file is returned.
 Checkpoint read_checkpoint(const std::string& path);
 
+/// The manifest of `path`, verified against its own SHA-256 (the payload is neither read nor
+/// checked): what a checkpoint says of itself, cheaply. A CheckpointError as read_checkpoint's.
+CheckpointManifest read_checkpoint_manifest(const std::string& path);
+
 /// The step number in a checkpoint file name (step-00001000.ckpt -> 1000), or -1.
 int64_t checkpoint_step_from_name(const std::string& path);
 

@@ -57,6 +57,9 @@ struct Problem {
   Problem data_space() const;
   /// The method's samples [n, dim] in the data space: decoded when the problem is latent (CPU).
   torch::Tensor to_data_space(const torch::Tensor& x) const;
+  /// A ConfigError unless 1 <= n and n samples (in the method's space and the data space) fit in
+  /// this machine's memory; `what` names the count in the message ("--n", "sample: n").
+  void check_sample_count(int64_t n, const std::string& what) const;
   /// The Gaussian the run ends at when it is known: the minimiser of a flow's F, or the target
   /// data's.
   GaussianParams target_gaussian() const;
