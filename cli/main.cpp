@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <iomanip>
@@ -69,6 +70,21 @@ CLI::Validator non_negative_integer(uint64_t max = std::numeric_limits<uint64_t>
       "UINT");
 }
 constexpr auto kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+
+// A whole decimal number that is finite (CLI11 reads "inf", "nan" and "0x10" as numbers).
+CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& value) {
+        char* end = nullptr;
+        const double parsed = std::strtod(value.c_str(), &end);
+        const bool hex = value.find_first_of("xX") != std::string::npos;
+        if (value.empty() || end != value.c_str() + value.size() || hex || !std::isfinite(parsed)) {
+          return "'" + value + "' is not a finite number";
+        }
+        return std::string();
+      },
+      "FLOAT");
+}
 
 std::string join_args(int argc, char** argv) {
   std::string out;
@@ -253,7 +269,9 @@ struct SampleArgs {
   CLI::App* add(CLI::App& app) {
     auto* c = app.add_subcommand("sample", "draw samples from a trained run's final weights");
     c->add_option("--run", run, "run directory")->required()->check(non_empty());
-    c->add_option("--n", n, "number of samples")->capture_default_str();
+    c->add_option("--n", n, "number of samples")
+        ->capture_default_str()
+        ->check(non_negative_integer(kInt64Max));
     c->add_option("--out", out, "output .npy, or with --seeds the folder of the PNGs")
         ->required()
         ->check(non_empty());
@@ -302,7 +320,9 @@ struct DataArgs {
     c->add_option("--dataset", name, "data set name (see `uotflow info`)")->required();
     c->add_option("--params", params, "data set parameters as a JSON object")
         ->capture_default_str();
-    c->add_option("--n", n, "number of samples")->capture_default_str();
+    c->add_option("--n", n, "number of samples")
+        ->capture_default_str()
+        ->check(non_negative_integer(kInt64Max));
     c->add_option("--out", out, "output .npy file")->required()->check(non_empty());
     c->add_flag("--overwrite", overwrite, "replace --out if it exists");
     c->add_option("--seed", seed, "seed")->capture_default_str()->check(non_negative_integer());
@@ -355,19 +375,24 @@ struct EvalArgs {
         ->capture_default_str()
         ->check(non_negative_integer());
     c->add_option("--projections", ctx.n_projections, "L for sliced metrics")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(non_negative_integer(kInt64Max));
     c->add_option("--epsilon", ctx.epsilon, "entropic regularisation of sinkhorn")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(finite_number());
     c->add_option("--bandwidths", ctx.bandwidths,
                   "MMD kernel bandwidths (default: median distance x 1/2, 1, 2)")
-        ->delimiter(',');
+        ->delimiter(',')
+        ->check(finite_number());
     c->add_option("--centres", request.centres, "mixture centres .npy [K, D] (modes, hq_fraction)");
-    c->add_option("--mode-std", ctx.mode_std, "mixture component std (modes, hq_fraction)");
+    c->add_option("--mode-std", ctx.mode_std, "mixture component std (modes, hq_fraction)")
+        ->check(finite_number());
     c->add_option("--data", request.data_name, "take centres and mode std from this data set");
     c->add_option("--params", params, "parameters of --data as a JSON object")
         ->capture_default_str();
     c->add_option("--outliers", request.outliers, "outlier locations .npy [K, D] (outlier_mass)");
-    c->add_option("--radius", ctx.outlier_radius, "radius around each outlier (outlier_mass)");
+    c->add_option("--radius", ctx.outlier_radius, "radius around each outlier (outlier_mass)")
+        ->check(finite_number());
     c->add_option("--device", request.device, "cpu, cuda or cuda:N")->capture_default_str();
     return c;
   }
@@ -398,11 +423,16 @@ struct FidRefArgs {
                   "TorchScript module (.pt) or uotflow classifier (.safetensors); 'classifier' "
                   "trains the built-in one and writes it beside --out")
         ->capture_default_str();
-    c->add_option("--n", r.n, "images used (0 = all; else a random subset)")->capture_default_str();
-    c->add_option("--seed", r.seed, "seed of the subset and the classifier")->capture_default_str();
+    c->add_option("--n", r.n, "images used (0 = all; else a random subset)")
+        ->capture_default_str()
+        ->check(non_negative_integer(kInt64Max));
+    c->add_option("--seed", r.seed, "seed of the subset and the classifier")
+        ->capture_default_str()
+        ->check(non_negative_integer());
     c->add_option("--classifier-steps", r.classifier_steps,
                   "training steps of the built-in classifier")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(non_negative_integer(kInt64Max));
     c->add_option("--input-range", r.input_range,
                   "TorchScript input scaling: signed [-1,1], unit [0,1] or byte [0,255]")
         ->capture_default_str();
@@ -492,6 +522,10 @@ int main(int argc, char** argv) {
   auto* report = report_args.add(app);
   auto* fid_ref = fid_args.add(app);
   app.add_subcommand("info", "list every registry (methods, phi, costs, data sets, nets, ...)");
+  // A command line that does not parse is one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "uotflow: error: " + std::string(e.what()) + " (--help lists the options)\n";
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -145,6 +145,16 @@ void FeatureEvaluator::validate(const Json& config, const Dataset& data) {
     throw ConfigError("eval.features.metrics 'outlier_fraction' needs a classifier extractor");
   }
   classifier_options(config, 0);  // types of the classifier keys
+  // The files it names are read now, so that a corrupt one fails before the run directory exists.
+  if (!reference.empty()) {
+    load_reference_stats(reference);
+  }
+  if (extractor != kClassifier) {
+    TorchScriptInput input;
+    input.range = get<std::string>(config, "eval.features.input_range");
+    input.channels = get<int64_t>(config, "eval.features.input_channels");
+    load_feature_extractor(extractor, data.image_shape(), torch::kCPU, input);
+  }
 }
 
 std::unique_ptr<FeatureEvaluator> FeatureEvaluator::create(

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <bit>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -89,7 +90,13 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
       npy_fail(path, "'shape' has a non-integer entry in " + text.substr(0, close + 1));
     }
     end = end == std::string::npos ? inner.size() : end;
-    shape.push_back(std::stoll(inner.substr(pos, end - pos)));
+    int64_t size = 0;
+    const auto digits = inner.substr(pos, end - pos);
+    const auto [last, error] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
+    if (error != std::errc()) {
+      npy_fail(path, "'shape' has a size beyond 2^63 - 1 in " + text.substr(0, close + 1));
+    }
+    shape.push_back(size);
     // Files written by Python 2 may carry a long-integer suffix.
     pos = (end < inner.size() && inner[end] == 'L') ? end + 1 : end;
   }

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <sstream>
 
+#include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
 #include "uotflow/ot/exact.h"
 #include "uotflow/ot/sinkhorn.h"
@@ -149,6 +150,13 @@ void check_metric(const std::string& name, int64_t n, int64_t m, int64_t dim,
   }
   if (is_one_of(name, {"sw1", "sw2", "energy_sliced"}) && c.n_projections < 1) {
     fail("needs n_projections >= 1, got " + std::to_string(c.n_projections));
+  }
+  if (is_one_of(name, {"sw1", "sw2", "energy_sliced"})) {
+    // The directions [D, L] and both sets projected on them [N + M, L] (float32), and sorted.
+    const double projections = static_cast<double>(c.n_projections);
+    check_fits_in_memory(
+        "metric '" + name + "': n_projections = " + std::to_string(c.n_projections),
+        sizeof(float) * projections * (dim + 2.0 * (n + m)));
   }
   if (name == "sinkhorn" && !(c.epsilon > 0 && std::isfinite(c.epsilon))) {
     std::ostringstream got;

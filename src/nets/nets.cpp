@@ -140,7 +140,8 @@ ToyNetOptions ToyNetOptions::from_json(const Json& section, bool generator) {
   // gradients and optimiser states, before any module is built.
   const double width = static_cast<double>(o.width());
   check_fits_in_memory(
-      "network '" + section.value("net", std::string("?")) + "': width and depth",
+      "network '" + section.value("net", std::string("?")) +
+          (generator ? "': width, depth and nz" : "': width and depth"),
       4.0 * sizeof(float) * width * (width * static_cast<double>(o.depth()) + o.nz()));
   return o;
 }

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "uotflow/core/device.h"
 #include "uotflow/core/error.h"
@@ -31,6 +33,14 @@ namespace uotflow {
 namespace {
 
 // A 1-D .npy becomes one column.
+std::string shape_text(const torch::Tensor& t) {
+  std::string text;
+  for (const auto size : t.sizes()) {
+    text += (text.empty() ? "" : ", ") + std::to_string(size);
+  }
+  return "[" + text + "]";
+}
+
 torch::Tensor load_points_2d(const std::string& path, const torch::Device& device) {
   auto t = load_npy(path);
   return (t.dim() == 1 ? t.unsqueeze(1) : t).to(device);
@@ -112,6 +122,13 @@ std::string check_output(const std::string& path, bool overwrite) {
     if (std::find(kReserved.begin(), kReserved.end(), first) != kReserved.end()) {
       throw ConfigError("'" + path + "' belongs to run '" + run +
                         "' and is never overwritten; write to the run's samples/ or elsewhere");
+    }
+    // samples/ is shared: the run's own snapshots there (what report.html shows) stay as written.
+    static const std::regex kSnapshot(R"((step-\d+|phase-\d+|final|phases)\.(npy|png))");
+    if (first == "samples" && std::distance(inside.begin(), inside.end()) == 2 &&
+        std::regex_match(inside.filename().string(), kSnapshot)) {
+      throw ConfigError("'" + path + "' is a snapshot run '" + run +
+                        "' wrote itself and is never overwritten; give another name");
     }
   }
   // A device, FIFO or folder is never replaced: a file renamed over /dev/null would take its place.
@@ -273,6 +290,18 @@ nlohmann::ordered_json evaluate_sample_files(const EvalRequest& r) {
   }
   auto x = load_points_2d(r.samples, device);
   auto y = load_points_2d(r.reference, device);
+  for (const auto& [flag, path, t] :
+       {std::tuple{"--samples", r.samples, x}, std::tuple{"--reference", r.reference, y}}) {
+    if (t.dim() != 2 || t.size(0) == 0) {
+      throw ConfigError(std::string(flag) + " '" + path +
+                        "' must hold points [N, D] with N >= 1, " + "got shape " + shape_text(t));
+    }
+  }
+  if (x.size(1) != y.size(1)) {
+    throw ConfigError("--samples '" + r.samples + "' holds points of dimension " +
+                      std::to_string(x.size(1)) + " but --reference '" + r.reference + "' of " +
+                      std::to_string(y.size(1)));
+  }
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& name : r.metrics) {
     check_metric(name, x.size(0), y.size(0), x.size(1), context);  // all before any work

@@ -405,8 +405,8 @@ TEST_F(EvalCliTest, BadInputIsOneLineAndExitCode2) {
   const auto garbage = (dir_ / "garbage.npy").string();
   std::ofstream(garbage) << "not an npy file";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--samples " + x + " --reference " + y3, "dimensions differ"},
-      {"--samples " + x + " --reference " + empty, "empty"},
+      {"--samples " + x + " --reference " + y3, "holds points of dimension 2 but --reference"},
+      {"--samples " + x + " --reference " + empty, "must hold points [N, D] with N >= 1"},
       {"--samples " + x + " --reference " + nan_path, "non-finite"},
       {"--samples " + x + " --reference " + garbage, "garbage.npy"},
       {"--samples " + x + " --reference " + (dir_ / "missing.npy").string(), "missing.npy"},

@@ -151,6 +151,7 @@ TEST(Fuzz, CorpusErrorsNameTheirCause) {
       {"config-overflow.json", "at key 'train.steps'"},
       {"npy-negative-dim.npy", "'shape' has a negative size in (-3, 2)"},
       {"npy-negative-second-dim.npy", "'shape' has a negative size in (3, -2)"},
+      {"npy-shape-beyond-int64.npy", "'shape' has a size beyond 2^63 - 1"},
       {"ckpt-no-newline.ckpt", "failed verification: truncated manifest"},
       {"ckpt-bad-digest.ckpt", "the manifest does not match its SHA-256"},
   };

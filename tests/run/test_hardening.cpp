@@ -338,8 +338,8 @@ TEST_F(HardeningTest, InputsThatWouldHangAreRefusedUpFront) {
   write_file_atomic(dir + "/many.json", many.dump());
   const std::string train = "train --steps 2 --out " + dir + "/runs ";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {train + "--set generator.width=2147483648", "network 'resnet_fc': width and depth"},
-      {train + "--set generator.depth=9223372036854775807", "width and depth"},
+      {train + "--set generator.width=2147483648", "network 'resnet_fc': width, depth and nz"},
+      {train + "--set generator.depth=9223372036854775807", "width, depth and nz"},
       {train + "--set potential.depth=9223372036854775807", "width and depth"},
       {train + "--set train.d_steps=9223372036854775807", "'train.d_steps' must be in [1, 1000]"},
       {train + "--config /dev/zero", "'/dev/zero' is not a regular file"},
@@ -399,6 +399,7 @@ TEST_F(HardeningTest, InputsThatGaveRawOrMisleadingMessagesNameTheirCause) {
   auto npy = read_file(dir + "/a.npy");
   npy.replace(npy.find("(50, 2)"), 7, "(-1, 2)");
   write_file_atomic(dir + "/negative.npy", npy);
+  save_npy(dir + "/line.npy", torch::randn({50}));
   // An edited method: the checkpoints were written by uotm.
   const auto edited = dir + "/edited";
   fs::copy(run, edited, fs::copy_options::recursive);
@@ -409,11 +410,16 @@ TEST_F(HardeningTest, InputsThatGaveRawOrMisleadingMessagesNameTheirCause) {
   const std::string flow = train +
                            "--set method=swjko --set 'functional.params={\"target\": {\"name\": "
                            "\"quadratic\", \"params\": {}}}' --set parametrization.name=";
+  write_file_atomic(dir + "/garbage.pt", "not a TorchScript archive");
+  write_file_atomic(dir + "/garbage.npz", "not a zip file");
+  const std::string images = train +
+                             "--set data.name=fashion_mnist --set data.params.limit=64 "
+                             "--set 'eval.features.metrics=[\"fid\"]' ";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {train + "--set train.lr_g=1e300",
        "config key 'train.lr_g' is 1e+300, beyond what float32 (the precision of training) holds"},
       {train + "--set 'data.params.mean=[1e39, 0]'", "config key 'data.params.mean[0]' is 1e+39"},
-      {train + "--set generator.width=4294967297", "network 'resnet_fc': width and depth needs"},
+      {train + "--set generator.width=4294967297", "network 'resnet_fc': width, depth and nz need"},
       {train + "--set data.name=gaussian --set data.params.dim=100000000",
        "data: data set 'gaussian': parameter dim = 100000000 (a covariance of dim x dim numbers) "
        "needs about"},
@@ -430,10 +436,29 @@ TEST_F(HardeningTest, InputsThatGaveRawOrMisleadingMessagesNameTheirCause) {
        "'shape' has a negative size in (-1, 2)"},
       {"eval --metrics sinkhorn --epsilon inf --samples " + dir + "/a.npy --reference " + dir +
            "/a.npy",
-       "--epsilon must be a finite number > 0, got inf"},
+       "--epsilon: 'inf' is not a finite number"},
       // The source section's errors name the source, not data.*.
       {train + "--set source.outlier_fraction=2", "source.outlier_fraction must be in [0, 1)"},
       {train + "--set source.params.bogus=1", "source: unknown parameter 'bogus'"},
+      {train + "--set generator.nz=1099511627776", "width, depth and nz need"},
+      {train + "--set eval.n_projections=4611686018427387904 --set 'eval.metrics=[\"sw2\"]'",
+       "metric 'sw2': n_projections = 4611686018427387904 needs about"},
+      {"sample --run " + run + " --n 5 --overwrite --out " + run + "/samples/final.npy",
+       "is a snapshot run '" + run + "' wrote itself and is never overwritten"},
+      // Number flags CLI11 reads as numbers or reports in two lines of its own words.
+      {"data --dataset 8gaussians --n inf --out " + dir + "/d.npy",
+       "uotflow: error: --n: 'inf' is not an integer >= 0 (--help lists the options)"},
+      {"eval --metrics sinkhorn --epsilon 0x10 --samples " + dir + "/a.npy --reference " + dir +
+           "/a.npy",
+       "--epsilon: '0x10' is not a finite number"},
+      {"eval --metrics sw2 --samples " + dir + "/a.npy --reference " + dir + "/line.npy",
+       "--samples '" + dir + "/a.npy' holds points of dimension 2 but --reference '" + dir +
+           "/line.npy' of 1"},
+      // Feature-metric files that do not load, read before the run directory (not after it).
+      {images + "--set eval.features.extractor=" + dir + "/garbage.pt",
+       "cannot load TorchScript extractor '" + dir + "/garbage.pt'"},
+      {images + "--set eval.features.reference=" + dir + "/garbage.npz",
+       "invalid .npz file '" + dir + "/garbage.npz'"},
       {"train --resume " + edited + " --steps 20",
        "names method 'sjko', but its checkpoint '" + edited +
            "/checkpoints/step-00000010.ckpt' was written by method 'uotm'"},
@@ -441,6 +466,10 @@ TEST_F(HardeningTest, InputsThatGaveRawOrMisleadingMessagesNameTheirCause) {
   expect_refused_within_a_minute(cases);
   EXPECT_FALSE(fs::exists(dir + "/cli-runs"));
   EXPECT_FALSE(fs::exists(dir + "/s.npy") || fs::exists(dir + "/d.npy"));
+  EXPECT_EQ(run_cli("eval --metrics sw2 --samples " + dir + "/a.npy --reference " + dir +
+                    "/a.npy --epsilon 1e300")
+                .code,
+            0);  // a large finite epsilon is a setting, not an error
 }
 
 // Acceptance 3: kill -9 at random moments of a run with frequent checkpoints, each followed by a

@@ -21,7 +21,8 @@ struct FeatureRecord {
 
 class FeatureEvaluator {
  public:
-  /// Checks eval.features against the data set (ConfigError) without touching any file.
+  /// Checks eval.features against the data set and reads the extractor and reference files it
+  /// names (ConfigError), writing nothing: what a run checks before its directory exists.
   static void validate(const Json& config, const Dataset& data);
 
   /// Sets up the extractor for a run: the built-in classifier is trained on a new run and saved in
