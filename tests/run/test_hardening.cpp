@@ -437,6 +437,7 @@ TEST_F(HardeningTest, InputsThatGaveRawOrMisleadingMessagesNameTheirCause) {
       {"eval --metrics sinkhorn --epsilon inf --samples " + dir + "/a.npy --reference " + dir +
            "/a.npy",
        "--epsilon: 'inf' is not a finite number"},
+      {train + "--config " + dir, "config file '" + dir + "' is not a regular file"},
       // The source section's errors name the source, not data.*.
       {train + "--set source.outlier_fraction=2", "source.outlier_fraction must be in [0, 1)"},
       {train + "--set source.params.bogus=1", "source: unknown parameter 'bogus'"},
