@@ -116,7 +116,10 @@ Json default_features_section() {
                 {"feature_dim", 128}}}};
 }
 
-void FeatureEvaluator::validate(const Json& config, const Dataset& data) {
+namespace {
+
+// The checks of validate() that read no file.
+void check_settings(const Json& config, const Dataset& data) {
   const auto metrics = feature_metrics(config);
   if (metrics.empty()) {
     return;
@@ -145,7 +148,18 @@ void FeatureEvaluator::validate(const Json& config, const Dataset& data) {
     throw ConfigError("eval.features.metrics 'outlier_fraction' needs a classifier extractor");
   }
   classifier_options(config, 0);  // types of the classifier keys
+}
+
+}  // namespace
+
+void FeatureEvaluator::validate(const Json& config, const Dataset& data) {
+  check_settings(config, data);
+  if (feature_metrics(config).empty()) {
+    return;
+  }
   // The files it names are read now, so that a corrupt one fails before the run directory exists.
+  const auto extractor = get<std::string>(config, "eval.features.extractor");
+  const auto reference = get<std::string>(config, "eval.features.reference");
   if (!reference.empty()) {
     load_reference_stats(reference);
   }
@@ -160,7 +174,7 @@ void FeatureEvaluator::validate(const Json& config, const Dataset& data) {
 std::unique_ptr<FeatureEvaluator> FeatureEvaluator::create(
     const Json& config, const Dataset& data, const std::string& run_dir, torch::Device device,
     const std::function<void(const std::string&)>& log) {
-  validate(config, data);
+  check_settings(config, data);  // the run checked its files with validate() before it began
   auto metrics = feature_metrics(config);
   if (metrics.empty()) {
     return nullptr;

@@ -45,14 +45,6 @@ int64_t positive(const Json& section, const std::string& key) {
   return v;
 }
 
-std::string shape_string(const torch::Tensor& t) {
-  std::string out = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) {
-    out += (i ? ", " : "") + std::to_string(t.size(i));
-  }
-  return out + "]";
-}
-
 const torch::Tensor& weight(const std::map<std::string, torch::Tensor>& weights,
                             const std::string& name) {
   auto it = weights.find(name);
@@ -138,8 +130,8 @@ class Particles : public Parametrization {
   void import_weights(const std::map<std::string, torch::Tensor>& weights) override {
     const auto& x = weight(weights, "particles");
     if (x.sizes() != x_.sizes()) {
-      throw ConfigError("particles have shape " + shape_string(x) + ", the config asks for " +
-                        shape_string(x_));
+      throw ConfigError("particles have shape " + shape_text(x.sizes()) + ", the config asks for " +
+                        shape_text(x_.sizes()));
     }
     torch::NoGradGuard no_grad;
     x_.copy_(x);
@@ -246,8 +238,8 @@ class Grid : public Parametrization {
   void import_weights(const std::map<std::string, torch::Tensor>& weights) override {
     const auto& w = weight(weights, "weights");
     if (w.sizes() != w_.sizes()) {
-      throw ConfigError("grid weights have shape " + shape_string(w) + ", the config asks for " +
-                        shape_string(w_));
+      throw ConfigError("grid weights have shape " + shape_text(w.sizes()) +
+                        ", the config asks for " + shape_text(w_.sizes()));
     }
     torch::NoGradGuard no_grad;
     w_.copy_(w);

@@ -50,13 +50,6 @@ void Problem::check_sample_count(int64_t n, const std::string& what) const {
 }
 
 torch::Tensor Problem::inputs(const torch::Tensor& x) const {
-  auto shape_of = [](const torch::Tensor& t) {
-    std::string text;
-    for (const auto size : t.sizes()) {
-      text += (text.empty() ? "" : ", ") + std::to_string(size);
-    }
-    return "[" + text + "]";
-  };
   std::string expected = "[n, " + std::to_string(dim) + "]";
   bool fits = x.dim() == 2 && x.size(1) == dim;
   if (is_image()) {
@@ -66,7 +59,8 @@ torch::Tensor Problem::inputs(const torch::Tensor& x) const {
                     x.size(3) == image_shape[2]);
   }
   if (!fits) {
-    throw ConfigError("the inputs have shape " + shape_of(x) + "; this run maps " + expected);
+    throw ConfigError("the inputs have shape " + shape_text(x.sizes()) + "; this run maps " +
+                      expected);
   }
   if (x.size(0) == 0) {
     throw ConfigError("the inputs hold no points");

@@ -22,16 +22,6 @@ std::string net_name(const Json& section) {
   return section.value("net", std::string("?"));
 }
 
-std::string shape_text(const std::vector<int64_t>& values) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < values.size(); ++i) {
-    out << (i ? ", " : "") << values[i];
-  }
-  out << "]";
-  return out.str();
-}
-
 int64_t exact_sqrt(int64_t n) {
   if (n < 1) {
     return 0;

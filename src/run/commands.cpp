@@ -33,14 +33,6 @@ namespace uotflow {
 namespace {
 
 // A 1-D .npy becomes one column.
-std::string shape_text(const torch::Tensor& t) {
-  std::string text;
-  for (const auto size : t.sizes()) {
-    text += (text.empty() ? "" : ", ") + std::to_string(size);
-  }
-  return "[" + text + "]";
-}
-
 torch::Tensor load_points_2d(const std::string& path, const torch::Device& device) {
   auto t = load_npy(path);
   return (t.dim() == 1 ? t.unsqueeze(1) : t).to(device);
@@ -294,7 +286,8 @@ nlohmann::ordered_json evaluate_sample_files(const EvalRequest& r) {
        {std::tuple{"--samples", r.samples, x}, std::tuple{"--reference", r.reference, y}}) {
     if (t.dim() != 2 || t.size(0) == 0) {
       throw ConfigError(std::string(flag) + " '" + path +
-                        "' must hold points [N, D] with N >= 1, " + "got shape " + shape_text(t));
+                        "' must hold points [N, D] with N >= 1, " + "got shape " +
+                        shape_text(t.sizes()));
     }
   }
   if (x.size(1) != y.size(1)) {

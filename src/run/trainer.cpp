@@ -49,7 +49,6 @@ std::unique_ptr<Method> make_method(const Json& config, const Problem& problem,
   return method;
 }
 
-// An archive as bytes (what a collective sends), and back.
 // Data sets passed in memory are named so in the run's config (a resume must pass them again).
 Json with_data_names(Json config, bool data_in_memory, bool source_in_memory) {
   for (const auto& [section, in_memory] :

@@ -1,6 +1,9 @@
 // Exception types of the library. The CLI maps ConfigError to exit code 2 and everything else to 1.
 #pragma once
 
+#include <c10/util/ArrayRef.h>
+
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -19,5 +22,14 @@ class RuntimeError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+/// Sizes as messages print them: shape_text(t.sizes()) == "[2, 3]" (a std::vector<int64_t> too).
+inline std::string shape_text(c10::IntArrayRef sizes) {
+  std::string text;
+  for (const int64_t size : sizes) {
+    text += (text.empty() ? "" : ", ") + std::to_string(size);
+  }
+  return "[" + text + "]";
+}
 
 }  // namespace uotflow

@@ -27,7 +27,8 @@ class FeatureEvaluator {
 
   /// Sets up the extractor for a run: the built-in classifier is trained on a new run and saved in
   /// RUN/extractor/, and loaded from there on resume. Returns null when no feature metric is asked
-  /// for. `log` receives progress lines.
+  /// for. `log` receives progress lines. Call validate() first, before the run directory exists:
+  /// create() repeats its checks of the settings, not its trial reads of the files.
   static std::unique_ptr<FeatureEvaluator> create(
       const Json& config, const Dataset& data, const std::string& run_dir, torch::Device device,
       const std::function<void(const std::string&)>& log);
