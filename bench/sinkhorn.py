@@ -16,13 +16,13 @@ needs PYTHONPATH=BUILD/python.
 """
 import argparse
 import json
-import statistics
-import time
 import warnings
 
 import numpy as np
 import ot
 import torch
+
+from timing import median_seconds
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=2000)
@@ -64,12 +64,8 @@ def solve_uotflow(num_iter, tol):
 
 def timed(name, solve, *solve_args):
     solve(*solve_args[:-2], 2, 0.0)  # warm-up (imports, allocations)
-    times = []
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        cost, iterations = solve(*solve_args)
-        times.append(1000 * (time.perf_counter() - start))
-    print(json.dumps({"case": name, "ms": statistics.median(times), "iterations": iterations,
+    seconds, (cost, iterations) = median_seconds(lambda: solve(*solve_args), args.reps)
+    print(json.dumps({"case": name, "ms": 1000 * seconds, "iterations": iterations,
                       "transport_cost": cost}), flush=True)
 
 

@@ -10,11 +10,11 @@ Prints one JSON line: {"impl": "python", "median_s": ..., ...}. Run with Debian'
 import argparse
 import copy
 import json
-import statistics
-import time
 
 import torch
 from torch import nn
+
+from timing import median_seconds
 
 TAU = 5.0
 LR = 1e-3
@@ -92,15 +92,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     step = Step(args)
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.iters):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    median_s, _ = median_seconds(step, args.iters, args.warmup)
     print(json.dumps({"impl": "python", "batch": args.batch, "projections": args.projections, "width": args.width,
-                      "nz": args.nz, "median_s": statistics.median(times), "iters": args.iters,
+                      "nz": args.nz, "median_s": median_s, "iters": args.iters,
                       "torch": torch.__version__, "threads": torch.get_num_threads()}))
 
 

@@ -8,11 +8,11 @@ import argparse
 import copy
 import json
 import math
-import statistics
-import time
 
 import torch
 from torch import nn
+
+from timing import median_seconds
 
 TAU = 0.05
 LR = 1e-3
@@ -156,15 +156,9 @@ def main():
         return
 
     step = SwgfStep(args)
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.iters):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    median_s, _ = median_seconds(step, args.iters, args.warmup)
     print(json.dumps({"impl": "python", "mode": args.mode, "dim": args.dim, "batch": args.batch,
-                      "projections": args.projections, "median_s": statistics.median(times), "iters": args.iters,
+                      "projections": args.projections, "median_s": median_s, "iters": args.iters,
                       "torch": torch.__version__, "threads": torch.get_num_threads()}))
 
 

@@ -256,6 +256,9 @@ class SlicedToData : public Functional {
       merge_checked(section, params["data"], "functional.params.data");
       data_ = make_dataset(section, "functional.params.data");
     }
+    if (in.map_data) {
+      data_ = in.map_data(data_);
+    }
     n_projections_ = functional_param<int64_t>(params, "sw_data", "n_projections", 200);
     if (n_projections_ < 1) {
       throw ConfigError("functional 'sw_data': n_projections must be >= 1");
@@ -303,7 +306,7 @@ class WeightedSum : public Functional {
       const auto weight = functional_param<double>(term, "sum", "weight", 1.0);
       Json section{{"name", term.value("name", "")},
                    {"params", term.value("params", Json::object())}};
-      auto f = make_functional(section, dim, in.data);
+      auto f = make_functional(section, FunctionalInputs{dim, in.data, in.map_data});
       if (!data_) {
         data_ = f->data();
       }
@@ -429,6 +432,10 @@ FunctionalRegistry& functional_registry() {
 
 std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim,
                                             std::shared_ptr<const Dataset> data) {
+  return make_functional(section, FunctionalInputs{dim, std::move(data)});
+}
+
+std::unique_ptr<Functional> make_functional(const Json& section, const FunctionalInputs& inputs) {
   if (!section.is_object() || !section.contains("name") || !section["name"].is_string()) {
     throw ConfigError(
         "a functional section needs a \"name\" (known: " + functional_registry().known() + ")");
@@ -439,8 +446,7 @@ std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim,
     throw ConfigError("functional '" + section["name"].get<std::string>() +
                       "': params must be an object");
   }
-  return functional_registry().create(section["name"].get<std::string>(), params,
-                                      FunctionalInputs{dim, std::move(data)});
+  return functional_registry().create(section["name"].get<std::string>(), params, inputs);
 }
 
 }  // namespace uotflow

@@ -77,20 +77,26 @@ class Autoencoder : public Method {
     return true;
   }
 
-  // Reconstructions of n data draws.
+  // Reconstructions of n data draws; the draws are kept for evaluate().
   torch::Tensor sample(int64_t n, at::Generator& gen, bool /*ema*/) override {
     torch::NoGradGuard no_grad;
-    const auto x = target_->sample(n, gen).to(device_);
-    return in_chunks(x, [&](const torch::Tensor& c) { return reconstruct(c); });
+    drawn_ = target_->sample(n, gen).to(device_);
+    reconstructed_ = in_chunks(drawn_, [&](const torch::Tensor& c) { return reconstruct(c); });
+    return reconstructed_;
   }
 
-  // The mean squared error per pixel of reconstructions of fresh data draws, as many as the
-  // evaluation's samples.
+  // The mean squared error per pixel of the evaluation's samples against the draws they
+  // reconstruct (the ones whose FID is reported); of fresh draws when given other samples.
   std::vector<EvalRow> evaluate(const torch::Tensor& samples, at::Generator& gen) override {
     torch::NoGradGuard no_grad;
-    const auto x = target_->sample(samples.size(0), gen).to(device_);
-    const auto y = in_chunks(x, [&](const torch::Tensor& c) { return reconstruct(c); });
-    return {{"reconstruction_mse", (y - x).square().mean().item<double>()}};
+    const bool same = reconstructed_.defined() && samples.sizes() == reconstructed_.sizes() &&
+                      torch::equal(samples.to(reconstructed_.options()), reconstructed_);
+    if (!same) {
+      sample(samples.size(0), gen, false);
+    }
+    const auto mse = (reconstructed_ - drawn_).square().mean().item<double>();
+    drawn_ = reconstructed_ = torch::Tensor();
+    return {{"reconstruction_mse", mse}};
   }
 
   void save(torch::serialize::OutputArchive& archive) override {
@@ -144,6 +150,7 @@ class Autoencoder : public Method {
   DcganEncoder encoder_;
   DcganDecoder decoder_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  torch::Tensor drawn_, reconstructed_;  // the last sample(): data draws and their reconstructions
 };
 
 // The checksum of an autoencoder run's weights: SHA-256 of the files' names and SHA-256s.

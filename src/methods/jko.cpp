@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "uotflow/core/error.h"
 
@@ -102,11 +103,57 @@ torch::Tensor conjugate_gradient(const torch::Tensor& y, const torch::Tensor& x,
 
 }  // namespace
 
-std::vector<Phase> uniform_phases(int64_t n_phases, int64_t iterations, double step_size,
-                                  const FlowClock& clock) {
+JkoSchedule::JkoSchedule(int64_t n_phases, int64_t iterations, std::vector<int64_t> first,
+                         const std::string& key)
+    : n_phases_(n_phases), iterations_(iterations), first_(std::move(first)) {
+  if (static_cast<int64_t>(first_.size()) > n_phases_) {
+    throw ConfigError("'" + key + "' gives " + std::to_string(first_.size()) +
+                      " iteration counts for " + std::to_string(n_phases_) + " JKO steps");
+  }
+  for (const auto count : first_) {
+    if (count < 1) {
+      throw ConfigError("'" + key + "' must hold counts >= 1, got " + std::to_string(count));
+    }
+  }
+}
+
+int64_t JkoSchedule::iterations_of(int64_t k) const {
+  return k < static_cast<int64_t>(first_.size()) ? first_[k] : iterations_;
+}
+
+int64_t JkoSchedule::start(int64_t k) const {
+  const auto listed = std::min<int64_t>(k, static_cast<int64_t>(first_.size()));
+  int64_t total = std::accumulate(first_.begin(), first_.begin() + listed, int64_t{0});
+  return total + (k - listed) * iterations_;
+}
+
+int64_t JkoSchedule::phase_of(int64_t step) const {
+  int64_t k = 0;
+  for (; k < static_cast<int64_t>(first_.size()); ++k) {
+    if (step < start(k + 1)) {
+      return k;
+    }
+  }
+  return std::min(n_phases_ - 1, k + (step - start(k)) / iterations_);
+}
+
+double JkoSchedule::time(int64_t steps_done, double step_size) const {
+  const auto listed = static_cast<int64_t>(first_.size());
+  if (steps_done >= start(listed)) {
+    // The steps of `iterations` each (all of them without first counts: tau * done / iterations).
+    return step_size * static_cast<double>(listed) +
+           step_size * static_cast<double>(steps_done - start(listed)) /
+               static_cast<double>(iterations_);
+  }
+  const int64_t k = phase_of(steps_done);
+  return step_size * static_cast<double>(k) +
+         step_size * static_cast<double>(steps_done - start(k)) / static_cast<double>(first_[k]);
+}
+
+std::vector<Phase> JkoSchedule::phases(double step_size, const FlowClock& clock) const {
   std::vector<Phase> out;
-  for (int64_t k = 1; k <= n_phases; ++k) {
-    out.push_back(Phase{k * iterations, clock.w_time(static_cast<double>(k) * step_size)});
+  for (int64_t k = 1; k <= n_phases_; ++k) {
+    out.push_back(Phase{start(k), clock.w_time(static_cast<double>(k) * step_size)});
   }
   return out;
 }

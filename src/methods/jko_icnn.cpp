@@ -58,8 +58,8 @@ class JkoIcnn : public Method {
   }
 
   std::vector<Phase> phases() const override {
-    return uniform_phases(options_.n_phases(), options_.iterations(), options_.jko_step_size(),
-                          clock_);
+    return JkoSchedule(options_.n_phases(), options_.iterations())
+        .phases(options_.jko_step_size(), clock_);
   }
 
   std::map<std::string, double> step(int64_t step, RandomStreams& streams) override {

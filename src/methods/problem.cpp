@@ -50,6 +50,9 @@ void Problem::check_sample_count(int64_t n, const std::string& what) const {
 }
 
 torch::Tensor Problem::inputs(const torch::Tensor& x) const {
+  if (latent) {
+    return latent->encode(data_space().inputs(x));  // images in, their codes out
+  }
   std::string expected = "[n, " + std::to_string(dim) + "]";
   bool fits = x.dim() == 2 && x.size(1) == dim;
   if (is_image()) {
@@ -239,6 +242,10 @@ Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target,
   if (config.contains("latent") && !get<std::string>(config, "latent.run").empty()) {
     problem.latent = LatentSpace::load(get<std::string>(config, "latent.run"),
                                        get<std::string>(config, "latent.sha256"));
+  } else if (config.contains("latent") && at_path(config, "latent").value("required", false)) {
+    throw ConfigError(
+        "latent.run is empty, but this config works in the latent space of an autoencoder run "
+        "(latent.required): name a finished one with --set latent.run=runs/NNNNN-autoencoder-...");
   }
   // In a latent space the method sees the codes of the data set; a finished run loaded to sample
   // (shape given) needs neither.
@@ -266,22 +273,18 @@ Problem make_problem(const Json& config, std::shared_ptr<const Dataset> target,
     }
     const auto name = get<std::string>(config, "functional.name");
     const Json& section = at_path(config, "functional");
+    FunctionalInputs inputs{requested, target};
     if (problem.latent && shape != nullptr) {
       // Sampling a finished latent flow: its data term is not evaluated; one zero code stands in.
-      problem.functional = make_functional(
-          section, requested,
-          std::make_shared<TensorDataset>(torch::zeros({1, problem.latent->dim()})));
-    } else {
-      problem.functional = make_functional(section, problem.latent ? 0 : requested, target);
-      if (problem.latent) {
-        const auto images = problem.functional->data();
-        if (!images) {
-          throw ConfigError("latent.run: functional '" + name +
-                            "' has no data set to encode (a flow in a latent space goes towards "
-                            "data: functional 'sw_data')");
-        }
-        problem.functional = make_functional(section, requested, encoded(images));
-      }
+      inputs.data = std::make_shared<TensorDataset>(torch::zeros({1, problem.latent->dim()}));
+    } else if (problem.latent) {
+      inputs.map_data = encoded;  // the data term compares with the codes of its data set
+    }
+    problem.functional = make_functional(section, inputs);
+    if (problem.latent && shape == nullptr && !problem.data_target) {
+      throw ConfigError("latent.run: functional '" + name +
+                        "' has no data set to encode (a flow in a latent space goes towards "
+                        "data: functional 'sw_data')");
     }
     problem.dim = requested != 0 ? requested : problem.functional->dim();
     if (problem.dim == 0) {

@@ -39,6 +39,8 @@ class Swjko : public Method {
         parallel_(ctx.parallel),
         device_(ctx.device),
         dim_(ctx.problem.dim),
+        schedule_(options_.n_phases(), options_.iterations(), options_.first_iterations(),
+                  "swjko.first_iterations"),
         clock_{JkoDistance::kSW2, ctx.problem.dim},
         check_(ctx.problem),
         rho_(make_parametrization(at_path(ctx.config, "parametrization"), source_of(ctx.problem),
@@ -75,12 +77,11 @@ class Swjko : public Method {
   }
 
   std::vector<Phase> phases() const override {
-    return uniform_phases(options_.n_phases(), options_.iterations(), options_.jko_step_size(),
-                          clock_);
+    return schedule_.phases(options_.jko_step_size(), clock_);
   }
 
   std::map<std::string, double> step(int64_t step, RandomStreams& streams) override {
-    const int64_t k = step / options_.iterations();
+    const int64_t k = schedule_.phase_of(step);
     if (k != phase_) {
       begin_phase(k);
     }
@@ -126,7 +127,7 @@ class Swjko : public Method {
   }
 
   std::vector<EvalRow> evaluate(const torch::Tensor& samples, at::Generator& gen) override {
-    const double sw_time = options_.jko_step_size() * steps_done_ / options_.iterations();
+    const double sw_time = schedule_.time(steps_done_, options_.jko_step_size());
     const double w_time = clock_.w_time(sw_time);
     const Json times{{"sw_time", sw_time}, {"w_time", w_time}};
     std::vector<EvalRow> rows;
@@ -236,6 +237,7 @@ class Swjko : public Method {
   DataParallel parallel_;
   torch::Device device_;
   int64_t dim_;
+  JkoSchedule schedule_;
   FlowClock clock_;  // SW-time, and the W-time it stands for
   GaussianFlowCheck check_;
   std::unique_ptr<Parametrization> rho_;
@@ -249,9 +251,10 @@ Json swjko_defaults() {
   Json defaults = SwjkoOptions().to_json();
   defaults.merge_patch(functional_flow_defaults());
   defaults["parametrization"] = default_parametrization_section();
-  // A finished autoencoder run whose latent space the flow works in ("" = the data space), and
-  // the checksum of its weights, recorded when the run starts.
-  defaults["latent"] = {{"run", ""}, {"sha256", ""}};
+  // A finished autoencoder run whose latent space the flow works in ("" = the data space), the
+  // checksum of its weights, recorded when the run starts, and whether an empty run is an error
+  // (a config meant for a latent space).
+  defaults["latent"] = {{"run", ""}, {"sha256", ""}, {"required", false}};
   return defaults;
 }
 
@@ -262,6 +265,7 @@ SwjkoOptions SwjkoOptions::from_json(const Json& c) {
   o.n_phases(positive_int(c, "swjko.n_phases"))
       .jko_step_size(positive_number(c, "swjko.jko_step_size"))
       .iterations(positive_int(c, "swjko.iterations"))
+      .first_iterations(get<std::vector<int64_t>>(c, "swjko.first_iterations"))
       .batch_size(positive_int(c, "swjko.batch_size"))
       .n_projections(positive_int(c, "swjko.n_projections"))
       .optimizer(get<std::string>(c, "swjko.optimizer"))
@@ -271,6 +275,7 @@ SwjkoOptions SwjkoOptions::from_json(const Json& c) {
   if (o.optimizer() != "default") {
     optimizer_registry().at(o.optimizer());
   }
+  JkoSchedule(o.n_phases(), o.iterations(), o.first_iterations(), "swjko.first_iterations");
   return o;
 }
 
@@ -279,6 +284,7 @@ Json SwjkoOptions::to_json() const {
                {{"n_phases", n_phases()},
                 {"jko_step_size", jko_step_size()},
                 {"iterations", iterations()},
+                {"first_iterations", first_iterations()},
                 {"batch_size", batch_size()},
                 {"n_projections", n_projections()},
                 {"optimizer", optimizer()},

@@ -108,7 +108,7 @@ torch::Tensor map_run(const std::string& run_dir, const torch::Tensor& x, uint64
                       "') does not map given inputs: its samples are not images of source points");
   }
   auto gen = make_stream(seed, "sample");
-  return run.method->transport(points, gen, ema).cpu();
+  return run.problem.to_data_space(run.method->transport(points, gen, ema).cpu());
 }
 
 SeedSamples sample_run_seeds(const std::string& run_dir, const std::vector<uint64_t>& seeds,

@@ -566,7 +566,7 @@ torch::Tensor Trainer::map(const torch::Tensor& x, uint64_t seed, bool ema) {
                       "' does not map given inputs (its samples are not images of source points)");
   }
   auto gen = make_stream(seed, "sample");
-  return method.transport(points.to(impl_->device_), gen, ema).cpu();
+  return impl_->problem_.to_data_space(method.transport(points.to(impl_->device_), gen, ema).cpu());
 }
 
 std::vector<Json> Trainer::evaluate() {

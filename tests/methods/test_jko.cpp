@@ -34,6 +34,42 @@ Icnn random_convex_net(int64_t dim, uint64_t seed) {
   return psi;
 }
 
+// Longer first JKO steps: 300 + 100 + 100 + 100 optimiser steps.
+TEST(JkoSchedule, FirstIterationsLengthenTheFirstStepsAndTimeFollowsTheSteps) {
+  const JkoSchedule schedule(4, 100, {300});
+  EXPECT_EQ(schedule.start(0), 0);
+  EXPECT_EQ(schedule.start(1), 300);
+  EXPECT_EQ(schedule.start(4), 600);
+  EXPECT_EQ(schedule.phase_of(299), 0);
+  EXPECT_EQ(schedule.phase_of(300), 1);
+  EXPECT_EQ(schedule.phase_of(599), 3);
+  EXPECT_EQ(schedule.phase_of(700), 3) << "past the end: the last JKO step";
+  EXPECT_DOUBLE_EQ(schedule.time(150, 0.1), 0.05);
+  EXPECT_DOUBLE_EQ(schedule.time(350, 0.1), 0.15);
+  EXPECT_DOUBLE_EQ(schedule.time(600, 0.1), 0.4);
+  const auto phases = schedule.phases(0.5, FlowClock{JkoDistance::kSW2, 2});
+  ASSERT_EQ(phases.size(), 4u);
+  EXPECT_EQ(phases[0].end_step, 300);
+  EXPECT_EQ(phases[3].end_step, 600);
+  EXPECT_DOUBLE_EQ(phases[3].flow_time, 4.0) << "SW-time 2 is W-time 4 in d = 2";
+  // Without first counts every step is alike, with the times of earlier versions to the bit
+  // (tau * done / iterations); a list of the same counts agrees.
+  const JkoSchedule uniform(3, 7), listed(3, 7, {7, 7, 7});
+  for (int64_t step = 0; step < 25; ++step) {
+    EXPECT_EQ(uniform.phase_of(step), std::min<int64_t>(step / 7, 2));
+    EXPECT_EQ(uniform.phase_of(step), listed.phase_of(step));
+    EXPECT_EQ(uniform.time(step, 0.3), 0.3 * step / 7);
+    EXPECT_DOUBLE_EQ(uniform.time(step, 0.3), listed.time(step, 0.3));
+  }
+  uotflow::testing::expect_config_error(
+      [] {
+        JkoSchedule(2, 10, {5, 5, 5}, "swjko.first_iterations");
+      },
+      "more counts than steps", "swjko.first_iterations");
+  uotflow::testing::expect_config_error([] { JkoSchedule(2, 10, {0}, "swjko.first_iterations"); },
+                                        "zero count", "swjko.first_iterations");
+}
+
 TEST(JkoLogDet, ExactIsTheLogDetOfALinearMapsMatrix) {
   auto gen = gen_of(0);
   for (int64_t d : {1, 3, 8}) {

@@ -186,6 +186,58 @@ TEST(SwgfRun, ResumedFlowEqualsOneRunInOneGoForEveryParametrization) {
   }
 }
 
+// swjko.first_iterations lengthens the first JKO steps: the run is 10 + 7 + 5 steps, a JKO step
+// ends (a phase snapshot, an evaluation at SW-time k tau) where its own count ends, and a resumed
+// run inside the long first step continues as one run in one go.
+TEST(SwgfRun, FirstIterationsLengthenTheFirstJkoSteps) {
+  auto config =
+      flow_config("swgf_ou_d2.json",
+                  {"parametrization.name=realnvp", "swjko.n_phases=3", "swjko.iterations=5",
+                   "swjko.first_iterations=[10,7]", "swjko.batch_size=64", "swjko.n_projections=10",
+                   "eval.n=200", "train.checkpoint_every=4", "train.keep_last=0"});
+  TrainOptions options;
+  options.out_root = fresh_test_dir().string();
+  const auto whole = train(config, options);
+  EXPECT_EQ(whole.step, 22);
+  const double tau = get<double>(config, "swjko.jko_step_size");
+  std::map<int64_t, double> times;
+  for (const auto& row : read_jsonl(whole.run_dir + "/eval.jsonl")) {
+    if (row["metric"] == "sym_kl_w_time") {
+      times[row["step"].get<int64_t>()] = row["sw_time"].get<double>();
+    }
+  }
+  const std::map<int64_t, double> expected = {{0, 0.0}, {10, tau}, {17, 2 * tau}, {22, 3 * tau}};
+  ASSERT_EQ(times.size(), expected.size());
+  for (const auto& [step, time] : expected) {
+    EXPECT_NEAR(times.at(step), time, 1e-12) << "step " << step;
+  }
+  for (const char* phase : {"phase-0000", "phase-0001", "phase-0002"}) {
+    EXPECT_TRUE(fs::exists(whole.run_dir + "/samples/" + std::string(phase) + ".npy")) << phase;
+  }
+  // Two JKO steps, then resumed from step 8, inside the first (longer) one, to all three.
+  auto half = config;
+  half["swjko"]["n_phases"] = 2;
+  const auto part = train(half, options).run_dir;
+  for (const char* later : {"step-00000012.ckpt", "step-00000016.ckpt", "step-00000017.ckpt"}) {
+    fs::remove(part + "/checkpoints/" + later);
+  }
+  ASSERT_TRUE(fs::exists(part + "/checkpoints/step-00000008.ckpt"));
+  TrainOptions resume = options;
+  resume.resume_dir = part;
+  auto rest = load_run_config(part);
+  rest["swjko"]["n_phases"] = 3;
+  EXPECT_EQ(train(rest, resume).step, 22);
+  uotflow::testing::expect_same_weights(whole.run_dir + "/final/model.safetensors",
+                                        part + "/final/model.safetensors");
+  expect_config_error(
+      [&] {
+        train(
+            flow_config("swgf_ou_d2.json", {"swjko.n_phases=2", "swjko.first_iterations=[5,5,5]"}),
+            options);
+      },
+      "more first counts than JKO steps", "swjko.first_iterations");
+}
+
 // A flow towards a data set held in memory (sw_data without params.data): the particles reach it,
 // and the run's metrics compare with it as with a generative model's data.
 TEST(SwgfRun, FlowTowardsADataSetInMemoryReachesIt) {

@@ -13,6 +13,8 @@
 #include "uotflow/io/files.h"
 #include "uotflow/io/npy.h"
 #include "uotflow/io/sha256.h"
+#include "uotflow/methods/autoencoder.h"
+#include "uotflow/methods/method.h"
 #include "uotflow/run/run.h"
 #include "uotflow_build_info.h"
 
@@ -336,6 +338,21 @@ TEST(ImageFlow, CiSizedLatentFlowUsesAnAutoencoderRunAndImprovesClassifierFidThr
   const auto x = sample_run(flow, 4, 0, false);
   EXPECT_EQ(x.sizes(), (std::vector<int64_t>{4, 784}));
   EXPECT_LE(x.abs().max().item<double>(), 1.0);
+  // Inputs given to a latent problem's map are images of the data space, encoded on the way in;
+  // codes are refused with the image shapes named.
+  {
+    Problem problem;
+    problem.latent = LatentSpace::load(autoencoder, "");
+    problem.dim = problem.latent->dim();
+    const auto images = torch::rand({3, 1, 28, 28}) * 2 - 1;
+    EXPECT_TRUE(
+        torch::equal(problem.inputs(images), problem.latent->encode(images.reshape({3, 784}))));
+    expect_config_error(
+        [&] {
+          problem.inputs(torch::zeros({2, 16}));
+        },
+        "codes as inputs", "[n, 784] or [n, 1, 28, 28]");
+  }
 
   // A latent flow resumes bit for bit from a checkpoint inside a JKO step (the codes re-encoded
   // from the same autoencoder weights on resume).

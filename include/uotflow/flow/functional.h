@@ -6,6 +6,7 @@
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,6 +77,9 @@ struct FunctionalInputs {
   /// The data set of a data term (sw_data) when it is given in memory (an encoded data set, a
   /// caller's tensor): it is used in place of params.data. Null: built from params.data.
   std::shared_ptr<const Dataset> data;
+  /// Applied to a data term's data set (given or built from params.data) before it is used: the
+  /// encoder of a latent space, so that the term compares with the codes. Empty: used as it is.
+  std::function<std::shared_ptr<const Dataset>(std::shared_ptr<const Dataset>)> map_data;
 };
 
 using FunctionalRegistry =
@@ -86,6 +90,8 @@ FunctionalRegistry& functional_registry();
 /// `data`: the data set of its data terms, given in memory (see FunctionalInputs).
 std::unique_ptr<Functional> make_functional(const Json& section, int64_t dim,
                                             std::shared_ptr<const Dataset> data = nullptr);
+/// The same with every input (a data map besides the dimension and the data).
+std::unique_ptr<Functional> make_functional(const Json& section, const FunctionalInputs& inputs);
 
 /// (1/2) E W(x - x') over distinct pairs, with W(x) = |x|^a / a - |x|^b / b (b = 0: log |x|).
 /// x: [N, D], weights: [N] or undefined -> [].

@@ -43,10 +43,40 @@ struct FlowClock {
   }
 };
 
-/// K JKO steps of `iterations` optimiser steps each, each of size `step_size` on the clock's own
-/// time axis: phase k ends at step (k + 1) iterations and W-time clock.w_time((k + 1) step_size).
-std::vector<Phase> uniform_phases(int64_t n_phases, int64_t iterations, double step_size,
-                                  const FlowClock& clock);
+/// How many optimiser steps each JKO step takes: `first` gives the counts of the first JKO steps in
+/// order, every later one takes `iterations` (the reference trains its first image steps longer).
+/// Optimiser steps are numbered across the whole run; JKO step k covers [start(k), start(k + 1)).
+///
+///   JkoSchedule schedule(4, 100, {300});  // 300 + 100 + 100 + 100 steps
+///   schedule.phase_of(350);               // 1
+///   schedule.time(350, 0.1);              // 0.15: 1.5 JKO steps of 0.1 done
+class JkoSchedule {
+ public:
+  /// Throws ConfigError (naming `key`, the config key of `first`) when `first` holds more counts
+  /// than there are JKO steps or a count below 1.
+  JkoSchedule(int64_t n_phases, int64_t iterations, std::vector<int64_t> first = {},
+              const std::string& key = "first_iterations");
+
+  int64_t n_phases() const {
+    return n_phases_;
+  }
+  /// Optimiser steps of JKO step k.
+  int64_t iterations_of(int64_t k) const;
+  /// The first optimiser step of JKO step k; start(n_phases) is the run's length.
+  int64_t start(int64_t k) const;
+  /// The JKO step that optimiser step `step` belongs to (the last one past the end).
+  int64_t phase_of(int64_t step) const;
+  /// The flow's own time after `steps_done` optimiser steps of JKO steps of size `step_size`:
+  /// step_size per JKO step done, and the fraction of the current one.
+  double time(int64_t steps_done, double step_size) const;
+  /// Phase k ends at optimiser step start(k + 1) and W-time clock.w_time((k + 1) step_size).
+  std::vector<Phase> phases(double step_size, const FlowClock& clock) const;
+
+ private:
+  int64_t n_phases_;
+  int64_t iterations_;
+  std::vector<int64_t> first_;
+};
 
 /// The defaults a JKO flow of a functional adds to a run: "dim" 0 (the functional's own), the
 /// functional KL to a Gaussian, the run's length from the phases with one log row, evaluation

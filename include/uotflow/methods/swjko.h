@@ -5,6 +5,10 @@
 
 #include <torch/arg.h>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "uotflow/methods/method.h"
 
 namespace uotflow {
@@ -13,9 +17,11 @@ namespace uotflow {
 ///
 ///   auto options = SwjkoOptions().n_phases(20).jko_step_size(0.05).iterations(100);
 struct SwjkoOptions {
-  TORCH_ARG(int64_t, n_phases) = 10;              ///< JKO steps K
-  TORCH_ARG(double, jko_step_size) = 0.05;        ///< tau, in SW-time
-  TORCH_ARG(int64_t, iterations) = 200;           ///< optimiser steps per JKO step
+  TORCH_ARG(int64_t, n_phases) = 10;        ///< JKO steps K
+  TORCH_ARG(double, jko_step_size) = 0.05;  ///< tau, in SW-time
+  TORCH_ARG(int64_t, iterations) = 200;     ///< optimiser steps per JKO step
+  /// Optimiser steps of the first JKO steps, in order (longer first steps); later ones: iterations.
+  TORCH_ARG(std::vector<int64_t>, first_iterations) = {};
   TORCH_ARG(int64_t, batch_size) = 1024;          ///< draws of rho and rho_k per iteration (nets)
   TORCH_ARG(int64_t, n_projections) = 1000;       ///< L directions per iteration
   TORCH_ARG(std::string, optimizer) = "default";  ///< adam, sgd, or the parametrization's own
