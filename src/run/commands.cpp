@@ -240,9 +240,9 @@ torch::Tensor draw_dataset(const std::string& name, const Json& params, int64_t 
     throw ConfigError("--n must be > 0");
   }
   auto set = make_dataset(name, params);
-  check_fits_in_memory(
-      "--n = " + std::to_string(n) + " samples of dimension " + std::to_string(set->dim()),
-      2.0 * static_cast<double>(n) * static_cast<double>(set->dim()) * sizeof(float));
+  Problem space;  // the draws as a problem's samples: the same bound on their memory
+  space.dim = set->dim();
+  space.check_sample_count(n, "--n");
   auto gen = make_stream(seed, "data");
   return set->sample(n, gen);
 }

@@ -358,7 +358,8 @@ torch::Tensor RunOutputs::snapshot(const std::string& tag) {
       }
       save_labelled_image_rows_png(png, rows, labels, grid_scale());
     } else {
-      save_image_grid_png(png, as_images(samples), 8, grid_scale(),
+      // At most 8 x 8: a method may give more than asked (particles give all of theirs).
+      save_image_grid_png(png, as_images(samples.slice(0, 0, kGridImages)), 8, grid_scale(),
                           fs::path(run_dir_).filename().string() + ": " + what);
     }
     return samples;
